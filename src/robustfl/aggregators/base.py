@@ -1,0 +1,93 @@
+"""The aggregator contract: ``Tensor[n, d] -> Tensor[d]`` (or ``Tensor[m, d]`` for pre-aggregators).
+
+Subclasses implement ``_aggregate``; ``__call__`` validates the input first, so every rule rejects
+wrong shapes, empty input and an ``n`` it cannot serve with one clear ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from robustfl.registry import Registry
+
+
+def check_messages(x: Tensor) -> Tensor:
+    """Validate a message matrix: a floating ``Tensor[n, d]`` with ``n, d >= 1``."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"messages must be a torch.Tensor of shape [n, d], got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(
+            f"messages must have shape [n, d] (one flat vector per worker), got {tuple(x.shape)}"
+        )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"messages must be non-empty, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"messages must be float32 or float64, got {x.dtype}")
+    return x
+
+
+def check_int(name: str, value: object, minimum: int = 0) -> int:
+    """A constructor argument that must be an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_positive(name: str, value: object, allow_zero: bool = False) -> float:
+    """A constructor argument that must be a finite real ``> 0`` (or ``>= 0``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not (v >= 0 if allow_zero else v > 0) or v != v or v == float("inf"):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
+    return v
+
+
+def require_n(rule: str, n: int, f: int, ok: bool, bound: str) -> None:
+    """Raise the contract's ``ValueError`` naming n, f and the bound when ``ok`` is false."""
+    if not ok:
+        raise ValueError(f"{rule} needs {bound}, got n={n}, f={f}")
+
+
+class Aggregator(ABC):
+    """A rule that maps the ``n`` messages ``x: Tensor[n, d]`` to one ``Tensor[d]``.
+
+    ``breakdown`` states, for ``robustfl list aggregators``, which ``n`` and ``f`` the rule serves.
+    Stateful rules (centered clipping, BGMD) keep their memory on the object and clear it in ``reset``.
+    """
+
+    breakdown: ClassVar[str] = "-"
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x = check_messages(x)
+        self.check_n(x.shape[0])
+        return self._aggregate(x)
+
+    def check_n(self, n: int) -> None:
+        """Raise ``ValueError`` if this rule cannot serve ``n`` messages."""
+
+    @abstractmethod
+    def _aggregate(self, x: Tensor) -> Tensor: ...
+
+    def reset(self) -> None:
+        """Forget any memory kept between calls (stateless rules: nothing to do)."""
+
+    def params(self) -> dict[str, Any]:
+        """The constructor parameters, for ``repr`` and the run's resolved config."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class PreAggregator(Aggregator):
+    """A step that maps ``Tensor[n, d]`` to ``Tensor[m, d]`` (NNM, bucketing, clipping, ARC)."""
+
+
+AGGREGATORS: Registry[Aggregator] = Registry("aggregator")

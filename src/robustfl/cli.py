@@ -1,0 +1,17 @@
+"""The ``robustfl`` command."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Byzantine-robust distributed learning.")
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from robustfl import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,66 @@
+"""Name -> class registries, so configs and the CLI can say ``"krum"`` instead of importing a class."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A case-insensitive map from names to factories of ``kind`` objects.
+
+    ``get(name, **params)`` builds one, turning an unknown name or parameter into a ``ValueError``
+    that lists what is available instead of a ``TypeError`` from deep inside a constructor.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., T]] = {}
+
+    def register(self, *names: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Class decorator: ``@AGGREGATORS.register("krum")``."""
+
+        def decorate(factory: Callable[..., T]) -> Callable[..., T]:
+            for name in names:
+                key = name.lower()
+                if key in self._entries and self._entries[key] is not factory:
+                    raise ValueError(f"{self.kind} name {name!r} registered twice")
+                self._entries[key] = factory
+            return factory
+
+        return decorate
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._entries
+
+    def __getitem__(self, name: str) -> Callable[..., T]:
+        try:
+            return self._entries[name.lower()]
+        except KeyError:
+            raise ValueError(
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+            ) from None
+
+    def get(self, name: str, **params: Any) -> T:
+        """Build the ``name`` entry with ``params``, validating the parameter names first."""
+        factory = self[name]
+        signature = inspect.signature(factory)
+        accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+        if not accepts_any:
+            unknown = sorted(set(params) - set(signature.parameters))
+            if unknown:
+                allowed = ", ".join(signature.parameters) or "none"
+                raise ValueError(
+                    f"{self.kind} {name!r} has no parameter {', '.join(unknown)}; its parameters: {allowed}"
+                )
+        return factory(**params)
+
+    def parameters(self, name: str) -> dict[str, Any]:
+        """The constructor parameters of ``name`` with their defaults (``inspect.Parameter.empty`` if none)."""
+        return {k: p.default for k, p in inspect.signature(self[name]).parameters.items()}
