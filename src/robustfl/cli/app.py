@@ -1,4 +1,4 @@
-"""The ``robustfl`` command."""
+"""The Typer application object; command modules attach their commands to it."""
 
 import typer
 
@@ -13,5 +13,6 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def main() -> None:
-    app()
+@app.callback()
+def root() -> None:
+    """robustfl: robust aggregators, compressors, attacks and a training simulator."""
