@@ -1,0 +1,44 @@
+"""Byzantine attacks: message attacks ``Tensor[h, d] -> Tensor[f, d]`` and data poisoning.
+
+``get("alie")`` builds a message attack by name; ``ATTACKS.names()`` lists them.
+"""
+
+from typing import Any
+
+from robustfl.attacks.base import ATTACKS, Attack
+from robustfl.attacks.corruption import (
+    AdditiveGaussian,
+    BitFlip,
+    Constant,
+    Gaussian,
+    Inf,
+    LargeNumber,
+    NaN,
+    SignFlipping,
+)
+from robustfl.attacks.optimal import OptimalALIE, OptimalIPM
+from robustfl.attacks.time_coupled import ALittleIsEnough, InnerProductManipulation, Mimic
+
+__all__ = [
+    "ATTACKS",
+    "ALittleIsEnough",
+    "AdditiveGaussian",
+    "Attack",
+    "BitFlip",
+    "Constant",
+    "Gaussian",
+    "Inf",
+    "InnerProductManipulation",
+    "LargeNumber",
+    "Mimic",
+    "NaN",
+    "OptimalALIE",
+    "OptimalIPM",
+    "SignFlipping",
+    "get",
+]
+
+
+def get(name: str, **params: Any) -> Attack:
+    """Build the message attack registered as ``name`` (case-insensitive) with ``params``."""
+    return ATTACKS.get(name, **params)
