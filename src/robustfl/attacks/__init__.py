@@ -16,11 +16,29 @@ from robustfl.attacks.corruption import (
     NaN,
     SignFlipping,
 )
+from robustfl.attacks.data import (
+    DATA_ATTACKS,
+    AdditiveFeatureNoise,
+    BackdoorLabels,
+    DataAttack,
+    ImpulseNoise,
+    LabelFlip,
+    get_data_attack,
+    poison_clients,
+)
 from robustfl.attacks.optimal import OptimalALIE, OptimalIPM
 from robustfl.attacks.time_coupled import ALittleIsEnough, InnerProductManipulation, Mimic
 
 __all__ = [
     "ATTACKS",
+    "DATA_ATTACKS",
+    "AdditiveFeatureNoise",
+    "BackdoorLabels",
+    "DataAttack",
+    "ImpulseNoise",
+    "LabelFlip",
+    "get_data_attack",
+    "poison_clients",
     "ALittleIsEnough",
     "AdditiveGaussian",
     "Attack",
