@@ -14,3 +14,6 @@ __all__ = ["AGGREGATORS", "Aggregator", "Average", "PreAggregator", "get"]
 def get(name: str, **params: Any) -> Aggregator:
     """Build the aggregator registered as ``name`` (case-insensitive) with ``params``."""
     return AGGREGATORS.get(name, **params)
+
+
+import robustfl.attacks.defences  # noqa: E402, F401  (registers the backdoor defences "ndc" and "weak-dp")
