@@ -192,3 +192,9 @@ def test_registry_names_follow_byzfl() -> None:
         assert name in ATTACKS
     assert isinstance(attacks.get("alie", tau=1.0), ALittleIsEnough)
     assert math.isclose(attacks.get("ipm", tau=3.0).tau, 3.0)
+
+
+def test_primary_names_give_one_name_per_attack() -> None:
+    names = ATTACKS.primary_names()
+    assert "alie" in names and "alittleisenough" not in names
+    assert len(names) == len({id(ATTACKS[n]) for n in ATTACKS.names()})

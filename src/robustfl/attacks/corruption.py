@@ -91,7 +91,7 @@ class Constant(Attack):
         return honest.new_full((f, honest.shape[1]), self.value)
 
 
-@ATTACKS.register("signflipping", "sign-flip", "sign-flipping")
+@ATTACKS.register("sign-flip", "signflipping", "sign-flipping")
 class SignFlipping(Attack):
     """ByzFL's ``SignFlipping``: every Byzantine row is ``-(1/h) sum_i x_i``, minus the honest mean."""
 

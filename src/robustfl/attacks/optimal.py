@@ -5,11 +5,13 @@ The factor ``tau`` is chosen to maximise ``||agg(pre(honest ++ byz(tau))) - mean
 damage the attack does to the given aggregator, by ByzFL's search: from ``start``, step by ``delta``,
 doubling the step while the objective improves (expansion); after the first failure, keep trying
 ``best + delta`` with ``delta`` multiplied by ``ratio`` each time (contraction) until ``evals``
-objective evaluations are spent.
+objective evaluations are spent. ByzFL's default pre-aggregation is ``[Clipping()]``; ours is none
+(pass ``pre_agg`` to match).
 """
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 
@@ -86,10 +88,12 @@ class _OptimalFactor(Attack):
         mean = honest.mean(dim=0)
 
         def damage(tau: float) -> float:
+            # Stateful rules (centered clipping's centre) are probed through copies of their current
+            # state, so the search neither disturbs them nor sees its own earlier probes.
             x = torch.cat([honest, repeat_rows(self._vector(honest, tau), f)])
             for p in self.pre_agg:
-                x = p(x)
-            return float(torch.linalg.vector_norm(self.agg(x) - mean))
+                x = copy.deepcopy(p)(x)
+            return float(torch.linalg.vector_norm(copy.deepcopy(self.agg)(x) - mean))
 
         return line_search(damage, self.start, self.delta, self.ratio, self.evals)
 
@@ -99,7 +103,7 @@ class _OptimalFactor(Attack):
         return repeat_rows(self._vector(honest, self.best_tau(honest, f)), f)
 
 
-@ATTACKS.register("optimalalie", "optimal-alie", "optimal_alittleisenough")
+@ATTACKS.register("optimal-alie", "optimalalie", "optimal_alittleisenough")
 class OptimalALIE(_OptimalFactor):
     """ALIE ``mu + tau * sigma`` with ``tau`` found by the line search against ``agg``."""
 
@@ -107,7 +111,7 @@ class OptimalALIE(_OptimalFactor):
         return _alie(honest, tau)
 
 
-@ATTACKS.register("optimalipm", "optimal-ipm", "optimal_innerproductmanipulation")
+@ATTACKS.register("optimal-ipm", "optimalipm", "optimal_innerproductmanipulation")
 class OptimalIPM(_OptimalFactor):
     """IPM ``-tau * mu`` with ``tau`` found by the line search against ``agg``."""
 

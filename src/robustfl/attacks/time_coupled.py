@@ -36,7 +36,7 @@ def _alie(honest: Tensor, tau: float) -> Tensor:
     return honest.mean(dim=0) + tau * honest.std(dim=0, unbiased=True)
 
 
-@ATTACKS.register("alittleisenough", "alie", "a-little-is-enough")
+@ATTACKS.register("alie", "alittleisenough", "a-little-is-enough")
 class ALittleIsEnough(Attack):
     """ALIE (Baruch et al., 2019; ByzFL's ``ALittleIsEnough(tau)``): every Byzantine row is
     ``mu + tau * sigma`` with ``mu`` the honest mean and ``sigma`` the per-coordinate unbiased standard
@@ -53,7 +53,7 @@ class ALittleIsEnough(Attack):
         return repeat_rows(_alie(honest, tau), f)
 
 
-@ATTACKS.register("innerproductmanipulation", "ipm", "fall-of-empires")
+@ATTACKS.register("ipm", "innerproductmanipulation", "fall-of-empires")
 class InnerProductManipulation(Attack):
     """IPM / 'fall of empires' (Xie et al., 2020; ByzFL's ``InnerProductManipulation(tau)``): every
     Byzantine row is ``-tau * mu``, which makes the inner product of the aggregate with the true
