@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import robustfl
+from robustfl.attacks import EdgeCaseMix, ModelReplacement, PGDProjection
 from robustfl.attacks.edge_case import build_edge_case_set, poisoned_mix, ppca_log_density
 from robustfl.attacks.metrics import accuracy, accuracy_parity_ratio, backdoor_accuracy
 from robustfl.attacks.model_poisoning import model_replacement, pgd_radius, project_l2_ball
@@ -102,3 +103,33 @@ def test_metrics() -> None:
     assert accuracy_parity_ratio([0.0, 0.0]) == 1.0
     with pytest.raises(ValueError, match="accuracies"):
         accuracy_parity_ratio([])
+
+
+def test_pgd_message_attack_bounds_each_update() -> None:
+    own = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
+    out = PGDProjection(radius=2.0)(torch.zeros(5, 2), 2, own=own)
+    assert torch.allclose(out[0], torch.tensor([1.2, 1.6])) and torch.equal(out[1], own[1])
+    decayed = PGDProjection(radius=2.0, decay=0.5)(torch.zeros(5, 2), 2, own=own, round=2)
+    assert torch.linalg.vector_norm(decayed[0]).item() == pytest.approx(0.5)
+
+
+def test_model_replacement_message_attack() -> None:
+    own = torch.tensor([[3.0, 4.0]])
+    honest = torch.zeros(9, 2)
+    assert torch.equal(ModelReplacement()(honest, 1, own=own), own * 10)  # n = 10 equal clients
+    pgd_mr = ModelReplacement(scale=4.0, radius=1.0)(honest, 1, own=own)
+    assert torch.allclose(pgd_mr, torch.tensor([[2.4, 3.2]]))
+    # averaged with honest updates that barely move, the aggregate is the attacker's own update
+    assert torch.allclose(torch.cat([honest, ModelReplacement()(honest, 1, own=own)]).mean(0), own[0])
+
+
+def test_edge_case_mix_replaces_the_fraction_with_edge_samples() -> None:
+    edge_x, edge_y = torch.full((5, 1, 2, 2), 9.0), torch.ones(5, dtype=torch.long)
+    x, y = torch.zeros(20, 1, 2, 2), torch.zeros(20, dtype=torch.long)
+    mix = EdgeCaseMix(edge_x, edge_y, fraction=0.5)
+    x2, y2, touched = mix(x, y, generator=gen())
+    assert touched.sum() == 10 and (y2[touched] == 1).all() and (x2[touched] == 9.0).all()
+    assert (x2[~touched] == 0).all() and (y2[~touched] == 0).all()
+    assert EdgeCaseMix(edge_x, edge_y).fraction == pytest.approx(66 / 166)
+    with pytest.raises(ValueError, match="same"):
+        EdgeCaseMix(edge_x, edge_y)(torch.zeros(20, 4), y, generator=gen())

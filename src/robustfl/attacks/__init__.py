@@ -1,4 +1,4 @@
-"""Byzantine attacks: message attacks ``Tensor[h, d] -> Tensor[f, d]`` and data poisoning.
+"""Byzantine attacks: message attacks ``Tensor[h, d] -> Tensor[f, d]``, data poisoning, edge-case backdoors.
 
 ``get("alie")`` builds a message attack by name; ``ATTACKS.names()`` lists them.
 """
@@ -26,6 +26,14 @@ from robustfl.attacks.data import (
     get_data_attack,
     poison_clients,
 )
+from robustfl.attacks.edge_case import EdgeCaseMix, EdgeCaseSet, build_edge_case_set, poisoned_mix
+from robustfl.attacks.metrics import accuracy, accuracy_parity_ratio, backdoor_accuracy
+from robustfl.attacks.model_poisoning import (
+    ModelReplacement,
+    PGDProjection,
+    model_replacement,
+    project_l2_ball,
+)
 from robustfl.attacks.optimal import OptimalALIE, OptimalIPM
 from robustfl.attacks.time_coupled import ALittleIsEnough, InnerProductManipulation, Mimic
 
@@ -40,6 +48,8 @@ __all__ = [
     "BitFlip",
     "Constant",
     "DataAttack",
+    "EdgeCaseMix",
+    "EdgeCaseSet",
     "Gaussian",
     "ImpulseNoise",
     "Inf",
@@ -47,13 +57,22 @@ __all__ = [
     "LabelFlip",
     "LargeNumber",
     "Mimic",
+    "ModelReplacement",
     "NaN",
     "OptimalALIE",
     "OptimalIPM",
+    "PGDProjection",
     "SignFlipping",
+    "accuracy",
+    "accuracy_parity_ratio",
+    "backdoor_accuracy",
+    "build_edge_case_set",
     "get",
     "get_data_attack",
+    "model_replacement",
     "poison_clients",
+    "poisoned_mix",
+    "project_l2_ball",
 ]
 
 

@@ -95,6 +95,13 @@ class Attack(ABC):
         return f"{type(self).__name__}({args})"
 
 
+def require_own(own: Tensor | None) -> Tensor:
+    """``own`` for attacks with ``needs_own`` (``Attack.__call__`` has already checked it is given)."""
+    if own is None:
+        raise ValueError("own (the Byzantine workers' true messages) is required")
+    return own
+
+
 def repeat_rows(vector: Tensor, f: int) -> Tensor:
     """``f`` identical Byzantine rows (a copy, so callers may modify them)."""
     return vector.unsqueeze(0).expand(f, -1).clone()

@@ -12,13 +12,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators.base import check_positive
-from robustfl.attacks.base import ATTACKS, Attack, check_real, normal_like, repeat_rows
-
-
-def _own(own: Tensor | None) -> Tensor:
-    if own is None:  # Attack.__call__ already raised for needs_own attacks; this narrows the type
-        raise ValueError("own (the Byzantine workers' true messages) is required")
-    return own
+from robustfl.attacks.base import ATTACKS, Attack, check_real, normal_like, repeat_rows, require_own
 
 
 @ATTACKS.register("bit-flip", "bitflip")
@@ -35,7 +29,7 @@ class BitFlip(Attack):
     def _attack(
         self, honest: Tensor, f: int, *, rng: torch.Generator | None, round: int, own: Tensor | None
     ) -> Tensor:
-        return _own(own) * -self.scale
+        return require_own(own) * -self.scale
 
 
 @ATTACKS.register("additive-gaussian", "additive-noise")
@@ -54,7 +48,7 @@ class AdditiveGaussian(Attack):
     def _attack(
         self, honest: Tensor, f: int, *, rng: torch.Generator | None, round: int, own: Tensor | None
     ) -> Tensor:
-        g = _own(own)
+        g = require_own(own)
         return g + self.mean + self.std * normal_like(tuple(g.shape), g, rng)
 
 
@@ -72,7 +66,7 @@ class LargeNumber(Attack):
     def _attack(
         self, honest: Tensor, f: int, *, rng: torch.Generator | None, round: int, own: Tensor | None
     ) -> Tensor:
-        return _own(own) * self.scale
+        return require_own(own) * self.scale
 
 
 @ATTACKS.register("constant")

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators.base import check_int
-from robustfl.attacks.data import check_fraction
+from robustfl.attacks.data import DataAttack, check_fraction
 
 
 def ppca_log_density(x: Tensor, components: int = 20) -> Tensor:
@@ -152,3 +152,37 @@ def poisoned_mix(
     ys = torch.cat([edge_y[ei.to(edge_y.device)], clean_y[ci.to(clean_y.device)]])
     order = torch.randperm(xs.shape[0], generator=generator).to(xs.device)
     return xs[order], ys[order]
+
+
+class EdgeCaseMix(DataAttack):
+    """The black-box attacker's local data (seed 004 ch. 8, attack (a)): a ``fraction`` of the
+    client's samples replaced by edge-case samples (e.g. ``EdgeCaseSet.train_x/train_y``, labelled
+    with the target), the rest left clean. The default ``66/166`` is the chapter's Task 2 mix (66 ARDIS
+    7s with 100 EMNIST images). Edge-case samples are used in a random order, each once before any is
+    repeated. The attacker then trains honestly on this data and sends an honest-looking update."""
+
+    def __init__(self, edge_x: Tensor, edge_y: Tensor, fraction: float = 66 / 166) -> None:
+        super().__init__(fraction)
+        if not isinstance(edge_x, Tensor) or not isinstance(edge_y, Tensor) or edge_y.dim() != 1:
+            raise ValueError("EdgeCaseMix needs edge_x: Tensor[M, ...] and edge_y: Tensor[M]")
+        if edge_x.shape[0] != edge_y.shape[0] or edge_x.shape[0] == 0:
+            raise ValueError(
+                f"edge_x and edge_y must hold the same M >= 1 samples, got {edge_x.shape[0]}, {edge_y.shape[0]}"
+            )
+        self._edge_x = edge_x
+        self._edge_y = edge_y
+
+    def params(self) -> dict[str, object]:
+        return {"fraction": self.fraction, "edge_samples": self._edge_x.shape[0]}
+
+    def _corrupt(self, x: Tensor, y: Tensor, idx: Tensor, generator: torch.Generator) -> None:
+        if self._edge_x.shape[1:] != x.shape[1:]:
+            raise ValueError(
+                f"edge-case samples have shape {tuple(self._edge_x.shape[1:])} but the client's data "
+                f"{tuple(x.shape[1:])}: build the edge-case set from the same (preprocessed) data"
+            )
+        m = self._edge_x.shape[0]
+        rounds = -(-idx.numel() // m)
+        order = torch.cat([torch.randperm(m, generator=generator) for _ in range(rounds)])[: idx.numel()]
+        x[idx] = self._edge_x[order.to(self._edge_x.device)].to(device=x.device, dtype=x.dtype)
+        y[idx] = self._edge_y[order.to(self._edge_y.device)].to(device=y.device, dtype=y.dtype)
