@@ -1,0 +1,29 @@
+"""Data: the embedded default data set, file loaders and client partitioners.
+
+``load_dataset("embedded-mnist")`` returns a normalised ``Dataset``;
+``partition(ds.y_train, num_clients, "dirichlet", generator=g, alpha=0.1)`` splits it across clients.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from robustfl.data.dataset import DATASETS, Dataset, from_arrays
+from robustfl.data.embedded import load_embedded_mnist
+from robustfl.data.partition import PARTITION_SCHEMES, partition
+
+__all__ = [
+    "DATASETS",
+    "PARTITION_SCHEMES",
+    "Dataset",
+    "from_arrays",
+    "load_dataset",
+    "load_embedded_mnist",
+    "partition",
+]
+
+
+def load_dataset(name: str = "embedded-mnist", data_dir: str | Path | None = None, **options: Any) -> Dataset:
+    """Load the data set registered as ``name`` (see ``DATASETS.names()``); ``options`` go to its loader."""
+    return DATASETS.get(name, data_dir=data_dir, **options)
