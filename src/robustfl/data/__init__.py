@@ -12,6 +12,7 @@ from typing import Any
 from robustfl.data.dataset import DATASETS, Dataset, from_arrays
 from robustfl.data.embedded import load_embedded_mnist
 from robustfl.data.partition import PARTITION_SCHEMES, partition
+from robustfl.data.summary import partition_summary
 
 __all__ = [
     "DATASETS",
@@ -21,6 +22,7 @@ __all__ = [
     "load_dataset",
     "load_embedded_mnist",
     "partition",
+    "partition_summary",
 ]
 
 
