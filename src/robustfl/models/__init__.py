@@ -4,7 +4,23 @@
 """
 
 from robustfl.models.base import MODELS, build_model, model_summary, num_parameters, uses_batchnorm
+from robustfl.models.crsa_cnn import CRSACNN
 from robustfl.models.lenet import LeNet
+from robustfl.models.lstm import CharLSTM
 from robustfl.models.mlp import MLP
+from robustfl.models.resnet import ResNet18
+from robustfl.models.vgg import VGG9
 
-__all__ = ["MLP", "MODELS", "LeNet", "build_model", "model_summary", "num_parameters", "uses_batchnorm"]
+__all__ = [
+    "CRSACNN",
+    "MLP",
+    "MODELS",
+    "VGG9",
+    "CharLSTM",
+    "LeNet",
+    "ResNet18",
+    "build_model",
+    "model_summary",
+    "num_parameters",
+    "uses_batchnorm",
+]
