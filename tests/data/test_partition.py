@@ -36,6 +36,12 @@ def test_iid_is_reproducible_from_the_generator() -> None:
     assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
 
 
+def test_options_of_other_schemes_at_their_defaults_are_ignored() -> None:
+    plain = partition(LABELS, 4, "iid", generator=gen())
+    padded = partition(LABELS, 4, "iid", generator=gen(), alpha=0.5, shards_per_client=2, own_fraction=0.5)
+    assert all(torch.equal(a, b) for a, b in zip(plain, padded, strict=True))
+
+
 def test_size_skew_makes_sizes_unequal_but_keeps_a_cover() -> None:
     parts = partition(LABELS, 10, "iid", generator=gen(), size_skew=1.0)
     check_disjoint(parts, 1000, covering=True)
@@ -51,8 +57,10 @@ def test_partition_errors_are_clear() -> None:
         partition(LABELS, 0, generator=gen())
     with pytest.raises(ValueError, match="exceeds"):
         partition(LABELS[:3], 4, generator=gen())
-    with pytest.raises(ValueError, match="has no option alpah"):
+    with pytest.raises(ValueError, match="no option 'alpah'.*dirichlet: alpha, min_size"):
         partition(LABELS, 3, "iid", generator=gen(), alpah=0.1)
+    with pytest.raises(ValueError, match="alpha=0.1 applies to scheme dirichlet, not 'iid'"):
+        partition(LABELS, 3, "iid", generator=gen(), alpha=0.1)
     with pytest.raises(ValueError, match="size_skew"):
         partition(LABELS[:20], 10, "iid", generator=gen(), size_skew=5.0)
 

@@ -15,7 +15,7 @@ from robustfl.data.embedded import load_embedded_mnist
 from robustfl.data.files import DataFileCorrupt, DataFileMissing
 from robustfl.data.idx import load_emnist, load_fashion_mnist, load_mnist
 from robustfl.data.npz import load_npz
-from robustfl.data.partition import PARTITION_SCHEMES, partition
+from robustfl.data.partition import PARTITION_SCHEMES, partition, scheme_options
 from robustfl.data.summary import partition_summary
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "load_npz",
     "partition",
     "partition_summary",
+    "scheme_options",
 ]
 
 

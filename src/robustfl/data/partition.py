@@ -200,6 +200,12 @@ def crsa(
     return parts
 
 
+def scheme_options(scheme: str) -> dict[str, Any]:
+    """The keyword options of ``scheme`` and their defaults."""
+    params = list(inspect.signature(PARTITION_SCHEMES[scheme]).parameters.values())[3:]
+    return {p.name: p.default for p in params}
+
+
 def partition(
     labels: Tensor,
     num_clients: int,
@@ -211,8 +217,9 @@ def partition(
     """Indices of ``labels`` (int ``[N]``) for each of ``num_clients`` clients under ``scheme``.
 
     ``scheme`` is a key of ``PARTITION_SCHEMES``; ``options`` are that scheme's keyword parameters
-    (``alpha``, ``shards_per_client``, ``size_skew``, ...). An option the scheme does not take is an
-    error naming the ones it does, so a typo in a config is caught.
+    (``alpha``, ``shards_per_client``, ``size_skew``, ... see ``scheme_options``). An option of another
+    scheme is ignored while it keeps its default (so a config may always pass ``alpha=0.5``), and is an
+    error once set to something else; an option no scheme has is an error listing them all.
     """
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.is_floating_point():
         raise ValueError("labels must be a 1-D integer tensor (one class index per sample)")
@@ -227,11 +234,24 @@ def partition(
             f"unknown partition scheme {scheme!r}; choose one of: {', '.join(sorted(PARTITION_SCHEMES))}"
         )
     fn = PARTITION_SCHEMES[scheme]
-    accepted = list(inspect.signature(fn).parameters)[3:]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"partition scheme {scheme!r} has no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}"
-        )
-    parts = fn(labels.to(torch.int64), num_clients, generator, **options)
+    accepted = scheme_options(scheme)
+    used = {}
+    for name, value in options.items():
+        if name in accepted:
+            used[name] = value
+            continue
+        owners = [s for s in sorted(PARTITION_SCHEMES) if name in scheme_options(s)]
+        if not owners:
+            raise ValueError(
+                f"partition has no option {name!r}; options by scheme: "
+                + "; ".join(
+                    f"{s}: {', '.join(scheme_options(s)) or 'none'}" for s in sorted(PARTITION_SCHEMES)
+                )
+            )
+        if any(value != scheme_options(s)[name] for s in owners):
+            raise ValueError(
+                f"partition option {name}={value!r} applies to scheme {' / '.join(owners)}, not {scheme!r}; "
+                f"drop it or choose that scheme"
+            )
+    parts = fn(labels.to(torch.int64), num_clients, generator, **used)
     return [p.sort().values for p in parts]
