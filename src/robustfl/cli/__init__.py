@@ -4,6 +4,7 @@ Command modules import their heavy dependencies inside the command functions, so
 stays fast.
 """
 
+from robustfl.cli import data  # noqa: F401  (registers `robustfl partition`)
 from robustfl.cli.app import app
 
 
