@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from robustfl.models import MODELS, build_model, model_summary, num_parameters, uses_batchnorm
+from robustfl.models import MODELS, build_model, model_summary, num_parameters, uses_batchnorm, uses_dropout
 
 MNIST = (1, 28, 28)
 CIFAR = (3, 32, 32)
@@ -108,6 +108,23 @@ def test_helpers() -> None:
     assert not uses_batchnorm(lenet)
     assert not uses_batchnorm(build_model("vgg9", CIFAR, 10))
     assert uses_batchnorm(build_model("resnet18", CIFAR, 10))
+    assert uses_dropout(build_model("vgg9", CIFAR, 10))
+    assert not uses_dropout(build_model("vgg9", CIFAR, 10, dropout=False))
+    assert not uses_dropout(lenet)
     table = model_summary(lenet)
     assert table.row_count == len(list(lenet.parameters())) + 1
     assert set(MODELS.names()) == {"crsa-cnn", "lenet", "lstm", "mlp", "resnet18", "vgg9"}
+
+
+def test_vgg9_dropout_runs_under_vmap_with_per_sample_randomness() -> None:
+    model = build_model("vgg9", (3, 8, 8), 10)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    x, y = torch.randn(3, 3, 8, 8), torch.randint(0, 10, (3,))
+
+    def loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(functional_call(model, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    with pytest.raises(RuntimeError, match="randomness"):
+        vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    grads = vmap(grad(loss), in_dims=(None, 0, 0), randomness="different")(params, x, y)
+    assert grads["classifier.6.weight"].shape == (3, 10, 512)

@@ -3,7 +3,14 @@
 ``build_model("lenet", ds.input_shape, ds.num_classes)``; ``MODELS.names()`` lists them.
 """
 
-from robustfl.models.base import MODELS, build_model, model_summary, num_parameters, uses_batchnorm
+from robustfl.models.base import (
+    MODELS,
+    build_model,
+    model_summary,
+    num_parameters,
+    uses_batchnorm,
+    uses_dropout,
+)
 from robustfl.models.crsa_cnn import CRSACNN
 from robustfl.models.lenet import LeNet
 from robustfl.models.lstm import CharLSTM
@@ -23,4 +30,5 @@ __all__ = [
     "model_summary",
     "num_parameters",
     "uses_batchnorm",
+    "uses_dropout",
 ]

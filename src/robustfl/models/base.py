@@ -43,6 +43,11 @@ def uses_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
+def uses_dropout(model: nn.Module) -> bool:
+    """True if ``model`` has a Dropout layer (under ``vmap`` it needs ``randomness="different"``)."""
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+
+
 def model_summary(model: nn.Module) -> Table:
     """A rich table: one row per parameter tensor (name, shape, count) and the total."""
     table = Table(title=type(model).__name__)
