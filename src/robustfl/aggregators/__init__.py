@@ -6,9 +6,26 @@
 from typing import Any
 
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, PreAggregator
+from robustfl.aggregators.clipping import CenteredClipping, Clipping
+from robustfl.aggregators.coordinatewise import Median, TrimmedMean
+from robustfl.aggregators.geomed import GeometricMedian
+from robustfl.aggregators.krum import Krum, MultiKrum
 from robustfl.aggregators.mean import Average
 
-__all__ = ["AGGREGATORS", "Aggregator", "Average", "PreAggregator", "get"]
+__all__ = [
+    "AGGREGATORS",
+    "Aggregator",
+    "Average",
+    "CenteredClipping",
+    "Clipping",
+    "GeometricMedian",
+    "Krum",
+    "Median",
+    "MultiKrum",
+    "PreAggregator",
+    "TrimmedMean",
+    "get",
+]
 
 
 def get(name: str, **params: Any) -> Aggregator:
