@@ -7,7 +7,7 @@ from torch import Tensor
 
 from robustfl.aggregators._distances import pairwise_sq_distances
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
-from robustfl.aggregators.coordinatewise import middle_mean, sorted_coordinates
+from robustfl.aggregators.coordinatewise import mean_of_rows, order_statistics
 from robustfl.aggregators.krum import Neighbours, check_neighbours, krum_scores, neighbour_count
 
 
@@ -34,19 +34,20 @@ def iterated_krum(dist: Tensor, f: int, theta: int, neighbours: Neighbours) -> T
 
 
 def closest_to_median_mean(sorted_vals: Tensor, beta: int) -> Tensor:
-    """Per row of ``sorted_vals: [d, theta]`` (sorted), the mean of the ``beta`` values closest to the median.
+    """Per column of ``sorted_vals: [theta, d]`` (sorted along dim 0), the mean of the ``beta`` values
+    closest to the column's median.
 
-    Those values form a contiguous window of the sorted row; among the ``theta - beta + 1`` windows the
-    one with the smallest largest distance to the median is taken (the lowest window on ties).
+    Those values form a contiguous window of the sorted column; among the ``theta - beta + 1`` windows
+    the one with the smallest largest distance to the median is taken (the lowest window on ties).
     """
-    theta = sorted_vals.shape[1]
-    med = middle_mean(sorted_vals, (theta - 1) // 2, theta // 2 + 1).unsqueeze(1)
+    theta = sorted_vals.shape[0]
+    med = mean_of_rows(sorted_vals[(theta - 1) // 2 : theta // 2 + 1])
     windows = theta - beta + 1
-    below = med - sorted_vals[:, :windows]
-    above = sorted_vals[:, beta - 1 :] - med
-    start = torch.maximum(below, above).argmin(dim=1, keepdim=True)
-    idx = start + torch.arange(beta, device=sorted_vals.device)
-    return sorted_vals.gather(1, idx).mean(dim=1)
+    below = med - sorted_vals[:windows]
+    above = sorted_vals[beta - 1 :] - med
+    start = torch.maximum(below, above).argmin(dim=0, keepdim=True)
+    idx = start + torch.arange(beta, device=sorted_vals.device).unsqueeze(1)
+    return sorted_vals.gather(0, idx).mean(dim=0)
 
 
 @AGGREGATORS.register("bulyan")
@@ -77,4 +78,4 @@ class Bulyan(Aggregator):
         theta = n - 2 * self.f
         chosen = iterated_krum(pairwise_sq_distances(x), self.f, theta, self.neighbours)
         selected = x.index_select(0, chosen.to(x.device))
-        return closest_to_median_mean(sorted_coordinates(selected), theta - 2 * self.f)
+        return closest_to_median_mean(order_statistics(selected, 0, theta), theta - 2 * self.f)
