@@ -10,6 +10,15 @@ from robustfl.aggregators.mean import Average
 
 __all__ = ["AGGREGATORS", "Aggregator", "Average", "PreAggregator", "get"]
 
+# ByzFL-parity rules and pre-aggregators (branch agg-parity)
+from robustfl.aggregators.arc import ARC
+from robustfl.aggregators.bucketing import Bucketing
+from robustfl.aggregators.meamed import Meamed
+from robustfl.aggregators.monna import MoNNA
+from robustfl.aggregators.nnm import NNM
+
+__all__ += ["ARC", "NNM", "Bucketing", "Meamed", "MoNNA"]
+
 
 def get(name: str, **params: Any) -> Aggregator:
     """Build the aggregator registered as ``name`` (case-insensitive) with ``params``."""
