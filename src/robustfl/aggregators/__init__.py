@@ -13,11 +13,14 @@ __all__ = ["AGGREGATORS", "Aggregator", "Average", "PreAggregator", "get"]
 # ByzFL-parity rules and pre-aggregators (branch agg-parity)
 from robustfl.aggregators.arc import ARC
 from robustfl.aggregators.bucketing import Bucketing
+from robustfl.aggregators.caf import CAF
+from robustfl.aggregators.mda import MDA
 from robustfl.aggregators.meamed import Meamed
 from robustfl.aggregators.monna import MoNNA
 from robustfl.aggregators.nnm import NNM
+from robustfl.aggregators.smea import SMEA
 
-__all__ += ["ARC", "NNM", "Bucketing", "Meamed", "MoNNA"]
+__all__ += ["ARC", "CAF", "MDA", "NNM", "SMEA", "Bucketing", "Meamed", "MoNNA"]
 
 
 def get(name: str, **params: Any) -> Aggregator:
