@@ -1,0 +1,145 @@
+"""Sparsifiers: keep ``k`` of the ``d`` coordinates of each row.
+
+Each sparsifier splits into *selection* (which coordinates, and what it costs to tell the receiver) and
+the kept values, so ``Compose`` can send other compressors' per-coordinate codes on the selected
+coordinates instead of raw values (seed 000's ``C_k(Q_s(x))``).
+
+Index costs: explicit indices take ``ceil(log2 d)`` bits each; a mask drawn from a seed both sides know
+(RandK, RandL) costs only the seed (63 bits, the width of ``robustfl.utils.derive_seed``).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import torch
+from torch import Tensor
+
+from robustfl.compressors._checks import check_k_ratio, resolve_k
+from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, draw_seeds
+from robustfl.compressors.codecs import Float, UInt, index_bits
+
+SEED_BITS = 63
+
+
+def mask_from_seed(seed: int, d: int, k: int) -> Tensor:
+    """The ``k`` sorted coordinates of ``range(d)`` that ``seed`` selects (uniform, no repeats)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(d, generator=gen)[:k].sort().values
+
+
+class Sparsifier(Compressor):
+    """A compressor that sends ``k`` values per row plus what identifies their coordinates."""
+
+    @abstractmethod
+    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+        """Index fields and the chosen coordinates ``Tensor[n, k]`` (int64, on ``x.device``)."""
+
+    @abstractmethod
+    def indices(self, msg: Message) -> Tensor:
+        """Recover ``Tensor[n, k]`` coordinates from a message's index fields."""
+
+    def scale(self, d: int, k: int) -> float:
+        """Factor applied to the kept values on decode (``d / k`` for unbiased RandK)."""
+        return 1.0
+
+    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+        fields, idx = self.select(x, rng)
+        fields["values"] = Field(x.gather(1, idx), Float(x.dtype))
+        return Message(self.name, x.shape[0], x.shape[1], x.dtype, fields)
+
+    def _decompress(self, msg: Message) -> Tensor:
+        idx = self.indices(msg)
+        values = msg.get("values")
+        if values.shape != idx.shape:
+            raise ValueError(
+                f"{self.name} message has {tuple(values.shape)} values for {tuple(idx.shape)} indices"
+            )
+        return scatter_rows(msg, idx, values.to(msg.dtype) * self.scale(msg.d, idx.shape[1]))
+
+
+def scatter_rows(msg: Message, idx: Tensor, values: Tensor) -> Tensor:
+    """``Tensor[n, d]`` of zeros with ``values`` placed at ``idx``, validating the indices."""
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= msg.d):
+        raise ValueError(f"{msg.compressor} message has a coordinate outside range({msg.d})")
+    out = torch.zeros(msg.n, msg.d, dtype=msg.dtype, device=values.device)
+    return out.scatter_(1, idx.to(values.device), values)
+
+
+class _KRatio(Sparsifier):
+    def __init__(self, k: int | None = None, ratio: float | None = None) -> None:
+        check_k_ratio(k, ratio, type(self).__name__)
+        self.k, self.ratio = k, ratio
+
+    def kept(self, d: int) -> int:
+        return resolve_k(self.k, self.ratio, d, type(self).__name__)
+
+
+@COMPRESSORS.register("topk", "top_k")
+class TopK(_KRatio):
+    """Keep the ``k`` largest-magnitude coordinates of each row (``k`` or ``ratio * d``).
+
+    Biased; contractive with ``delta = k / d`` (the kept mass is at least the average). Bits per sender:
+    ``k (ceil(log2 d) + 32)`` for float32 values.
+    """
+
+    name = "topk"
+
+    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+        d = x.shape[1]
+        idx = x.abs().topk(self.kept(d), dim=1, sorted=False).indices.sort(dim=1).values
+        return {"indices": Field(idx, UInt(index_bits(d)))}, idx
+
+    def indices(self, msg: Message) -> Tensor:
+        return msg.get("indices").reshape(msg.n, -1).long()
+
+    def delta(self, d: int) -> float:
+        return self.kept(d) / d
+
+
+@COMPRESSORS.register("randk", "rand_k")
+class RandK(_KRatio):
+    """Keep ``k`` coordinates chosen uniformly at random, independently for each sender.
+
+    ``scaled=True`` multiplies the kept values by ``d / k``: unbiased with ``omega = d / k - 1``.
+    ``scaled=False`` is the plain projection: biased, contractive with ``delta = k / d``.
+    ``shared_seed=True`` sends each sender's 63-bit mask seed instead of its ``k`` indices, so bits per
+    sender are ``63 + 32 k`` (else ``k (ceil(log2 d) + 32)``).
+    """
+
+    name = "randk"
+
+    def __init__(
+        self, k: int | None = None, ratio: float | None = None, scaled: bool = True, shared_seed: bool = True
+    ) -> None:
+        super().__init__(k, ratio)
+        self.scaled, self.shared_seed = bool(scaled), bool(shared_seed)
+        self.unbiased = self.scaled
+
+    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+        n, d = x.shape
+        k = self.kept(d)
+        seeds = draw_seeds(n, rng)
+        idx = torch.stack([mask_from_seed(int(s), d, k) for s in seeds]).to(x.device)
+        if self.shared_seed:
+            return {"seed": Field(seeds.reshape(n, 1), UInt(SEED_BITS))}, idx
+        return {"indices": Field(idx, UInt(index_bits(d)))}, idx
+
+    def indices(self, msg: Message) -> Tensor:
+        if not self.shared_seed:
+            return msg.get("indices").reshape(msg.n, -1).long()
+        k = self.kept(msg.d)
+        seeds = msg.get("seed").reshape(-1)
+        return torch.stack([mask_from_seed(int(s), msg.d, k) for s in seeds])
+
+    def scale(self, d: int, k: int) -> float:
+        return d / k if self.scaled else 1.0
+
+    def omega(self, d: int) -> float | None:
+        return d / self.kept(d) - 1.0 if self.scaled else None
+
+    def delta(self, d: int) -> float | None:
+        return super().delta(d) if self.scaled else self.kept(d) / d
+
+    def params(self) -> dict[str, object]:
+        return {"k": self.k, "ratio": self.ratio, "scaled": self.scaled, "shared_seed": self.shared_seed}
