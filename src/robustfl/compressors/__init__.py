@@ -5,26 +5,35 @@
 
 from typing import Any
 
+from robustfl.compressors.atomo import ATOMO, atomo_probabilities
 from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message
+from robustfl.compressors.compose import Compose
 from robustfl.compressors.error_feedback import ErrorFeedback
 from robustfl.compressors.identity import Identity
+from robustfl.compressors.lowrank import PowerSGD
 from robustfl.compressors.quantize import QSGD, Elementwise, Sign, TernGrad
-from robustfl.compressors.sparse import RandK, Sparsifier, TopK
+from robustfl.compressors.sparse import BlockSampling, RandK, RandL, Sparsifier, TopK
 
 __all__ = [
+    "ATOMO",
     "COMPRESSORS",
     "QSGD",
+    "BlockSampling",
+    "Compose",
     "Compressor",
     "Elementwise",
     "ErrorFeedback",
     "Field",
     "Identity",
     "Message",
+    "PowerSGD",
     "RandK",
+    "RandL",
     "Sign",
     "Sparsifier",
     "TernGrad",
     "TopK",
+    "atomo_probabilities",
     "get",
 ]
 

@@ -16,6 +16,7 @@ frame header of ``wire.py`` (shapes, lengths, checksum) is extra.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -53,7 +54,9 @@ def gamma_length(v: Tensor) -> Tensor:
 
 def as_rows(t: Tensor) -> Tensor:
     """View a field as rows: the last dimension is one row (a 0-d tensor is one row of one value)."""
-    return t.reshape(1, 1) if t.dim() == 0 else t.reshape(-1, t.shape[-1])
+    if t.dim() == 0:
+        return t.reshape(1, 1)
+    return t.reshape(math.prod(t.shape[:-1]), t.shape[-1])
 
 
 class Codec(ABC):
@@ -125,6 +128,8 @@ class Float(Codec):
     def decode(self, rows: list[np.ndarray], shape: tuple[int, ...]) -> Tensor:
         m = shape[-1] if shape else 1
         _check_lengths(rows, m * self.width)
+        if m == 0:
+            return torch.zeros(shape, dtype=self.dtype)
         raw = np.packbits(np.stack(rows).reshape(len(rows), -1), axis=1, bitorder="little")
         return torch.from_numpy(raw.copy()).view(self.dtype).reshape(shape)
 
@@ -158,6 +163,8 @@ class UInt(Codec):
     def decode(self, rows: list[np.ndarray], shape: tuple[int, ...]) -> Tensor:
         m = shape[-1] if shape else 1
         _check_lengths(rows, m * self.b)
+        if m == 0:
+            return torch.zeros(shape, dtype=torch.int64)
         weights = np.uint64(1) << np.arange(self.b, dtype=np.uint64)
         bits = np.stack(rows).reshape(len(rows), m, self.b).astype(np.uint64)
         v = (bits * weights).sum(axis=2, dtype=np.uint64)

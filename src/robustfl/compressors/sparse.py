@@ -143,3 +143,102 @@ class RandK(_KRatio):
 
     def params(self) -> dict[str, object]:
         return {"k": self.k, "ratio": self.ratio, "scaled": self.scaled, "shared_seed": self.shared_seed}
+
+
+@COMPRESSORS.register("randl", "rand_l")
+class RandL(Sparsifier):
+    """C-RSA's rand-l sparsification (seed 001, Definition 1 and §3): one random set of ``l``
+    coordinates, drawn from a single seed, shared by every sender of the batch.
+
+    The seed's text says rand-l "set l out of d elements ... as zeros" but gives ``gamma = l / d`` and
+    says only ``l`` real values are transmitted; we follow the latter: ``l`` coordinates are *kept*.
+    Unscaled, so biased and contractive with ``delta = l / d``. The 63-bit seed is a shared field
+    (counted once per batch; ``row(i)`` carries it), then ``32 l`` bits per sender. ``sign=True`` sends
+    C-RSA's worker message ``P_omega(sign(x))`` instead: a ternary sign (2 bits) per kept coordinate,
+    and ``decompress`` returns those signs (not an approximation of ``x``; ``delta`` is ``None``).
+    """
+
+    name = "randl"
+
+    def __init__(self, l: int | None = None, ratio: float | None = None, sign: bool = False) -> None:
+        check_k_ratio(l, ratio, "RandL")
+        self.l, self.ratio, self.sign = l, ratio, bool(sign)
+
+    def kept(self, d: int) -> int:
+        return resolve_k(self.l, self.ratio, d, "RandL")
+
+    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+        n, d = x.shape
+        seed = draw_seeds(1, rng)
+        idx = mask_from_seed(int(seed[0]), d, self.kept(d)).to(x.device)
+        return {"seed": Field(seed, UInt(SEED_BITS), per_row=False)}, idx.expand(n, -1)
+
+    def indices(self, msg: Message) -> Tensor:
+        seed = msg.get("seed").reshape(-1)
+        if seed.numel() != 1:
+            raise ValueError("randl message must carry exactly one seed")
+        return mask_from_seed(int(seed[0]), msg.d, self.kept(msg.d)).expand(msg.n, -1)
+
+    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+        if not self.sign:
+            return super()._compress(x, rng)
+        fields, idx = self.select(x, rng)
+        kept = x.gather(1, idx)
+        fields["signs"] = Field((kept > 0).long() + 2 * (kept < 0).long(), UInt(2))
+        return Message(self.name, x.shape[0], x.shape[1], x.dtype, fields)
+
+    def _decompress(self, msg: Message) -> Tensor:
+        if not self.sign:
+            return super()._decompress(msg)
+        idx = self.indices(msg)
+        codes = msg.get("signs").reshape(msg.n, -1)
+        if codes.shape != idx.shape or (codes.numel() and int(codes.max()) > 2):
+            raise ValueError("randl sign message is malformed (codes must be 0, 1 or 2, one per index)")
+        signs = (codes == 1).to(msg.dtype) - (codes == 2).to(msg.dtype)
+        return scatter_rows(msg, idx, signs)
+
+    def delta(self, d: int) -> float | None:
+        return None if self.sign else self.kept(d) / d
+
+
+@COMPRESSORS.register("blocksampling", "block_sampling")
+class BlockSampling(Sparsifier):
+    """Seed 000, Algorithm 2 (block coordinate selection) as a compressor over a batch ``G: [n, d]``.
+
+    ``s_j = ||G[:, j]||^2``; a set of ``k`` distinct coordinates is sampled with probabilities
+    proportional to ``s_j`` (successive sampling without replacement, ``torch.multinomial``), and
+    every row keeps the same coordinates, unscaled. Zero columns are drawn only once all non-zero ones
+    are taken. Biased; contractive in the batch's Frobenius norm with ``delta = k / d``: inclusion
+    probabilities grow with ``s_j`` and sum to ``k``, so by Chebyshev's sum inequality the kept mass is
+    at least ``(k / d) ||G||_F^2`` (per row when ``n = 1``).
+
+    Bits: the ``k`` indices (``ceil(log2 d)`` each) are one shared field, counted once per batch, then
+    ``32 k`` per sender. Choosing the set needs the column norms of all rows, i.e. a server that sees
+    ``G`` (as in seed 000's BGMD); that cost is outside this message.
+    """
+
+    name = "blocksampling"
+
+    def __init__(self, k: int | None = None, ratio: float | None = None) -> None:
+        check_k_ratio(k, ratio, "BlockSampling")
+        self.k, self.ratio = k, ratio
+
+    def kept(self, d: int) -> int:
+        return resolve_k(self.k, self.ratio, d, "BlockSampling")
+
+    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+        n, d = x.shape
+        gen_device = rng.device if rng is not None else torch.device("cpu")
+        scores = x.double().pow(2).sum(dim=0).to(gen_device)
+        total = scores.sum()
+        weights = scores / total if total > 0 else torch.ones_like(scores)
+        weights = torch.where(weights > 0, weights, torch.full_like(weights, 1e-300))
+        idx = torch.multinomial(weights, self.kept(d), replacement=False, generator=rng).sort().values
+        idx = idx.to(x.device)
+        return {"indices": Field(idx, UInt(index_bits(d)), per_row=False)}, idx.expand(n, -1)
+
+    def indices(self, msg: Message) -> Tensor:
+        return msg.get("indices").reshape(-1).long().expand(msg.n, -1)
+
+    def delta(self, d: int) -> float:
+        return self.kept(d) / d
