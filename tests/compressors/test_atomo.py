@@ -61,7 +61,7 @@ def test_atomo_is_qsgd_and_terngrad_at_their_budgets(rng: torch.Generator) -> No
 
 def test_atomo_variance_is_at_most_qsgd_and_terngrad_at_equal_budget(rng: torch.Generator) -> None:
     """Measured by sampling: at the expected sparsity of 1-bit QSGD / TernGrad, ATOMO's error is no larger."""
-    draws = 3000
+    draws = 2000
     g = torch.randn(40, dtype=torch.float64, generator=rng) ** 3
     batch = g.expand(draws, -1).contiguous()
     for other, budget in (
@@ -83,16 +83,16 @@ def test_atomo_variance_is_at_most_qsgd_and_terngrad_at_equal_budget(rng: torch.
 )
 def test_atomo_is_unbiased(c: C.Compressor, rng: torch.Generator) -> None:
     x = torch.randn(20, dtype=torch.float64, generator=rng)
-    s = c(x.expand(4000, -1).contiguous(), rng)
-    z = (s.mean(0) - x).abs() / (s.std(0) / math.sqrt(4000)).clamp_min(1e-12)
+    s = c(x.expand(2500, -1).contiguous(), rng)
+    z = (s.mean(0) - x).abs() / (s.std(0) / math.sqrt(2500)).clamp_min(1e-12)
     assert float(z.max()) < 5
 
 
 def test_atomo_expected_sparsity_equals_budget(rng: torch.Generator) -> None:
     x = torch.randn(50, dtype=torch.float64, generator=rng)
-    out = C.ATOMO(budget=6.0)(x.expand(4000, -1).contiguous(), rng)
+    out = C.ATOMO(budget=6.0)(x.expand(2000, -1).contiguous(), rng)
     kept = (out != 0).sum(1).double()
-    assert abs(float(kept.mean()) - 6.0) < 5 * float(kept.std()) / math.sqrt(4000)
+    assert abs(float(kept.mean()) - 6.0) < 5 * float(kept.std()) / math.sqrt(2000)
 
 
 def test_spectral_atomo_beats_entrywise_on_low_rank_matrices(rng: torch.Generator) -> None:
@@ -105,7 +105,7 @@ def test_spectral_atomo_beats_entrywise_on_low_rank_matrices(rng: torch.Generato
     nuclear, l11 = torch.linalg.matrix_norm(m, "nuc"), m.abs().sum()
     assert (a + b) * nuclear**2 <= l11**2
     s = 22.0
-    x = m.reshape(1, -1).expand(3000, -1).contiguous()
+    x = m.reshape(1, -1).expand(1000, -1).contiguous()
     err_svd = ((C.ATOMO(s / (a + b), "svd", shapes=[(a, b)])(x, rng) - x) ** 2).sum(1).mean()
     err_ent = ((C.ATOMO(s)(x, rng) - x) ** 2).sum(1).mean()
     assert float(err_svd) < float(err_ent)

@@ -150,3 +150,23 @@ def test_structured_compressors_round_trip_through_bytes(rng: torch.Generator) -
         data = row.to_bytes()
         assert 0 <= len(data) * 8 - row.bits <= 8 * 256, c
         assert torch.equal(c.decompress(C.Message.from_bytes(data)), direct[1:2]), c
+
+
+def test_blocksampling_inclusion_matches_successive_sampling(rng: torch.Generator) -> None:
+    """With weights (4, 1, 1) and k = 1 the heavy column is chosen with probability 4/6."""
+    x = torch.tensor([[2.0, 1.0, 1.0]])
+    c = C.BlockSampling(k=1)
+    hits = sum(int(c.select(x, rng)[1][0, 0]) == 0 for _ in range(2000))
+    p = 4 / 6
+    assert abs(hits / 2000 - p) < 5 * math.sqrt(p * (1 - p) / 2000)
+
+
+def test_blocksampling_fills_with_uniform_zero_columns(rng: torch.Generator) -> None:
+    x = torch.zeros(1, 6)
+    x[0, 0] = 1.0
+    c = C.BlockSampling(k=2)
+    counts = torch.zeros(6)
+    for _ in range(1000):
+        counts[c.select(x, rng)[1][0]] += 1
+    assert counts[0] == 1000
+    assert float((counts[1:] / 1000 - 0.2).abs().max()) < 5 * math.sqrt(0.2 * 0.8 / 1000)

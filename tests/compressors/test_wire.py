@@ -89,3 +89,22 @@ def test_well_formed_bytes_with_bad_content_raise(rng: torch.Generator) -> None:
     msg.fields["indices"] = C.Field(torch.tensor([[1, 7]]), msg.fields["indices"].codec)
     with pytest.raises(ValueError, match="outside range"):
         C.TopK(k=2).decompress(Message.from_bytes(forged.to_bytes()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_inputs_give_the_same_message_as_cpu_inputs() -> None:
+    x = torch.randn(4, 300, generator=torch.Generator().manual_seed(0))
+    for c in [
+        *instances(),
+        C.BlockSampling(k=9),
+        C.ATOMO(budget=5.0),
+        C.Compose(C.BlockSampling(k=9), C.QSGD(s=2)),
+    ]:
+        cpu = c.compress(x, torch.Generator().manual_seed(1))
+        gpu = c.compress(x.cuda(), torch.Generator().manual_seed(1))
+        assert gpu.bits == cpu.bits, c
+        out = c.decompress(gpu)
+        assert out.is_cuda
+        torch.testing.assert_close(out.cpu(), c.decompress(cpu), rtol=1e-5, atol=1e-6)
+        back = c.decompress(Message.from_bytes(gpu.to_bytes()))
+        torch.testing.assert_close(back, c.decompress(cpu), rtol=1e-5, atol=1e-6)

@@ -206,7 +206,7 @@ class BlockSampling(Sparsifier):
     """Seed 000, Algorithm 2 (block coordinate selection) as a compressor over a batch ``G: [n, d]``.
 
     ``s_j = ||G[:, j]||^2``; a set of ``k`` distinct coordinates is sampled with probabilities
-    proportional to ``s_j`` (successive sampling without replacement, ``torch.multinomial``), and
+    proportional to ``s_j`` (successive sampling without replacement, by exponential keys), and
     every row keeps the same coordinates, unscaled. Zero columns are drawn only once all non-zero ones
     are taken. Biased; contractive in the batch's Frobenius norm with ``delta = k / d``: inclusion
     probabilities grow with ``s_j`` and sum to ``k``, so by Chebyshev's sum inequality the kept mass is
@@ -230,10 +230,19 @@ class BlockSampling(Sparsifier):
         n, d = x.shape
         gen_device = rng.device if rng is not None else torch.device("cpu")
         scores = x.double().pow(2).sum(dim=0).to(gen_device)
-        total = scores.sum()
-        weights = scores / total if total > 0 else torch.ones_like(scores)
-        weights = torch.where(weights > 0, weights, torch.full_like(weights, 1e-300))
-        idx = torch.multinomial(weights, self.kept(d), replacement=False, generator=rng).sort().values
+        # successive sampling proportional to s_j in one pass (exponential keys, Efraimidis-Spirakis):
+        # the k smallest E_j / s_j with E_j ~ Exp(1); zero columns rank after all positive ones
+        k = self.kept(d)
+        e = torch.empty_like(scores).exponential_(generator=rng)
+        positive = scores > 0
+        n_pos = int(positive.sum())
+        inf = torch.full_like(scores, float("inf"))
+        if n_pos >= k:
+            idx = torch.where(positive, e / scores, inf).topk(k, largest=False).indices
+        else:  # all positive columns, then zero columns uniformly
+            extra = torch.where(positive, inf, e).topk(k - n_pos, largest=False).indices
+            idx = torch.cat([positive.nonzero().reshape(-1), extra])
+        idx = idx.sort().values
         idx = idx.to(x.device)
         return {"indices": Field(idx, UInt(index_bits(d)), per_row=False)}, idx.expand(n, -1)
 
