@@ -51,3 +51,6 @@ __all__ += ["ARC", "CAF", "MDA", "NNM", "SMEA", "Bucketing", "Meamed", "MoNNA"]
 def get(name: str, **params: Any) -> Aggregator:
     """Build the aggregator registered as ``name`` (case-insensitive) with ``params``."""
     return AGGREGATORS.get(name, **params)
+
+
+import robustfl.attacks.defences  # noqa: E402, F401  (registers the backdoor defences "ndc" and "weak-dp")

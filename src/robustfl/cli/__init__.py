@@ -4,11 +4,9 @@ Command modules import their heavy dependencies inside the command functions, so
 stays fast.
 """
 
-<<<<<<< HEAD
 from robustfl.cli import data  # noqa: F401  (registers `robustfl partition`)
-=======
 from robustfl.cli import listing  # noqa: F401  (registers `robustfl list`)
->>>>>>> agg-core
+from robustfl.cli import attack_matrix  # noqa: F401  (registers `robustfl attack-matrix`)
 from robustfl.cli.app import app
 
 
