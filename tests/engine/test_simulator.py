@@ -132,7 +132,7 @@ def test_data_attack_poisons_only_byzantine_clients() -> None:
     data = tiny_data()
 
     class FlipToZero:
-        def transform(
+        def __call__(
             self, x: Tensor, y: Tensor, *, generator: torch.Generator
         ) -> tuple[Tensor, Tensor, Tensor]:
             return x, torch.zeros_like(y), torch.ones_like(y, dtype=torch.bool)

@@ -8,8 +8,9 @@ A round (``Simulator.step``):
    Python loop with ``torch.autograd.grad`` (same math, used for batch norm in training mode or when
    ``vmap`` fails).
 2. **attack** — a message attack replaces the last ``f`` rows:
-   ``attack(honest[h, d], f, rng=..., round=..., own=true_byzantine[f, d])``. A data attack instead
-   poisoned the Byzantine clients' local data once at construction; they then train honestly on it.
+   ``attack(honest[h, d], f, rng=..., round=..., own=true_byzantine[f, d])``. A data attack
+   ``data_attack(x, y, generator=g) -> (x', y', touched)`` instead poisoned the Byzantine clients'
+   local data once at construction; they then train honestly on it.
 3. **compress** — the ``[n, d]`` messages are compressed and decompressed as one batch; ``bits_up`` is
    the compressor's exact count (32 bits per float without a compressor).
 4. **aggregate** + **update** — the algorithm's server step. ``bits_down`` counts the broadcast of the
@@ -157,7 +158,7 @@ class Simulator:
             offset = len(x)
             for i in range(self.n - self.num_byzantine, self.n):
                 gen = make_generator(self.seed, "data_attack", i)
-                px, py, _ = data_attack.transform(x[partitions[i]], y[partitions[i]], generator=gen)
+                px, py, _ = data_attack(x[partitions[i]], y[partitions[i]], generator=gen)
                 xs.append(px)
                 ys.append(py)
                 partitions[i] = torch.arange(offset, offset + len(px))
