@@ -1,7 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_task import split, tiny_bn, tiny_cnn, tiny_data
+from tiny_task import split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
 from torch import Tensor
 
 from robustfl.aggregators import Average
@@ -126,6 +126,12 @@ def test_batch_norm_picks_the_loop_and_says_why() -> None:
     run(sim, 2)
     with pytest.raises(ValueError, match="vectorise=True but vmap cannot serve"):
         make(model=tiny_bn(), vectorise=True)
+
+
+def test_a_model_vmap_cannot_serve_falls_back_to_the_loop() -> None:
+    sim = make(model=tiny_dropout())
+    assert not sim.vectorised and sim.path_reason.startswith("vmap failed")
+    assert sim.step().loss > 0
 
 
 def test_data_attack_poisons_only_byzantine_clients() -> None:

@@ -36,3 +36,8 @@ def tiny_bn(seed: int = 1) -> nn.Module:
 
 def split(n: int, size: int = 300) -> list[Tensor]:
     return list(torch.arange(size).chunk(n))
+
+
+def tiny_dropout(seed: int = 1) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(64, 3))
