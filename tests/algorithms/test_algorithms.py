@@ -4,7 +4,7 @@ from torch import Tensor
 
 from robustfl import algorithms
 from robustfl.aggregators import Average
-from robustfl.algorithms import DistributedSGD, FedAvg, aggregate_update
+from robustfl.algorithms import DistributedSGD, FedAvg
 
 TARGET = torch.tensor([1.0, -2.0, 3.0])
 
@@ -57,19 +57,6 @@ def test_sgd_server_step_is_a_step_along_the_aggregate() -> None:
     msgs = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     new, _ = DistributedSGD().server_step(torch.ones(2), msgs, Average(), {}, 0.5)
     torch.testing.assert_close(new, torch.tensor([0.0, -0.5]))
-
-
-def test_rules_that_apply_the_step_size_are_not_scaled_twice() -> None:
-    class Scaled(Average):
-        step_size = 0.0
-
-        def _aggregate(self, x: Tensor) -> Tensor:
-            return self.step_size * x.mean(dim=0)
-
-    agg = Scaled()
-    out = aggregate_update(agg, torch.ones(2, 3), 0.25)
-    assert agg.step_size == 0.25
-    torch.testing.assert_close(out, torch.full((3,), 0.25))
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from robustfl.algorithms.base import (
     ClientOutput,
     GradFn,
     State,
-    aggregate_update,
 )
 from robustfl.algorithms.fedavg import FedAvg
 from robustfl.algorithms.sgd import DistributedSGD
@@ -24,7 +23,6 @@ __all__ = [
     "FedAvg",
     "GradFn",
     "State",
-    "aggregate_update",
     "get",
 ]
 

@@ -36,19 +36,6 @@ ClientOutput = tuple[Tensor, State, Tensor]
 """``(message[d], new_state, loss[])`` returned by a client step."""
 
 
-def aggregate_update(aggregator: Aggregator, messages: Tensor, step_size: float) -> Tensor:
-    """The server's update in parameter units: ``step_size * aggregator(messages)``.
-
-    Rules that apply the step size themselves (BGMD, seed 000 Algorithm 1 line "add memory":
-    ``G <- gamma*G + m_hat`` before aggregating, then ``x <- x - GM(Delta)``) declare it with a
-    ``step_size`` attribute that this function sets before the call and do not get scaled again.
-    """
-    if hasattr(aggregator, "step_size"):
-        aggregator.step_size = step_size
-        return aggregator(messages)
-    return step_size * aggregator(messages)
-
-
 class Algorithm(ABC):
     """One training algorithm as a client step and a server step (see the module docstring).
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from robustfl.aggregators.base import Aggregator, check_int, check_positive
-from robustfl.algorithms.base import ALGORITHMS, Algorithm, ClientOutput, GradFn, State, aggregate_update
+from robustfl.algorithms.base import ALGORITHMS, Algorithm, ClientOutput, GradFn, State
 
 
 @ALGORITHMS.register("fedavg", "local-sgd")
@@ -42,4 +42,4 @@ class FedAvg(Algorithm):
     def server_step(
         self, params: Tensor, messages: Tensor, aggregator: Aggregator, state: State, lr: float
     ) -> tuple[Tensor, State]:
-        return params - aggregate_update(aggregator, messages, self.server_lr), state
+        return params - self.server_lr * aggregator(messages), state

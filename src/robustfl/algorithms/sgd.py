@@ -8,8 +8,9 @@ momentum") it sends instead
 
 which averages past gradients and lowers the variance a time-coupled attack hides in.
 Server: ``x <- x - lr * agg({m_i})`` (seed 002; ``agg`` = mean gives SGD, coordinate-wise median gives
-CMD, geometric median GMD, Krum, ...). Rules that scale by the step size themselves (BGMD) are handled
-by :func:`robustfl.algorithms.base.aggregate_update`.
+CMD, geometric median GMD, Krum, ...). BGMD (seed 000, Alg. 1) is this server step with
+``BlockGeometricMedian``: that rule keeps its memory in message units and leaves the step size to the
+caller (see its docstring), which is exactly ``x <- x - lr * agg``.
 
 The zero initial momentum is our reading of the seed (which gives only the recursion): it is the
 standard choice of the "learning from history" paper the seed cites, and makes the first message
@@ -21,7 +22,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from robustfl.aggregators.base import Aggregator, check_positive
-from robustfl.algorithms.base import ALGORITHMS, Algorithm, ClientOutput, GradFn, State, aggregate_update
+from robustfl.algorithms.base import ALGORITHMS, Algorithm, ClientOutput, GradFn, State
 
 
 @ALGORITHMS.register("sgd", "distributed-sgd")
@@ -54,4 +55,4 @@ class DistributedSGD(Algorithm):
     def server_step(
         self, params: Tensor, messages: Tensor, aggregator: Aggregator, state: State, lr: float
     ) -> tuple[Tensor, State]:
-        return params - aggregate_update(aggregator, messages, lr), state
+        return params - lr * aggregator(messages), state
