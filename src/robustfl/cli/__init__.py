@@ -4,7 +4,7 @@ Command modules import their heavy dependencies inside the command functions, so
 stays fast.
 """
 
-from robustfl.cli import plot, run, sweep  # noqa: F401  (experiment commands)
+from robustfl.cli import demo, plot, reproduce, run, sweep  # noqa: F401  (experiment commands)
 from robustfl.cli.app import app
 
 

@@ -76,6 +76,30 @@ def _run_point(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     return run(config, out, quiet=True)
 
 
+def run_many(
+    configs: list[ExperimentConfig],
+    dirs: list[Path],
+    *,
+    workers: int = 1,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``configs[i]`` into ``dirs[i]`` (quietly), one by one or in a pool; summaries in input order."""
+    summaries: list[dict[str, Any]] = []
+    if workers <= 1:
+        for cfg, d in zip(configs, dirs, strict=True):
+            summaries.append(_run_point(cfg, d))
+            if on_done is not None:
+                on_done(summaries[-1])
+        return summaries
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_point, cfg, d) for cfg, d in zip(configs, dirs, strict=True)]
+        for fut in futures:
+            summaries.append(fut.result())
+            if on_done is not None:
+                on_done(summaries[-1])
+    return summaries
+
+
 def sweep(
     config_path: str | Path | None,
     grid_specs: list[str] | tuple[str, ...],
@@ -98,19 +122,7 @@ def sweep(
         cfg.name = f"{cfg.name}[{','.join(assignments)}]" if assignments else cfg.name
         configs.append(cfg)
     dirs = [out / point_dir(a) for a in points]
-    summaries: list[dict[str, Any]] = []
-    if workers <= 1:
-        for cfg, d in zip(configs, dirs, strict=True):
-            summaries.append(_run_point(cfg, d))
-            if on_done is not None:
-                on_done(summaries[-1])
-    else:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_run_point, cfg, d) for cfg, d in zip(configs, dirs, strict=True)]
-            for fut in futures:
-                summaries.append(fut.result())
-                if on_done is not None:
-                    on_done(summaries[-1])
+    summaries = run_many(configs, dirs, workers=workers, on_done=on_done)
     rows = []
     for assignments, summary, d in zip(points, summaries, dirs, strict=True):
         row: dict[str, Any] = {a.partition("=")[0]: a.partition("=")[2] for a in assignments}
