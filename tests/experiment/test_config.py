@@ -100,3 +100,11 @@ def test_schema_rows_document_every_field() -> None:
     ]:
         assert rows[path][3], path
     assert all(r[3] for r in rows.values())
+
+
+def test_docs_list_every_field() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "experiments.md").read_text()
+    missing = [r[0] for r in schema_rows() if f"| {r[0]} |" not in docs]
+    assert not missing, (
+        f"docs/experiments.md lacks {missing}; regenerate with `robustfl config-schema --markdown`"
+    )
