@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, PreAggregator
+from robustfl.aggregators.clipping import CenteredClipping
 from robustfl.attacks.base import ATTACKS, Attack
 from robustfl.attacks.optimal import _OptimalFactor
 from robustfl.utils import make_generator
@@ -151,7 +152,7 @@ class MatrixResult:
 def _warm(rule: Aggregator, previous: Tensor) -> None:
     """Give centered clipping the state a previous clean round leaves (seed 002: the centre is the
     previous aggregate): centre = that round's honest mean, ``tau`` = its honest spread."""
-    if hasattr(rule, "tau") and hasattr(rule, "m") and hasattr(rule, "center"):
+    if isinstance(rule, CenteredClipping):
         rule.m = previous.mean(dim=0)
         rule.tau = honest_spread(previous)
         rule.reset()
