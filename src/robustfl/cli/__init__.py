@@ -8,6 +8,7 @@ from robustfl.cli import (  # noqa: F401  (experiment commands)
     attack_matrix,
     data,
     demo,
+    edge_case,
     listing,
     plot,
     reproduce,
