@@ -13,9 +13,13 @@ edge-case tail removed (:func:`build_edge_case_set`: the lowest-density 7s, rela
 
 Defences (the chapter's list): ``none`` (mean), ``ndc``, ``krum``, ``multi-krum`` (``m = n - f``),
 ``rfa`` (geometric median, ``nu = 1e-5``, ``T = 500``), ``weak-dp`` (NDC + ``N(0, sigma^2)``,
-``sigma = 0.005``) and ``trimmed-mean`` (10% per side). The chapter's NDC threshold (2) is at the
-scale of its VGG-9 updates; here the threshold and ``delta`` default to 0.3, about the norm of an
-honest update of this MLP (measured: 0.2-0.4 over the first rounds).
+``sigma = 0.005``) and ``trimmed-mean`` (10% per side).
+
+Scale: honest updates of this MLP (5 local steps at lr 0.05) have norms of about 0.2-0.4 in the first
+rounds (measured). ``delta`` defaults to 1.0 and the NDC / weak-DP threshold to the same value, as the
+chapter sets its PGD budget to the NDC threshold (both 2 for Task 1), so the tuned attacker passes
+NDC. With 30 rounds instead of the chapter's hundreds, one black-box attacker in ten left the backdoor
+accuracy at 0 (measured), so the default is two attackers (f = 20%), attacking every round.
 
 Reported per run: main-task test accuracy, backdoor accuracy on the edge-case test set, and the
 accuracy parity ratio over the honest clients' local data.
@@ -95,12 +99,12 @@ def run_edge_case(
     *,
     rounds: int = 30,
     n_clients: int = 10,
-    attackers: int = 1,
+    attackers: int = 2,
     model: str = "mlp",
     local_steps: int = 5,
     lr: float = 0.05,
-    delta: float = 0.3,
-    threshold: float = 0.3,
+    delta: float = 1.0,
+    threshold: float = 1.0,
     seed: int = 0,
 ) -> EdgeCaseResult:
     """One FedAvg run under attack ``mode`` and ``defence`` (see the module docstring)."""
