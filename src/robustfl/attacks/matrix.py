@@ -256,18 +256,22 @@ def save_heatmap(result: MatrixResult, path: Path) -> Path:
     from matplotlib.colors import LogNorm
 
     errs = result.errors.copy()
-    finite = errs[np.isfinite(errs) & (errs > 0)]
-    lo = max(float(finite.min()) if finite.size else 1e-2, 1e-3)
+    finite = errs[np.isfinite(errs)]
+    # a log scale symmetric about 1 (green: within the honest spread, red: broken); inf at the top
     hi = max(float(finite.max()) if finite.size else 10.0, 10.0) * 10
+    lo = 1.0 / hi
     shown = np.where(np.isinf(errs), hi, np.clip(errs, lo, hi))
     fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(result.attacks), 1.2 + 0.45 * len(result.rules)))
-    im = ax.imshow(np.ma.masked_invalid(shown), cmap="magma_r", norm=LogNorm(vmin=lo, vmax=hi), aspect="auto")
+    im = ax.imshow(
+        np.ma.masked_invalid(shown), cmap="RdYlGn_r", norm=LogNorm(vmin=lo, vmax=hi), aspect="auto"
+    )
     ax.set_xticks(range(len(result.attacks)), result.attacks, rotation=45, ha="right")
     ax.set_yticks(range(len(result.rules)), result.rules)
     for i in range(len(result.rules)):
         for j in range(len(result.attacks)):
             v = float(errs[i, j])
-            dark = (math.isfinite(v) and v > math.sqrt(lo * hi)) or math.isinf(v)
+            # white text on the saturated ends of the colour map
+            dark = math.isinf(v) or abs(math.log10(min(max(v, lo), hi))) > 0.6 * math.log10(hi)
             ax.text(
                 j,
                 i,
