@@ -231,8 +231,10 @@ def natural(
             f"natural partition: only {eligible.numel()} groups have at least min_size={min_size} samples, "
             f"fewer than num_clients={num_clients}; lower num_clients or min_size"
         )
+    members = torch.split(torch.argsort(groups, stable=True), counts.tolist())
+    position = {int(g): i for i, g in enumerate(ids.tolist())}
     chosen = eligible[torch.randperm(eligible.numel(), generator=generator)[:num_clients]]
-    return [torch.nonzero(groups == g).flatten() for g in chosen.tolist()]
+    return [members[position[g]] for g in chosen.tolist()]
 
 
 def _differs(value: Any, default: Any) -> bool:
