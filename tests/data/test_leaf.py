@@ -55,6 +55,14 @@ def test_shakespeare_tokens_groups_and_lstm(tmp_path: Path) -> None:
     assert model(ds.x_train).shape == (9, 80)
 
 
+def test_characters_outside_the_vocabulary_become_spaces(tmp_path: Path) -> None:
+    write_leaf(tmp_path, "train", {"u": {"x": ["café"], "y": ["é"]}})
+    write_leaf(tmp_path, "test", {"u": {"x": ["abcd"], "y": ["e"]}})
+    ds = load_dataset("shakespeare", tmp_path)
+    assert "".join(SHAKESPEARE_LETTERS[i] for i in ds.x_train[0].tolist()) == "caf "
+    assert SHAKESPEARE_LETTERS[int(ds.y_train[0])] == " "
+
+
 def test_natural_partition_gives_each_client_one_group(tmp_path: Path) -> None:
     ds = load_dataset("shakespeare", shakespeare_dir(tmp_path))
     gen = torch.Generator().manual_seed(0)
