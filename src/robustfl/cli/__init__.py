@@ -4,7 +4,16 @@ Command modules import their heavy dependencies inside the command functions, so
 stays fast.
 """
 
-from robustfl.cli import listing  # noqa: F401  (registers `robustfl list`)
+from robustfl.cli import (  # noqa: F401  (experiment commands)
+    attack_matrix,
+    data,
+    demo,
+    listing,
+    plot,
+    reproduce,
+    run,
+    sweep,
+)
 from robustfl.cli.app import app
 
 
