@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import row_sq_norms
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_positive
 from robustfl.aggregators.geomed import smoothed_weiszfeld
 from robustfl.utils import make_generator
@@ -162,7 +163,8 @@ class BlockGeometricMedian(Aggregator):
         used = x.shape[0]
         # s_j = sum_i (x_ij + m_j)^2 = sum_i x_ij^2 + 2 m_j (sum_i x_ij + (n/2) m_j); >= 0 up to round-off
         s = torch.addcmul(colsq, mem, torch.add(colsum, mem, alpha=used / 2), value=2.0).clamp_(min=0.0)
-        idx_cpu = sample_block(s.cpu(), k, self.sampling, self._generator)
+        with single_thread(torch.device("cpu")):  # a dozen O(d) ops: no barriers on a busy machine
+            idx_cpu = sample_block(s.cpu(), k, self.sampling, self._generator)
         idx = idx_cpu.to(x.device)
         block = x.index_select(1, idx) + mem[idx]
         out = torch.zeros(d, dtype=x.dtype, device=x.device)

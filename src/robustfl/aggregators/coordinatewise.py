@@ -19,6 +19,7 @@ from functools import cache
 import torch
 from torch import Tensor
 
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
 
 NETWORK_MAX_N = 128
@@ -72,9 +73,12 @@ def pruned_network(n: int, lo: int, hi: int, exact: bool) -> tuple[tuple[int, in
 
 
 def _run_network(rows: list[Tensor], comparators: tuple[tuple[int, int], ...]) -> None:
-    for a, b in comparators:
-        ra, rb = rows[a], rows[b]
-        rows[a], rows[b] = torch.minimum(ra, rb), torch.maximum(ra, rb)
+    """Apply the comparators in place on the list of rows, on one intra-op thread: hundreds of
+    memory-bound ``d``-length ops gain little from a second thread but would each pay its barrier."""
+    with single_thread(rows[0].device):
+        for a, b in comparators:
+            ra, rb = rows[a], rows[b]
+            rows[a], rows[b] = torch.minimum(ra, rb), torch.maximum(ra, rb)
 
 
 def order_statistics(x: Tensor, lo: int, hi: int, exact: bool = True) -> Tensor:
