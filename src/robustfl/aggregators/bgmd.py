@@ -11,8 +11,9 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import row_sq_norms
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_positive
+from robustfl.aggregators.base import AGGREGATORS, check_int, check_positive
 from robustfl.aggregators.geomed import smoothed_weiszfeld
 from robustfl.utils import make_generator
 
@@ -59,7 +60,7 @@ def column_sums(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @AGGREGATORS.register("bgmd", "block-geometric-median")
-class BlockGeometricMedian(Aggregator):
+class BlockGeometricMedian(OneThreadWhenSmall):
     """BGMD aggregation (seed 000, Alg. 1–2): the geometric median of a block of ``k`` coordinates.
 
     Per call, with memory ``m`` (zeros at first, ``d``-dimensional):
