@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import distances_to_point, row_sq_norms
+from robustfl.aggregators._distances import distances_to_point
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, check_int, check_positive
 
@@ -20,17 +20,18 @@ def smoothed_weiszfeld(x: Tensor, nu: float, T: int, tol: float | None = None) -
     are left out; if no row is left, the result is the starting point ``0``. Distances come from
     ``distances_to_point`` (one matrix-vector product per step, no ``[n, d]`` temporary).
     """
-    sq = row_sq_norms(x)
+    norms = torch.linalg.vector_norm(x, dim=1)
+    sq = norms.square()
     usable = torch.isfinite(sq)
     if not bool(usable.all()):
-        x, sq = x[usable], sq[usable]
+        x, norms, sq = x[usable], norms[usable], sq[usable]
     z = torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
     if x.shape[0] == 0:
         return z
-    for _ in range(T):
-        beta = distances_to_point(x, sq, z).clamp(min=nu)
-        w = beta.reciprocal()
-        z_next = torch.mv(x.T, w) / w.sum()
+    for t in range(T):
+        dist = norms.clone() if t == 0 else distances_to_point(x, sq, z)  # z_0 = 0: ||x_i||
+        w = dist.clamp_(min=nu).reciprocal_()
+        z_next = torch.mv(x.T, w.div_(w.sum()))
         if tol is not None and float(torch.linalg.vector_norm(z_next - z)) <= tol * float(
             torch.linalg.vector_norm(z_next)
         ):
