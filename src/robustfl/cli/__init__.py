@@ -4,6 +4,7 @@ Command modules import their heavy dependencies inside the command functions, so
 stays fast.
 """
 
+from robustfl.cli import bench  # noqa: F401  (registers `robustfl bench`)
 from robustfl.cli.app import app
 
 
