@@ -5,6 +5,10 @@ stays fast.
 """
 
 from robustfl.cli import bench  # noqa: F401  (registers `robustfl bench`)
+from robustfl.cli import data  # noqa: F401  (registers `robustfl partition`)
+from robustfl.cli import listing  # noqa: F401  (registers `robustfl list`)
+from robustfl.cli import attack_matrix  # noqa: F401  (registers `robustfl attack-matrix`)
+from robustfl.cli import demo, plot, reproduce, run, sweep  # noqa: F401  (experiment commands)
 from robustfl.cli.app import app
 
 
