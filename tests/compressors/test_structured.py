@@ -170,3 +170,16 @@ def test_blocksampling_fills_with_uniform_zero_columns(rng: torch.Generator) -> 
         counts[c.select(x, rng)[1][0]] += 1
     assert counts[0] == 1000
     assert float((counts[1:] / 1000 - 0.2).abs().max()) < 5 * math.sqrt(0.2 * 0.8 / 1000)
+
+
+@pytest.mark.parametrize(("d", "k"), [(40, 3), (12, 6)])
+def test_seeded_masks_are_uniform_subsets(d: int, k: int) -> None:
+    from robustfl.compressors.sparse import mask_from_seed
+
+    counts = torch.zeros(d)
+    for seed in range(1500):
+        m = mask_from_seed(seed, d, k)
+        assert m.numel() == k and m.unique().numel() == k and torch.equal(m, mask_from_seed(seed, d, k))
+        counts[m] += 1
+    p = k / d
+    assert float((counts / 1500 - p).abs().max()) < 5 * math.sqrt(p * (1 - p) / 1500)

@@ -23,9 +23,22 @@ SEED_BITS = 63
 
 
 def mask_from_seed(seed: int, d: int, k: int) -> Tensor:
-    """The ``k`` sorted coordinates of ``range(d)`` that ``seed`` selects (uniform, no repeats)."""
+    """The ``k`` sorted coordinates of ``range(d)`` that ``seed`` selects (uniform, no repeats).
+
+    For ``k <= d / 4``: draw indices with replacement until ``k`` distinct ones are seen, then keep a
+    random ``k`` of them, ``O(k log k)``; by symmetry under permutations of ``range(d)`` the result is
+    a uniform ``k``-subset. Otherwise the first ``k`` of a random permutation.
+    """
     gen = torch.Generator().manual_seed(int(seed))
-    return torch.randperm(d, generator=gen)[:k].sort().values
+    if 4 * k > d:
+        return torch.randperm(d, generator=gen)[:k].sort().values
+    chosen = torch.empty(0, dtype=torch.long)
+    while chosen.numel() < k:
+        draw = torch.randint(0, d, (k + k // 4 + 16,), generator=gen)
+        chosen = torch.unique(torch.cat([chosen, draw]))
+    if chosen.numel() > k:
+        chosen = chosen[torch.randperm(chosen.numel(), generator=gen)[:k]].sort().values
+    return chosen
 
 
 class Sparsifier(Compressor):
