@@ -1,0 +1,82 @@
+"""A model seen as a function of one flat parameter vector, and the two ways to differentiate it.
+
+``FlatModel.loss(params, x, y)`` is the mean cross-entropy of the model with parameters
+``unflatten(params)`` (``torch.func.functional_call``), so client steps work on flat vectors only.
+``vmap_grad_fn`` (``torch.func.grad_and_value``) composes with ``torch.func.vmap`` over clients;
+``loop_grad_fn`` uses ``torch.autograd.grad`` and serves any model, including batch norm in training mode.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value
+
+from robustfl.algorithms.base import GradFn
+from robustfl.utils import flatten, unflatten
+
+
+class FlatModel:
+    """Wraps ``model`` so it is called with a flat parameter vector ``params: Tensor[d]``.
+
+    Buffers (batch-norm running statistics) stay on the module and are not part of ``params``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("model has no trainable parameters; pass an nn.Module with parameters")
+        self.model = model
+        self.names = [name for name, _ in named]
+        self.shapes = [p.detach() for _, p in named]
+        self.dim = sum(p.numel() for _, p in named)
+
+    def flat_params(self) -> Tensor:
+        """The model's current parameters as one flat vector (a copy)."""
+        return flatten(p.detach() for p in dict(self.model.named_parameters()).values()).clone()
+
+    def load_flat(self, params: Tensor) -> None:
+        """Copy the flat vector ``params`` into the module's parameters."""
+        named = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in zip(self.names, unflatten(params, self.shapes), strict=True):
+                named[name].copy_(value)
+
+    def logits(self, params: Tensor, x: Tensor) -> Tensor:
+        """The model's output on ``x`` with parameters ``params`` (module buffers as they are)."""
+        tensors = dict(zip(self.names, unflatten(params, self.shapes), strict=True))
+        out: Tensor = functional_call(self.model, tensors, (x,))
+        return out
+
+    def loss(self, params: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """Mean cross-entropy of the minibatch ``(x, y)``."""
+        return F.cross_entropy(self.logits(params, x), y)
+
+    def vmap_grad_fn(self) -> GradFn:
+        """``(params, x, y) -> (grad, loss)`` via ``torch.func``; composes with ``vmap``."""
+        fn: GradFn = grad_and_value(self.loss)
+        return fn
+
+    def loop_grad_fn(self) -> GradFn:
+        """``(params, x, y) -> (grad, loss)`` via ``torch.autograd.grad``; one client at a time."""
+
+        def grad_fn(params: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+            leaf = params.detach().requires_grad_(True)
+            loss = self.loss(leaf, x, y)
+            (grad,) = torch.autograd.grad(loss, leaf)
+            return grad, loss.detach()
+
+        return grad_fn
+
+
+def vmap_blocker(model: nn.Module) -> str | None:
+    """Why ``vmap`` over clients cannot serve ``model`` in training mode, or ``None`` if nothing is known.
+
+    Batch norm in training mode updates its running statistics in place, which ``vmap`` rejects.
+    """
+    for name, module in model.named_modules():
+        is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
+        if is_bn and module.training and module.track_running_stats:
+            return f"module {name or type(module).__name__!r} is batch norm in training mode"
+    return None

@@ -1,0 +1,343 @@
+"""The single-process simulator: ``n`` clients (the last ``f`` Byzantine) and one server.
+
+A round (``Simulator.step``):
+
+1. **compute** — every client (Byzantine ones too, so attacks can read their true messages) draws
+   ``local_steps`` minibatches of ``batch_size`` from its own partition with its own generator and runs
+   the algorithm's client step. Vectorised: one ``torch.func.vmap`` call over all clients; loop: a
+   Python loop with ``torch.autograd.grad`` (same math, used for batch norm in training mode or when
+   ``vmap`` fails).
+2. **attack** — a message attack replaces the last ``f`` rows:
+   ``attack(honest[h, d], f, rng=..., round=..., own=true_byzantine[f, d])``. A data attack
+   ``data_attack(x, y, generator=g) -> (x', y', touched)`` instead poisoned the Byzantine clients'
+   local data once at construction; they then train honestly on it.
+3. **compress** — the ``[n, d]`` messages are compressed and decompressed as one batch; ``bits_up`` is
+   the compressor's exact count (32 bits per float without a compressor).
+4. **aggregate** + **update** — the algorithm's server step. ``bits_down`` counts the broadcast of the
+   new model to all ``n`` clients at 32 bits per parameter.
+
+All randomness comes from generators derived from ``seed`` (``robustfl.utils.make_generator``):
+``("sample", i)`` for client ``i``'s minibatches, ``("data_attack", i)`` for its poisoning,
+``"attack"`` and ``"compress"`` for the message attack and the compressor. The generators live on the
+CPU; the same seed gives identical parameters and metrics on CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import vmap
+
+from robustfl.aggregators.base import Aggregator, check_int
+from robustfl.algorithms.base import Algorithm, State
+from robustfl.engine.functional import FlatModel, vmap_blocker
+from robustfl.engine.sampling import ClientSampler
+from robustfl.engine.state import load_object_state, object_state
+from robustfl.utils import make_generator
+
+log = logging.getLogger(__name__)
+
+PHASES = ("compute", "attack", "compress", "aggregate", "update")
+FLOAT_BITS = 32
+
+
+class DatasetLike(Protocol):
+    """What the simulator reads from a dataset: train and test tensors."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+
+
+@dataclass
+class RoundStats:
+    """What one round produced. ``round`` counts completed rounds (1 after the first ``step``)."""
+
+    round: int
+    loss: float
+    lr: float
+    bits_up: int
+    bits_down: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Simulator:
+    """Simulates ``n = len(partitions)`` clients, of which the **last** ``num_byzantine`` are Byzantine.
+
+    ``partitions[i]`` holds the indices of client ``i``'s samples in ``dataset.x_train``. ``lr`` is a
+    float or a schedule ``round -> lr`` (round counted from 0). ``vectorise=None`` picks ``vmap`` unless
+    the model cannot be vmapped (batch norm in training mode, or a trial call fails), logging why;
+    ``sim.vectorised`` tells which path runs.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: DatasetLike,
+        partitions: list[Tensor],
+        algorithm: Algorithm,
+        aggregator: Aggregator,
+        *,
+        num_byzantine: int = 0,
+        attack: Any = None,
+        data_attack: Any = None,
+        compressor: Any = None,
+        batch_size: int = 32,
+        lr: float | Callable[[int], float] = 0.1,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        vectorise: bool | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.algorithm = algorithm
+        self.aggregator = aggregator
+        self.attack = attack
+        self.compressor = compressor
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.seed = check_int("seed", seed)
+        self.num_byzantine = check_int("num_byzantine", num_byzantine)
+        self.n = len(partitions)
+        if self.n == 0:
+            raise ValueError("partitions is empty; give one index tensor per client")
+        if self.num_byzantine >= self.n:
+            raise ValueError(
+                f"num_byzantine must be < the number of clients ({self.n}) so at least one is honest, "
+                f"got {self.num_byzantine}"
+            )
+        if not callable(lr) and (isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0):
+            raise ValueError(f"lr must be a positive number or a callable round -> lr, got {lr!r}")
+        self._lr = lr
+        aggregator.check_n(self.n)
+
+        self.model = model.to(self.device)
+        self.flat = FlatModel(self.model)
+        self.params = self.flat.flat_params()
+        self.round = 0
+
+        x_train, y_train = dataset.x_train, dataset.y_train
+        self.x_test = dataset.x_test.to(self.device)
+        self.y_test = dataset.y_test.to(self.device)
+        partitions = [self._check_partition(i, p, len(x_train)) for i, p in enumerate(partitions)]
+        self.x_store, self.y_store, partitions = self._poison(x_train, y_train, partitions, data_attack)
+        self.sampler = ClientSampler(
+            partitions, [make_generator(self.seed, "sample", i) for i in range(self.n)]
+        )
+        self.attack_generator = make_generator(self.seed, "attack")
+        self.compress_generator = make_generator(self.seed, "compress")
+
+        one = algorithm.init_client_state(self.params)
+        self.client_state: State = {k: v.unsqueeze(0).repeat_interleave(self.n, 0) for k, v in one.items()}
+        self.server_state: State = algorithm.init_server_state(self.params)
+        self.vectorised, self.path_reason = self._pick_path(vectorise)
+
+    # ----------------------------------------------------------------------------------- construction
+    def _check_partition(self, i: int, part: Tensor, size: int) -> Tensor:
+        if not isinstance(part, Tensor) or part.dim() != 1 or part.is_floating_point():
+            raise ValueError(f"partitions[{i}] must be a 1-D integer index tensor")
+        if part.numel() == 0:
+            raise ValueError(f"partitions[{i}] is empty; every client needs at least one sample")
+        if int(part.min()) < 0 or int(part.max()) >= size:
+            raise ValueError(f"partitions[{i}] has indices outside the training set [0, {size})")
+        return part.to(torch.long).cpu()
+
+    def _poison(
+        self, x: Tensor, y: Tensor, partitions: list[Tensor], data_attack: Any
+    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Append each Byzantine client's poisoned copy of its data and point its partition at it."""
+        xs, ys = [x], [y]
+        if data_attack is not None and self.num_byzantine > 0:
+            offset = len(x)
+            for i in range(self.n - self.num_byzantine, self.n):
+                gen = make_generator(self.seed, "data_attack", i)
+                px, py, _ = data_attack(x[partitions[i]], y[partitions[i]], generator=gen)
+                xs.append(px)
+                ys.append(py)
+                partitions[i] = torch.arange(offset, offset + len(px))
+                offset += len(px)
+        return torch.cat(xs).to(self.device), torch.cat(ys).to(self.device), partitions
+
+    def _pick_path(self, vectorise: bool | None) -> tuple[bool, str]:
+        if vectorise is False:
+            return False, "loop path requested"
+        blocker = vmap_blocker(self.model)
+        if blocker is not None:
+            if vectorise:
+                raise ValueError(f"vectorise=True but vmap cannot serve this model: {blocker}")
+            log.info("simulator: per-client loop path (%s)", blocker)
+            return False, blocker
+        if vectorise:
+            return True, "vectorised path requested"
+        try:  # one trial on the first samples; generators are not touched
+            steps, b = self.algorithm.local_steps, min(self.batch_size, len(self.x_store))
+            idx = torch.arange(b).repeat(min(self.n, 2), steps, 1).to(self.device)
+            state = {k: v[: idx.shape[0]] for k, v in self.client_state.items()}
+            self._vmapped(0.0)(self.params, self.x_store[idx], self.y_store[idx], state)
+        except Exception as err:  # any failure of vmap means: use the loop
+            reason = f"vmap failed: {type(err).__name__}: {err}"
+            log.info("simulator: per-client loop path (%s)", reason)
+            return False, reason
+        return True, "vmap over clients"
+
+    # --------------------------------------------------------------------------------------- a round
+    def lr_at(self, round_index: int) -> float:
+        """The learning rate of round ``round_index`` (from 0)."""
+        return float(self._lr(round_index)) if callable(self._lr) else float(self._lr)
+
+    def _vmapped(self, lr: float) -> Callable[..., tuple[Tensor, State, Tensor]]:
+        step = functools.partial(self.algorithm.client_step, lr=lr, grad_fn=self.flat.vmap_grad_fn())
+        fn: Callable[..., tuple[Tensor, State, Tensor]] = vmap(step, in_dims=(None, 0, 0, 0))
+        return fn
+
+    def _client_messages(self, xs: Tensor, ys: Tensor, lr: float) -> tuple[Tensor, State, Tensor]:
+        if self.vectorised:
+            return self._vmapped(lr)(self.params, xs, ys, self.client_state)
+        grad_fn = self.flat.loop_grad_fn()
+        outs = [
+            self.algorithm.client_step(
+                self.params, xs[i], ys[i], {k: v[i] for k, v in self.client_state.items()}, lr, grad_fn
+            )
+            for i in range(self.n)
+        ]
+        messages = torch.stack([o[0] for o in outs])
+        state = {k: torch.stack([o[1][k] for o in outs]) for k in outs[0][1]}
+        return messages, state, torch.stack([o[2] for o in outs])
+
+    def step(self) -> RoundStats:
+        """Run one round and return its statistics."""
+        seconds = dict.fromkeys(PHASES, 0.0)
+        lr = self.lr_at(self.round)
+        h, f = self.n - self.num_byzantine, self.num_byzantine
+
+        t = time.perf_counter()
+        self.model.train()
+        idx = self.sampler.sample(self.algorithm.local_steps, self.batch_size).to(self.device)
+        messages, self.client_state, losses = self._client_messages(self.x_store[idx], self.y_store[idx], lr)
+        messages = messages.detach()
+        seconds["compute"] = time.perf_counter() - t
+
+        if self.attack is not None and f > 0:
+            t = time.perf_counter()
+            byz = self.attack(messages[:h], f, rng=self.attack_generator, round=self.round, own=messages[h:])
+            if tuple(byz.shape) != (f, messages.shape[1]):
+                raise ValueError(
+                    f"attack returned shape {tuple(byz.shape)}, expected ({f}, {messages.shape[1]})"
+                )
+            messages = torch.cat([messages[:h], byz.to(messages)])
+            seconds["attack"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if self.compressor is not None:
+            packed = self.compressor.compress(messages, self.compress_generator)
+            messages = self.compressor.decompress(packed)
+            bits_up = int(packed.bits)
+        else:
+            bits_up = FLOAT_BITS * messages.numel()
+        seconds["compress"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        new_params, self.server_state = self.algorithm.server_step(
+            self.params, messages, self.aggregator, self.server_state, lr
+        )
+        seconds["aggregate"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        self.params = new_params.detach()
+        self.flat.load_flat(self.params)
+        seconds["update"] = time.perf_counter() - t
+
+        self.round += 1
+        return RoundStats(
+            round=self.round,
+            loss=float(losses[:h].mean()),
+            lr=lr,
+            bits_up=bits_up,
+            bits_down=FLOAT_BITS * self.flat.dim * self.n,
+            seconds=seconds,
+        )
+
+    # ---------------------------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(
+        self, extra: Mapping[str, tuple[Tensor, Tensor]] | None = None, batch_size: int = 1000
+    ) -> dict[str, float]:
+        """Loss and accuracy of the global model on the test set and on each ``extra`` set.
+
+        Keys: ``test_loss``, ``test_accuracy`` and ``<name>_loss``, ``<name>_accuracy`` for each extra
+        ``name -> (x, y)`` (a backdoor test set labelled with the target class gives
+        ``backdoor_accuracy``, the attack's success rate).
+        """
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        sets = {"test": (self.x_test, self.y_test), **dict(extra or {})}
+        was_training = self.model.training
+        self.model.eval()
+        out: dict[str, float] = {}
+        try:
+            for name, (x, y) in sets.items():
+                x, y = x.to(self.device), y.to(self.device)
+                loss_sum, correct = 0.0, 0
+                for start in range(0, len(x), batch_size):
+                    logits = self.flat.logits(self.params, x[start : start + batch_size])
+                    target = y[start : start + batch_size]
+                    loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
+                    correct += int((logits.argmax(dim=1) == target).sum())
+                out[f"{name}_loss"] = loss_sum / max(len(x), 1)
+                out[f"{name}_accuracy"] = correct / max(len(x), 1)
+        finally:
+            self.model.train(was_training)
+        return out
+
+    # ------------------------------------------------------------------------------------- resume
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume to the identical result (tensors and plain values only)."""
+        return {
+            "round": self.round,
+            "params": self.params.clone(),
+            "buffers": {k: v.clone() for k, v in self.model.named_buffers()},
+            "client_state": {k: v.clone() for k, v in self.client_state.items()},
+            "server_state": {k: v.clone() for k, v in self.server_state.items()},
+            "generators": {
+                "sample": [g.get_state() for g in self.sampler.generators],
+                "attack": self.attack_generator.get_state(),
+                "compress": self.compress_generator.get_state(),
+            },
+            "aggregator": object_state(self.aggregator),
+            "attack": None if self.attack is None else object_state(self.attack),
+            "compressor": None if self.compressor is None else object_state(self.compressor),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()`` taken from a simulator built with the same arguments."""
+        params = state["params"]
+        if params.shape != self.params.shape:
+            raise ValueError(
+                f"state_dict params have shape {tuple(params.shape)}, this model has ({self.flat.dim},)"
+            )
+        if len(state["generators"]["sample"]) != self.n:
+            raise ValueError(f"state_dict is for {len(state['generators']['sample'])} clients, not {self.n}")
+        self.round = int(state["round"])
+        self.params = params.clone().to(self.device)
+        self.flat.load_flat(self.params)
+        buffers = dict(self.model.named_buffers())
+        with torch.no_grad():
+            for k, v in state["buffers"].items():
+                buffers[k].copy_(v)
+        self.client_state = {k: v.clone().to(self.device) for k, v in state["client_state"].items()}
+        self.server_state = {k: v.clone().to(self.device) for k, v in state["server_state"].items()}
+        for g, s in zip(self.sampler.generators, state["generators"]["sample"], strict=True):
+            g.set_state(s)
+        self.attack_generator.set_state(state["generators"]["attack"])
+        self.compress_generator.set_state(state["generators"]["compress"])
+        load_object_state(self.aggregator, state["aggregator"])
+        if self.attack is not None and state["attack"] is not None:
+            load_object_state(self.attack, state["attack"])
+        if self.compressor is not None and state["compressor"] is not None:
+            load_object_state(self.compressor, state["compressor"])

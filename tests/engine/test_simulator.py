@@ -1,0 +1,192 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from tiny_task import split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
+from torch import Tensor
+
+from robustfl.aggregators import Average
+from robustfl.aggregators.base import Aggregator
+from robustfl.algorithms import DistributedSGD, FedAvg
+from robustfl.engine import FlatModel, Simulator
+
+
+class CoordMedian(Aggregator):
+    def _aggregate(self, x: Tensor) -> Tensor:
+        return x.median(dim=0).values
+
+
+class NeedsFour(Aggregator):
+    def check_n(self, n: int) -> None:
+        if n < 4:
+            raise ValueError(f"NeedsFour needs n >= 4, got n={n}")
+
+    def _aggregate(self, x: Tensor) -> Tensor:
+        return x.mean(dim=0)
+
+
+def bit_flip(honest: Tensor, f: int, *, rng: torch.Generator, round: int, own: Tensor) -> Tensor:
+    return -100.0 * own
+
+
+def run(sim: Simulator, rounds: int) -> Tensor:
+    for _ in range(rounds):
+        sim.step()
+    return sim.params.clone()
+
+
+def make(**kw: object) -> Simulator:
+    args: dict = dict(
+        model=tiny_cnn(),
+        dataset=tiny_data(),
+        partitions=split(10),
+        algorithm=DistributedSGD(momentum=0.5),
+        aggregator=Average(),
+        batch_size=8,
+        lr=0.1,
+        seed=3,
+    )
+    args.update(kw)
+    return Simulator(**args)
+
+
+def test_same_seed_same_params_different_seed_differs() -> None:
+    a, b, c = make(), make(), make(seed=4)
+    stats_a = [a.step() for _ in range(3)]
+    stats_b = [b.step() for _ in range(3)]
+    assert torch.equal(a.params, b.params)
+    assert [s.loss for s in stats_a] == [s.loss for s in stats_b]
+    assert a.evaluate() == b.evaluate()
+    assert not torch.equal(run(c, 3), a.params)
+
+
+@pytest.mark.parametrize("algorithm", [DistributedSGD(momentum=0.9), FedAvg(local_steps=3, server_lr=0.5)])
+def test_vectorised_equals_loop(algorithm: object) -> None:
+    vec = make(algorithm=algorithm, vectorise=True, num_byzantine=2, attack=bit_flip)
+    loop = make(algorithm=algorithm, vectorise=False, num_byzantine=2, attack=bit_flip)
+    assert vec.vectorised and not loop.vectorised
+    for _ in range(4):
+        sv, sl = vec.step(), loop.step()
+        assert sv.loss == pytest.approx(sl.loss, rel=1e-5)
+    # batched and per-client kernels round differently; the -100x attack amplifies that a little
+    torch.testing.assert_close(vec.params, loop.params, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(vec.client_state, loop.client_state, rtol=1e-4, atol=1e-5)
+
+
+def test_mean_without_attack_is_minibatch_sgd_on_the_union_batch() -> None:
+    data = tiny_data()
+    # batch_size = partition size: each client's batch is its whole partition (in some order), so the
+    # mean of the client gradients is the full-batch gradient over the union of the partitions.
+    sim = make(algorithm=DistributedSGD(), batch_size=30, lr=0.3)
+    flat = FlatModel(tiny_cnn())
+    x0 = flat.flat_params()
+    leaf = x0.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(flat.logits(leaf, data.x_train), data.y_train), leaf)
+    sim.step()
+    torch.testing.assert_close(sim.params, x0 - 0.3 * grad, rtol=1e-5, atol=1e-6)
+
+
+def test_fedavg_with_one_local_step_equals_sgd() -> None:
+    sgd = run(make(algorithm=DistributedSGD()), 4)
+    fedavg = run(make(algorithm=FedAvg(local_steps=1)), 4)
+    torch.testing.assert_close(fedavg, sgd, rtol=1e-5, atol=1e-6)
+
+
+def test_loss_decreases() -> None:
+    sim = make(lr=0.2)
+    before = sim.evaluate()["test_loss"]
+    run(sim, 15)
+    assert sim.evaluate()["test_loss"] < 0.8 * before
+
+
+def test_bit_flip_breaks_average_not_median() -> None:
+    kw = dict(num_byzantine=3, attack=bit_flip, lr=0.2, algorithm=DistributedSGD())
+    mean_sim, median_sim = make(**kw), make(aggregator=CoordMedian(), **kw)
+    start = mean_sim.evaluate()["test_accuracy"]
+    run(mean_sim, 10)
+    run(median_sim, 10)
+    assert median_sim.evaluate()["test_accuracy"] > start + 0.2
+    assert median_sim.evaluate()["test_accuracy"] > mean_sim.evaluate()["test_accuracy"] + 0.2
+
+
+def test_state_dict_round_trip_resumes_identically(tmp_path: object) -> None:
+    sim = make(num_byzantine=1, attack=bit_flip)
+    run(sim, 2)
+    path = f"{tmp_path}/ckpt.pt"
+    torch.save(sim.state_dict(), path)
+    expected = run(sim, 3)
+    resumed = make(num_byzantine=1, attack=bit_flip)
+    resumed.load_state_dict(torch.load(path, weights_only=True))
+    assert resumed.round == 2
+    assert torch.equal(run(resumed, 3), expected)
+
+
+def test_batch_norm_picks_the_loop_and_says_why() -> None:
+    sim = make(model=tiny_bn())
+    assert not sim.vectorised and "batch norm" in sim.path_reason
+    run(sim, 2)
+    with pytest.raises(ValueError, match="vectorise=True but vmap cannot serve"):
+        make(model=tiny_bn(), vectorise=True)
+
+
+def test_a_model_vmap_cannot_serve_falls_back_to_the_loop() -> None:
+    sim = make(model=tiny_dropout())
+    assert not sim.vectorised and sim.path_reason.startswith("vmap failed")
+    assert sim.step().loss > 0
+
+
+def test_data_attack_poisons_only_byzantine_clients() -> None:
+    data = tiny_data()
+
+    class FlipToZero:
+        def __call__(
+            self, x: Tensor, y: Tensor, *, generator: torch.Generator
+        ) -> tuple[Tensor, Tensor, Tensor]:
+            return x, torch.zeros_like(y), torch.ones_like(y, dtype=torch.bool)
+
+    sim = make(num_byzantine=2, data_attack=FlipToZero())
+    parts = sim.sampler.partitions
+    assert all(torch.equal(sim.y_store[p], data.y_train[p]) for p in parts[:8])
+    assert all(bool((sim.y_store[p] == 0).all()) for p in parts[8:])
+
+
+def test_evaluate_extra_sets() -> None:
+    data = tiny_data()
+    sim = make()
+    run(sim, 2)
+    out = sim.evaluate({"backdoor": (data.x_test, torch.zeros_like(data.y_test))}, batch_size=7)
+    assert set(out) == {"test_loss", "test_accuracy", "backdoor_loss", "backdoor_accuracy"}
+    with torch.no_grad():
+        predicted = sim.model(data.x_test).argmax(1)
+    assert out["test_accuracy"] == pytest.approx(float((predicted == data.y_test).float().mean()))
+    assert out["backdoor_accuracy"] == pytest.approx(float((predicted == 0).float().mean()))
+
+
+def test_round_stats() -> None:
+    sim = make(lr=lambda r: 0.1 / (r + 1))
+    s0, s1 = sim.step(), sim.step()
+    d = sim.flat.dim
+    assert (s0.round, s1.round, s1.lr) == (1, 2, 0.05)
+    assert s0.bits_up == s0.bits_down == 32 * d * 10
+    assert set(s0.seconds) == {"compute", "attack", "compress", "aggregate", "update"}
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        (dict(num_byzantine=10), "num_byzantine must be < the number of clients"),
+        (dict(lr=-1.0), "lr must be a positive number"),
+        (dict(batch_size=0), "batch_size must be >= 1"),
+        (dict(partitions=[torch.arange(5), torch.arange(0)]), r"partitions\[1\] is empty"),
+        (dict(partitions=[torch.arange(5), torch.tensor([999])]), r"partitions\[1\] has indices outside"),
+        (dict(partitions=split(3), aggregator=NeedsFour()), "needs n >= 4"),
+    ],
+)
+def test_user_errors(kw: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make(**kw)
+
+
+def test_attack_with_wrong_shape_is_reported() -> None:
+    sim = make(num_byzantine=2, attack=lambda honest, f, **_: honest[:1])
+    with pytest.raises(ValueError, match=r"attack returned shape"):
+        sim.step()

@@ -1,0 +1,43 @@
+"""A tiny synthetic task for fast simulator tests: 8x8 one-channel inputs, 3 Gaussian classes."""
+
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class TinyData:
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+
+
+@cache
+def tiny_data() -> TinyData:
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 1, 8, 8, generator=gen)
+    y = torch.randint(3, (400,), generator=gen)
+    x = centres[y] + 2.0 * torch.randn(400, 1, 8, 8, generator=gen)
+    return TinyData(x[:300], y[:300], x[300:], y[300:])
+
+
+def tiny_cnn(seed: int = 1) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+
+
+def tiny_bn(seed: int = 1) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+
+
+def split(n: int, size: int = 300) -> list[Tensor]:
+    return list(torch.arange(size).chunk(n))
+
+
+def tiny_dropout(seed: int = 1) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(64, 3))
