@@ -183,3 +183,20 @@ def test_seeded_masks_are_uniform_subsets(d: int, k: int) -> None:
         counts[m] += 1
     p = k / d
     assert float((counts / 1500 - p).abs().max()) < 5 * math.sqrt(p * (1 - p) / 1500)
+
+
+def test_powersgd_state_survives_a_checkpoint_round_trip(rng: torch.Generator) -> None:
+    from robustfl.engine.state import load_object_state, object_state
+
+    x = torch.randn(2, D, generator=rng)
+    a = C.PowerSGD(rank=1, shapes=SHAPES)
+    a(x, rng)
+    snapshot = object_state(a)
+    b = C.PowerSGD(rank=1, shapes=SHAPES)
+    load_object_state(b, snapshot)
+    torch.testing.assert_close(a(x, rng), b(x, rng))
+    ef = C.ErrorFeedback(C.Compose(C.TopK(k=3), C.QSGD(s=2)))
+    ef(x, rng)
+    load_object_state(ef, object_state(ef))
+    with pytest.raises(ValueError, match="stateless"):
+        C.QSGD().load_state_dict({"q.0": torch.zeros(1)})

@@ -109,5 +109,15 @@ class Compose(Compressor):
         self.outer.reset()
         self.inner.reset()
 
+    def state_dict(self) -> dict[str, Tensor]:
+        return {
+            **{f"outer.{k}": v for k, v in self.outer.state_dict().items()},
+            **{f"inner.{k}": v for k, v in self.inner.state_dict().items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        for prefix, part in (("outer.", self.outer), ("inner.", self.inner)):
+            part.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+
     def params(self) -> dict[str, Any]:
         return {"outer": self.outer, "inner": self.inner}
