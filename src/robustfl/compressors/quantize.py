@@ -49,7 +49,7 @@ class Sign(Elementwise):
         n, d = x.shape
         fields = {
             "scale": Field(x.abs().mean(dim=1, keepdim=True), Float(x.dtype)),
-            "signs": Field((x < 0).to(torch.int64), UInt(1)),
+            "signs": Field((x < 0).to(torch.uint8), UInt(1)),
         }
         return Message(self.name, n, d, x.dtype, fields)
 
@@ -90,21 +90,21 @@ class QSGD(Elementwise):
         n, d = x.shape
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
         ratio = torch.where(norm > 0, x.abs() / norm.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
-        levels = (
-            torch.floor(ratio * self.s + uniform((n, d), rng, x.device).to(x.dtype)).clamp_(0, self.s).long()
-        )
+        noise = uniform((n, d), rng, x.device).to(x.dtype)
+        levels = torch.floor(ratio * self.s + noise).clamp_(0, self.s)
+        levels = levels.to(torch.int32 if self.s < 2**31 else torch.int64)
         fields = {"norm": Field(norm, Float(x.dtype))}
         if self.coding == "elias":
             fields["levels"] = Field(torch.where(x < 0, -levels, levels), EliasSparse())
         else:
             fields["levels"] = Field(levels, UInt(self.s.bit_length()))
-            fields["signs"] = Field((x < 0).to(torch.int64), UInt(1))
+            fields["signs"] = Field((x < 0).to(torch.uint8), UInt(1))
         return Message(self.name, n, d, x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
         levels = msg.get("levels").reshape(msg.n, -1)
         if self.coding == "fixed":
-            levels = levels * (1 - 2 * msg.get("signs").reshape(msg.n, -1))
+            levels = levels.long() * (1 - 2 * msg.get("signs").reshape(msg.n, -1).long())
         if levels.numel() and int(levels.abs().max()) > self.s:
             raise ValueError(f"qsgd message has a level above s={self.s}")
         return _scale_field(msg, "norm") * levels.to(msg.dtype) / self.s
@@ -131,7 +131,7 @@ class TernGrad(Elementwise):
         scale = x.abs().amax(dim=1, keepdim=True)
         p = torch.where(scale > 0, x.abs() / scale.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
         keep = uniform((n, d), rng, x.device).to(x.dtype) < p
-        codes = keep.long() * (1 + (x < 0).long())  # 0: zero, 1: +scale, 2: -scale
+        codes = keep.to(torch.uint8) * (1 + (x < 0).to(torch.uint8))  # 0: zero, 1: +scale, 2: -scale
         fields = {"scale": Field(scale, Float(x.dtype)), "codes": Field(codes, UInt(2))}
         return Message(self.name, n, d, x.dtype, fields)
 

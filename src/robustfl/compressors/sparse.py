@@ -197,7 +197,7 @@ class RandL(Sparsifier):
             return super()._compress(x, rng)
         fields, idx = self.select(x, rng)
         kept = x.gather(1, idx)
-        fields["signs"] = Field((kept > 0).long() + 2 * (kept < 0).long(), UInt(2))
+        fields["signs"] = Field((kept > 0).to(torch.uint8) + 2 * (kept < 0).to(torch.uint8), UInt(2))
         return Message(self.name, x.shape[0], x.shape[1], x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
