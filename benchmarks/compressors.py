@@ -184,6 +184,22 @@ def _plot(points: dict[str, list[tuple[float, float]]], path: Path, d: int) -> N
     print(f"wrote {path}")
 
 
+def qbgmd_bits(n: int, d: int) -> list[str]:
+    """Bits per round of QBGMD's two readings next to full-precision BGMD (32 bits per coordinate)."""
+    from robustfl.compressors.qbgmd import QBGMD
+
+    gen = torch.Generator().manual_seed(2)
+    g = gradient_like(layer_shapes(d), gen).expand(n, -1) + 0.01 * torch.randn(n, d, generator=gen)
+    rows = ["| setting | bits per round | bits per client per coord |", "|---|---|---|"]
+    rows.append(f"| BGMD, float32 rows | {32 * n * d} | 32.000 |")
+    for s in (4, 16):
+        for reading in ("quantize", "block"):
+            r = QBGMD(s=s, ratio=0.1, reading=reading).round(g, gen)
+            rows.append(f"| QBGMD s={s}, k=0.1d, {reading} | {r.bits} | {r.bits / (n * d):.3f} |")
+    print("\n".join(rows), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -201,6 +217,9 @@ def main() -> None:
     print("\n## Throughput (one sender, float32 input)\n")
     for d in sizes:
         throughput(d, repeats)
+    d_q = 5_000 if args.quick else 100_000
+    print(f"\n## QBGMD bits per round (n = 10, d = {d_q})\n")
+    qbgmd_bits(10, d_q)
     print("\n## Error / bits trade-off\n")
     tradeoff(
         5_000 if args.quick else 200_000,
