@@ -22,9 +22,15 @@ class Elementwise(Compressor):
 
     coordinate_fields: ClassVar[tuple[str, ...]]
 
-    def coordinates(self, msg: Message) -> int:
-        """Number of coordinates the codes cover (``msg.d``, or ``k`` inside ``Compose``)."""
-        return msg.get(self.coordinate_fields[0]).reshape(msg.n, -1).shape[1]
+
+def _codes(msg: Message, name: str) -> Tensor:
+    """Per-coordinate field ``name`` as ``Tensor[n, d]``; a wrong size raises ``ValueError``."""
+    t = msg.get(name)
+    if t.numel() != msg.n * msg.d:
+        raise ValueError(
+            f"{msg.compressor} message field {name!r} has {t.numel()} codes, expected {msg.n * msg.d}"
+        )
+    return t.reshape(msg.n, msg.d)
 
 
 def _scale_field(msg: Message, name: str) -> Tensor:
@@ -54,7 +60,7 @@ class Sign(Elementwise):
         return Message(self.name, n, d, x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
-        signs = msg.get("signs").reshape(msg.n, -1)
+        signs = _codes(msg, "signs")
         return _scale_field(msg, "scale") * (1 - 2 * signs.to(msg.dtype))
 
     def delta(self, d: int) -> float:
@@ -102,9 +108,9 @@ class QSGD(Elementwise):
         return Message(self.name, n, d, x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
-        levels = msg.get("levels").reshape(msg.n, -1)
+        levels = _codes(msg, "levels")
         if self.coding == "fixed":
-            levels = levels.long() * (1 - 2 * msg.get("signs").reshape(msg.n, -1).long())
+            levels = levels.long() * (1 - 2 * _codes(msg, "signs").long())
         if levels.numel() and int(levels.abs().max()) > self.s:
             raise ValueError(f"qsgd message has a level above s={self.s}")
         return _scale_field(msg, "norm") * levels.to(msg.dtype) / self.s
@@ -136,7 +142,7 @@ class TernGrad(Elementwise):
         return Message(self.name, n, d, x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
-        codes = msg.get("codes").reshape(msg.n, -1)
+        codes = _codes(msg, "codes")
         if codes.numel() and int(codes.max()) > 2:
             raise ValueError("terngrad message has a code outside {0, 1, 2}")
         signed = (codes == 1).to(msg.dtype) - (codes == 2).to(msg.dtype)
