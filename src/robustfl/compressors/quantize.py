@@ -109,11 +109,12 @@ class QSGD(Elementwise):
 
     def _decompress(self, msg: Message) -> Tensor:
         levels = _codes(msg, "levels")
-        if self.coding == "fixed":
-            levels = levels.long() * (1 - 2 * _codes(msg, "signs").long())
         if levels.numel() and int(levels.abs().max()) > self.s:
             raise ValueError(f"qsgd message has a level above s={self.s}")
-        return _scale_field(msg, "norm") * levels.to(msg.dtype) / self.s
+        values = levels.to(msg.dtype)
+        if self.coding == "fixed":
+            values = values * (1 - 2 * _codes(msg, "signs").to(msg.dtype))
+        return _scale_field(msg, "norm") * values / self.s
 
     def omega(self, d: int) -> float:
         return min(d / self.s**2, math.sqrt(d) / self.s)
