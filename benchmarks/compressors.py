@@ -159,8 +159,10 @@ def _plot(points: dict[str, list[tuple[float, float]]], path: Path, d: int) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     markers = "os^vD<>pPX*h"
+    colors = plt.get_cmap("tab20").colors
+    unbiased = {"atomo entries", "atomo svd", "qsgd elias", "qsgd fixed", "randk (scaled)", "terngrad"}
     for i, (family, pts) in enumerate(sorted(points.items())):
         if family == "identity":  # zero error at 32 bits/coord: off a log axis
             continue
@@ -169,7 +171,9 @@ def _plot(points: dict[str, list[tuple[float, float]]], path: Path, d: int) -> N
             [p[0] for p in pts],
             [max(p[1], 1e-8) for p in pts],
             marker=markers[i % len(markers)],
-            label=family,
+            color=colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20],
+            linestyle="-" if family in unbiased else "--",
+            label=family + (" (unbiased)" if family in unbiased else ""),
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
