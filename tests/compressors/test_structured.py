@@ -200,3 +200,10 @@ def test_powersgd_state_survives_a_checkpoint_round_trip(rng: torch.Generator) -
     load_object_state(ef, object_state(ef))
     with pytest.raises(ValueError, match="stateless"):
         C.QSGD().load_state_dict({"q.0": torch.zeros(1)})
+
+
+def test_randl_parameter_errors_name_l() -> None:
+    with pytest.raises(ValueError, match="exactly one of l"):
+        C.RandL()
+    with pytest.raises(ValueError, match="l must be >= 1"):
+        C.RandL(l=0)

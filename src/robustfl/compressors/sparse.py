@@ -85,7 +85,7 @@ class _KRatio(Sparsifier):
         self.k, self.ratio = k, ratio
 
     def kept(self, d: int) -> int:
-        return resolve_k(self.k, self.ratio, d, type(self).__name__)
+        return resolve_k(self.k, self.ratio, d)
 
 
 @COMPRESSORS.register("topk", "top_k")
@@ -174,11 +174,11 @@ class RandL(Sparsifier):
     name = "randl"
 
     def __init__(self, l: int | None = None, ratio: float | None = None, sign: bool = False) -> None:
-        check_k_ratio(l, ratio, "RandL")
+        check_k_ratio(l, ratio, "RandL", k_name="l")
         self.l, self.ratio, self.sign = l, ratio, bool(sign)
 
     def kept(self, d: int) -> int:
-        return resolve_k(self.l, self.ratio, d, "RandL")
+        return resolve_k(self.l, self.ratio, d)
 
     def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
         n, d = x.shape
@@ -237,7 +237,7 @@ class BlockSampling(Sparsifier):
         self.k, self.ratio = k, ratio
 
     def kept(self, d: int) -> int:
-        return resolve_k(self.k, self.ratio, d, "BlockSampling")
+        return resolve_k(self.k, self.ratio, d)
 
     def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
         n, d = x.shape
