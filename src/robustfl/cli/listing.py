@@ -14,6 +14,8 @@ from robustfl.cli.app import app
 KINDS: dict[str, str] = {
     "aggregators": "robustfl.aggregators:AGGREGATORS",
     "compressors": "robustfl.compressors:COMPRESSORS",
+    "models": "robustfl.models:MODELS",
+    "datasets": "robustfl.data:DATASETS",
 }
 
 
