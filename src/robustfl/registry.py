@@ -36,6 +36,13 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def primary_names(self) -> list[str]:
+        """One name per factory: the first it was registered under, in registration order."""
+        seen: dict[int, str] = {}
+        for name, factory in self._entries.items():
+            seen.setdefault(id(factory), name)
+        return list(seen.values())
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._entries
 

@@ -6,11 +6,51 @@
 from typing import Any
 
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, PreAggregator
+from robustfl.aggregators.bgmd import BlockGeometricMedian
+from robustfl.aggregators.bulyan import Bulyan
+from robustfl.aggregators.clipping import CenteredClipping, Clipping
+from robustfl.aggregators.coordinatewise import Median, TrimmedMean
+from robustfl.aggregators.geomed import GeometricMedian
+from robustfl.aggregators.krum import Krum, MultiKrum
 from robustfl.aggregators.mean import Average
+from robustfl.aggregators.pipeline import Pipeline
+from robustfl.aggregators.sign import SignMajority
 
-__all__ = ["AGGREGATORS", "Aggregator", "Average", "PreAggregator", "get"]
+__all__ = [
+    "AGGREGATORS",
+    "Aggregator",
+    "Average",
+    "BlockGeometricMedian",
+    "Bulyan",
+    "CenteredClipping",
+    "Clipping",
+    "GeometricMedian",
+    "Krum",
+    "Median",
+    "MultiKrum",
+    "Pipeline",
+    "PreAggregator",
+    "SignMajority",
+    "TrimmedMean",
+    "get",
+]
+
+# ByzFL-parity rules and pre-aggregators (branch agg-parity)
+from robustfl.aggregators.arc import ARC
+from robustfl.aggregators.bucketing import Bucketing
+from robustfl.aggregators.caf import CAF
+from robustfl.aggregators.mda import MDA
+from robustfl.aggregators.meamed import Meamed
+from robustfl.aggregators.monna import MoNNA
+from robustfl.aggregators.nnm import NNM
+from robustfl.aggregators.smea import SMEA
+
+__all__ += ["ARC", "CAF", "MDA", "NNM", "SMEA", "Bucketing", "Meamed", "MoNNA"]
 
 
 def get(name: str, **params: Any) -> Aggregator:
     """Build the aggregator registered as ``name`` (case-insensitive) with ``params``."""
     return AGGREGATORS.get(name, **params)
+
+
+import robustfl.attacks.defences  # noqa: E402, F401  (registers the backdoor defences "ndc" and "weak-dp")

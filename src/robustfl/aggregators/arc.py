@@ -1,0 +1,48 @@
+"""Adaptive robust clipping (ARC), a pre-aggregator (Allouah et al. 2024, arXiv:2405.14432)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from robustfl.aggregators._distances import finite_rows
+from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, require_n
+
+
+@AGGREGATORS.register("arc")
+class ARC(PreAggregator):
+    """Clip the ``k = floor(2 (f/n) (n - f))`` largest-norm rows to the norm of the ``(k+1)``-th
+    largest: ``out_i = min(1, tau / ||x_i||) x_i`` with ``tau = ||x_pi(n-k)||`` for norms sorted
+    ascending (ByzFL's definition; ``k`` is computed in exact integer arithmetic). Rows at or below
+    ``tau`` are unchanged. Output ``Tensor[n, d]``.
+
+    Norms are taken in float64 where float32 would overflow (a 1e38 row is finite and is scaled, not
+    zeroed). A non-finite row has no direction to keep: it counts as the largest and is replaced by
+    the zero vector. For ``f <= n/2`` we have ``k >= f``, so every such row is among the clipped ones.
+    """
+
+    breakdown = "needs n >= f (clips floor(2f(n-f)/n) rows)"
+
+    def __init__(self, f: int = 0) -> None:
+        self.f = check_int("f", f)
+
+    def check_n(self, n: int) -> None:
+        require_n("ARC", n, self.f, n >= self.f, "n >= f")
+
+    def _aggregate(self, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        k = (2 * self.f * (n - self.f)) // n
+        if k == 0:
+            return x.clone()
+        norms = torch.linalg.vector_norm(x, dim=1)
+        ok = finite_rows(x)
+        overflow = torch.isinf(norms) & ok
+        if bool(overflow.any()):
+            norms = torch.linalg.vector_norm(x.to(torch.float64), dim=1)
+        norms = torch.where(ok, norms.to(torch.float64), float("inf"))
+        tau = torch.sort(norms).values[n - k - 1]
+        scale = torch.where(norms > tau, tau / norms, 1.0)
+        out = x * scale.to(x.dtype).unsqueeze(1)
+        if not bool(ok.all()):
+            out = torch.where(ok.unsqueeze(1), out, torch.zeros((), dtype=x.dtype, device=x.device))
+        return out

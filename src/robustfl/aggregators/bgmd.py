@@ -1,0 +1,164 @@
+"""Block Geometric Median Descent's aggregation step: GM on a sampled block of coordinates, with memory.
+
+Seed 000, Algorithm 1 (BGMD) and Algorithm 2 (block coordinate selection); Acharya et al. 2022.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from robustfl.aggregators._distances import row_sq_norms
+from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_positive
+from robustfl.aggregators.geomed import smoothed_weiszfeld
+from robustfl.utils import make_generator
+
+Sampling = Literal["proportional", "topk"]
+
+
+def sample_block(s: Tensor, k: int, sampling: Sampling, generator: torch.Generator) -> Tensor:
+    """``k`` distinct coordinates, sorted, from the column scores ``s >= 0`` (CPU float64 ``[d]``).
+
+    ``"topk"``: the ``k`` largest ``s_j``. ``"proportional"`` (Alg. 2): sequential sampling without
+    replacement with probability proportional to ``s_j``, drawn in one pass by the exponential-keys
+    method of Efraimidis and Spirakis (2006): the ``k`` smallest ``E_j / s_j``, ``E_j ~ Exp(1)``. When
+    fewer than ``k`` scores are positive, all of those are taken and the rest is drawn uniformly from
+    the zero-score coordinates (there is nothing to prefer among them).
+    """
+    if sampling == "topk":
+        idx = s.topk(k).indices
+    else:
+        e = torch.empty_like(s).exponential_(generator=generator)
+        positive = s > 0
+        n_pos = int(positive.sum())
+        inf = torch.full_like(s, float("inf"))
+        if n_pos >= k:
+            idx = torch.where(positive, e / s, inf).topk(k, largest=False).indices
+        else:
+            rest = torch.where(positive, inf, e).topk(k - n_pos, largest=False).indices
+            idx = torch.cat([positive.nonzero().squeeze(1), rest])
+    return idx.sort().values
+
+
+@AGGREGATORS.register("bgmd", "block-geometric-median")
+class BlockGeometricMedian(Aggregator):
+    """BGMD aggregation (seed 000, Alg. 1–2): the geometric median of a block of ``k`` coordinates.
+
+    Per call, with memory ``m`` (zeros at first, ``d``-dimensional):
+
+    1. ``G = x + m`` (add the memory to every row);
+    2. ``s_j = ||G[:, j]||^2``; choose ``k`` coordinates ``I`` by ``sampling`` (``sample_block``);
+    3. output = ``GM(G[:, I])`` (``GeometricMedian(nu, T, tol)`` on the ``n x k`` block), zero elsewhere;
+    4. ``m <- mean_i (G - Delta)[i, :]`` with ``Delta`` = ``G`` on ``I`` and 0 elsewhere: the row-mean
+       of the residual, i.e. ``mean_i x_i + m`` off the block and ``0`` on it.
+
+    ``G`` is never formed: ``s`` and the memory come from the column sums and squared sums of ``x``
+    (one pass), and only the ``n x k`` block is gathered, so a call costs one pass over ``x`` plus a
+    GM in ``k`` dimensions. Give exactly one of ``k`` or ``ratio`` (``k = max(1, round(ratio * d))``).
+
+    Units: Algorithm 1 scales the rows by the step size before adding memory (``G = gamma G + m``); here
+    the memory is kept in the units of the input rows. With a constant ``gamma`` this is the same method
+    (block selection and GM commute with positive scaling, up to the smoothing ``nu``); the caller
+    multiplies the output by ``gamma``.
+
+    Randomness: coordinates are sampled on CPU from the object's own generator, seeded by ``seed``
+    (so CUDA inputs sample identically), then used to index on ``x.device``. ``last_indices`` holds the
+    last call's sorted block (CPU ``int64``) for compressors and bit accounting. ``reset()`` clears the
+    memory and re-seeds, so a reset object repeats its outputs.
+
+    Non-finite rows: if any column statistic is not finite, rows whose squared norm is not finite
+    (NaN, Inf, overflow) are left out of the sampling scores, the block and the memory (the memory is
+    then the mean over the remaining rows); a finite outlier enters the memory as in Algorithm 1. If no
+    row is left, the output is zero.
+    """
+
+    breakdown = "fewer than n/2 Byzantine rows (GM on the block)"
+
+    def __init__(
+        self,
+        k: int | None = None,
+        ratio: float | None = None,
+        sampling: Sampling = "proportional",
+        nu: float = 0.1,
+        T: int = 3,
+        tol: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        if (k is None) == (ratio is None):
+            raise ValueError("BlockGeometricMedian: give exactly one of k (block size) or ratio (k / d)")
+        self.k = None if k is None else check_int("k", k, minimum=1)
+        if ratio is not None and not (0 < check_positive("ratio", ratio) <= 1):
+            raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
+        self.ratio = None if ratio is None else float(ratio)
+        if sampling not in ("proportional", "topk"):
+            raise ValueError(f"sampling must be 'proportional' or 'topk', got {sampling!r}")
+        self.sampling: Sampling = sampling
+        self.nu = check_positive("nu", nu)
+        self.T = check_int("T", T, minimum=1)
+        self.tol = None if tol is None else check_positive("tol", tol)
+        self.seed = check_int("seed", seed)
+        self.reset()
+
+    def reset(self) -> None:
+        self._memory: Tensor | None = None
+        self._last_indices: Tensor | None = None
+        self._generator = make_generator(self.seed, "block-geometric-median")
+
+    @property
+    def memory(self) -> Tensor | None:
+        """The memory ``m`` added to the next call's rows (``None`` before the first call)."""
+        return self._memory
+
+    @property
+    def last_indices(self) -> Tensor | None:
+        """The last call's block of coordinates, sorted CPU ``int64 [k]``."""
+        return self._last_indices
+
+    def block_size(self, d: int) -> int:
+        """``k`` for messages of dimension ``d``."""
+        k = self.k if self.k is not None else max(1, round(float(self.ratio or 0.0) * d))
+        if k > d:
+            raise ValueError(
+                f"BlockGeometricMedian: block size k={k} exceeds the dimension d={d}; choose k <= d"
+            )
+        return k
+
+    def _start_memory(self, x: Tensor) -> Tensor:
+        d = x.shape[1]
+        if self._memory is None:
+            return torch.zeros(d, dtype=x.dtype, device=x.device)
+        if self._memory.shape[0] != d:
+            raise ValueError(
+                f"BlockGeometricMedian: its memory has d={self._memory.shape[0]} but the messages have "
+                f"d={d}; call reset() before aggregating vectors of another size"
+            )
+        return self._memory.to(device=x.device, dtype=x.dtype)
+
+    def _aggregate(self, x: Tensor) -> Tensor:
+        d = x.shape[1]
+        k = self.block_size(d)
+        mem = self._start_memory(x)
+        var, mean = torch.var_mean(x, dim=0, correction=0)
+        if not bool(torch.isfinite(var).all()):
+            x = x[torch.isfinite(row_sq_norms(x))]
+            var, mean = torch.var_mean(x.to(torch.float64), dim=0, correction=0)
+            if x.shape[0] == 0:
+                var, mean = (
+                    torch.zeros_like(mem, dtype=torch.float64),
+                    torch.zeros_like(mem, dtype=torch.float64),
+                )
+        # s_j = sum_i (x_ij + m_j)^2 = n (var_j + (mean_j + m_j)^2)
+        shifted = mean.to(torch.float64) + mem.to(torch.float64)
+        s = x.shape[0] * (var.to(torch.float64) + shifted * shifted)
+        idx_cpu = sample_block(s.cpu(), k, self.sampling, self._generator)
+        idx = idx_cpu.to(x.device)
+        block = x.index_select(1, idx) + mem[idx]
+        out = torch.zeros(d, dtype=x.dtype, device=x.device)
+        out[idx] = smoothed_weiszfeld(block, self.nu, self.T, self.tol)
+        new_mem = shifted.to(x.dtype) if x.shape[0] > 0 else mem.clone()
+        new_mem[idx] = 0.0
+        self._memory = new_mem
+        self._last_indices = idx_cpu
+        return out

@@ -1,0 +1,41 @@
+"""Bucketing, a pre-aggregator (Karimireddy, He & Jaggi, ICLR 2022)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int
+from robustfl.utils import make_generator
+
+
+@AGGREGATORS.register("bucketing")
+class Bucketing(PreAggregator):
+    """Shuffle the rows with a random permutation ``pi`` and average consecutive buckets of ``s``:
+    ``out_b = mean(x_pi(bs+1), ..., x_pi(min((b+1)s, n)))``, giving ``ceil(n/s)`` rows (the last bucket
+    holds the ``n mod s`` leftover rows when ``s`` does not divide ``n``). ByzFL's definition and name.
+
+    The permutation comes from the object's own ``torch.Generator`` seeded from ``seed`` (so runs are
+    reproducible and independent of the global RNG); ``reset()`` re-seeds it. A non-finite row makes
+    its bucket's mean non-finite: the robust aggregator after bucketing must treat that bucket as bad.
+    """
+
+    breakdown = "any n (pair it with a robust aggregator; s * f < n/2 buckets stay clean)"
+
+    def __init__(self, s: int = 1, seed: int = 0) -> None:
+        self.s = check_int("s", s, minimum=1)
+        self.seed = check_int("seed", seed)
+        self._gen = make_generator(self.seed, "bucketing")
+
+    def reset(self) -> None:
+        self._gen = make_generator(self.seed, "bucketing")
+
+    def _aggregate(self, x: Tensor) -> Tensor:
+        n, d = x.shape
+        perm = torch.randperm(n, generator=self._gen).to(x.device)
+        shuffled = x.index_select(0, perm)
+        full = n // self.s
+        out = shuffled[: full * self.s].view(full, self.s, d).mean(dim=1)
+        if full * self.s < n:
+            out = torch.cat([out, shuffled[full * self.s :].mean(dim=0, keepdim=True)])
+        return out

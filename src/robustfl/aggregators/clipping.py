@@ -1,0 +1,109 @@
+"""Norm clipping: the static pre-aggregator and centered clipping (Karimireddy et al. 2021)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from robustfl.aggregators._distances import distances_to_point, row_sq_norms
+from robustfl.aggregators.base import AGGREGATORS, Aggregator, PreAggregator, check_int, check_positive
+
+
+@AGGREGATORS.register("clipping", "clip")
+class Clipping(PreAggregator):
+    """Static norm clipping (ByzFL ``Clipping``): ``x_i <- x_i * min(1, c / ||x_i||)``, ``Tensor[n, d]``.
+
+    Every output row has norm at most ``c``. A row whose norm is undefined (NaN/Inf entries) has no
+    direction to keep and becomes the zero vector; a finite row whose squared norm overflows (e.g.
+    1e38 in float32) is clipped exactly, its norm computed after rescaling by its largest entry.
+    """
+
+    breakdown = "bounds each row's norm; robust only when followed by a robust rule"
+
+    def __init__(self, c: float = 2.0) -> None:
+        self.c = check_positive("c", c)
+
+    def _aggregate(self, x: Tensor) -> Tensor:
+        norms = torch.linalg.vector_norm(x, dim=1)
+        bad = ~torch.isfinite(norms)
+        if bool(bad.any()):
+            idx = bad.nonzero().squeeze(1)
+            rows = x.index_select(0, idx)
+            peak = rows.abs().amax(dim=1)
+            finite = torch.isfinite(rows).all(dim=1) & (peak > 0)
+            safe_peak = torch.where(finite, peak, torch.ones_like(peak))
+            rescaled = torch.linalg.vector_norm(rows / safe_peak.unsqueeze(1), dim=1) * safe_peak
+            norms = norms.clone()
+            norms[idx] = torch.where(finite, rescaled, torch.full_like(rescaled, float("nan")))
+        scale = torch.where(norms > self.c, self.c / norms, torch.ones_like(norms))
+        out = x * scale.unsqueeze(1)
+        defined = torch.isfinite(norms)
+        if not bool(defined.all()):
+            out[~defined] = 0.0
+        return out
+
+
+@AGGREGATORS.register("centered-clipping", "cc")
+class CenteredClipping(Aggregator):
+    """Centered clipping, seed 002 "Aggregation with Centered Clipping" (ByzFL ``CenteredClipping``).
+
+    ``v_{l+1} = v_l + (1/n) sum_i clip_tau(x_i - v_l)`` for ``l = 0..L-1``, with
+    ``clip_tau(u) = u * min(1, tau / ||u||)``. The output ``v_L`` is kept as the next call's ``v_0``
+    (the previous round's aggregate, as in the seed); the first call starts from ``m`` (``None``:
+    zeros), and ``reset()`` returns to it.
+
+    Non-finite rows (and rows whose squared norm overflows) have no clipped direction and contribute
+    ``0`` to the sum (still counted in ``n``), so a Byzantine row moves ``v`` by at most ``tau / n`` per
+    iteration and the output stays finite.
+    """
+
+    breakdown = "fewer than n/2 Byzantine rows (with tau of the order of honest spread)"
+
+    def __init__(self, m: Tensor | None = None, L: int = 1, tau: float = 100.0) -> None:
+        if m is not None and not (
+            isinstance(m, Tensor) and m.dim() == 1 and m.is_floating_point() and bool(torch.isfinite(m).all())
+        ):
+            raise ValueError("m must be None or a finite 1-D float tensor of length d (the initial centre)")
+        self.m = m
+        self.L = check_int("L", L, minimum=1)
+        self.tau = check_positive("tau", tau, allow_zero=True)
+        self._v: Tensor | None = None
+
+    def reset(self) -> None:
+        self._v = None
+
+    def params(self) -> dict[str, Any]:
+        return {"m": self.m, "L": self.L, "tau": self.tau}
+
+    @property
+    def center(self) -> Tensor | None:
+        """The centre the next call starts from (``None`` until the first call when ``m`` is ``None``)."""
+        return self._v if self._v is not None else self.m
+
+    def _start(self, x: Tensor) -> Tensor:
+        d = x.shape[1]
+        v = self.center
+        if v is None:
+            return torch.zeros(d, dtype=x.dtype, device=x.device)
+        if v.shape[0] != d:
+            raise ValueError(
+                f"CenteredClipping: its centre has d={v.shape[0]} but the messages have d={d}; "
+                "pass m of length d, or call reset() before aggregating vectors of another size"
+            )
+        return v.to(device=x.device, dtype=x.dtype)
+
+    def _aggregate(self, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        v = self._start(x)
+        sq = row_sq_norms(x)
+        usable = torch.isfinite(sq)
+        if not bool(usable.all()):
+            x, sq = x[usable], sq[usable]
+        for _ in range(self.L):
+            dist = distances_to_point(x, sq, v)
+            s = torch.where(dist > self.tau, self.tau / dist, torch.ones_like(dist))
+            v = v + (torch.mv(x.T, s) - s.sum() * v) / n
+        self._v = v
+        return v.clone()

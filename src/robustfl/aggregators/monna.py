@@ -1,0 +1,42 @@
+"""Mean of the nearest neighbours of a trusted row (MoNNA; Farhadkhani et al., ICML 2022)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
+
+
+@AGGREGATORS.register("monna")
+class MoNNA(Aggregator):
+    """Average the ``n - f`` rows nearest (Euclidean) to the reference row ``x_idx``, itself included.
+
+    ByzFL's definition and parameters: ``idx`` names a worker the server trusts (e.g. its own
+    gradient); robustness holds when that row is honest. Ties in distance go to the lower row index.
+    Non-finite rows are infinitely far, so with at most ``f`` of them none is averaged. If ``x_idx``
+    itself is non-finite (the trust assumption is broken), distances to it are undefined and the
+    reference becomes the coordinate-wise median of the rows (NaN sorted last), which keeps the output
+    finite.
+    """
+
+    breakdown = "needs n > 2f and an honest reference row idx"
+
+    def __init__(self, f: int = 0, idx: int = 0) -> None:
+        self.f = check_int("f", f)
+        self.idx = check_int("idx", idx)
+
+    def check_n(self, n: int) -> None:
+        require_n("MoNNA", n, self.f, n > 2 * self.f, "n > 2f")
+        if self.idx >= n:
+            raise ValueError(f"MoNNA needs idx < n (idx names one of the n rows), got idx={self.idx}, n={n}")
+
+    def _aggregate(self, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        ref = x[self.idx]
+        if not bool(torch.isfinite(ref).all()):
+            ref = torch.sort(x, dim=0).values[(n - 1) // 2]
+        dist = torch.linalg.vector_norm(x - ref, dim=1)
+        dist = torch.nan_to_num(dist, nan=float("inf"))
+        nearest = torch.sort(dist, stable=True).indices[: n - self.f]
+        return x.index_select(0, nearest).mean(dim=0)

@@ -1,0 +1,42 @@
+"""Nearest-neighbour mixing (NNM), a pre-aggregator (Allouah et al., AISTATS 2023, "Fixing by mixing")."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from robustfl.aggregators._distances import finite_rows, pairwise_sq_distances
+from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, require_n
+
+
+@AGGREGATORS.register("nnm")
+class NNM(PreAggregator):
+    """``NNM_f(x)_i = (1/(n-f)) sum_{j in N_i} x_j`` with ``N_i`` the ``n - f`` rows nearest to ``x_i``
+    (Euclidean, ``x_i`` itself included). Output ``Tensor[n, d]``; ByzFL's definition and parameter name.
+
+    The mixing is one ``[n, n] @ [n, d]`` product with a 0 / ``1/(n-f)`` matrix. Ties in distance go to
+    the lower row index (stable sort). Non-finite rows (NaN/Inf) are infinitely far from every row, so
+    with at most ``f`` of them no finite row's neighbourhood contains one; a non-finite row's own
+    distances are undefined, and its output is the mean of the first ``n - f`` finite rows.
+    """
+
+    breakdown = "needs n > f (pair it with a robust aggregator for f < n/2)"
+
+    def __init__(self, f: int = 0) -> None:
+        self.f = check_int("f", f)
+
+    def check_n(self, n: int) -> None:
+        require_n("NNM", n, self.f, n > self.f, "n > f")
+
+    def _aggregate(self, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        k = n - self.f
+        dist = pairwise_sq_distances(x)
+        ok = finite_rows(x)
+        if not bool(ok.all()):
+            dist[~ok] = torch.where(ok, 0.0, float("inf")).to(dist.dtype)
+            x = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        nearest = torch.sort(dist, dim=1, stable=True).indices[:, :k]
+        mix = torch.zeros(n, n, dtype=x.dtype, device=x.device)
+        mix.scatter_(1, nearest, 1.0 / k)
+        return mix @ x

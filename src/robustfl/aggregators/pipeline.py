@@ -1,0 +1,51 @@
+"""Composition of pre-aggregators with (optionally) a final aggregator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from robustfl.aggregators.base import Aggregator, PreAggregator
+
+
+class Pipeline(Aggregator):
+    """``Pipeline(NNM(f=2), Krum(f=2))(x) = Krum(f=2)(NNM(f=2)(x))``: stages applied left to right.
+
+    Every stage but the last must be a ``PreAggregator`` (``Tensor[n, d] -> Tensor[m, d]``); the last
+    may be either kind, so a pipeline of pre-aggregators returns a matrix. Each stage validates its own
+    input (so an ``n`` the final rule cannot serve after a shrinking pre-aggregator is reported by that
+    rule). ``reset()`` resets every stage.
+    """
+
+    def __init__(self, *stages: Aggregator) -> None:
+        if not stages:
+            raise ValueError("Pipeline needs at least one stage, e.g. Pipeline(Clipping(c=1.0), Krum(f=1))")
+        for i, stage in enumerate(stages):
+            if not isinstance(stage, Aggregator):
+                raise ValueError(f"Pipeline stage {i} must be an aggregator, got {type(stage).__name__}")
+            if i < len(stages) - 1 and not isinstance(stage, PreAggregator):
+                raise ValueError(
+                    f"Pipeline stage {i} ({type(stage).__name__}) returns one vector, so it can only be "
+                    "the last stage; put pre-aggregators (Clipping, NNM, Bucketing, ...) before it"
+                )
+        self.stages = stages
+
+    @property
+    def breakdown(self) -> str:  # type: ignore[override]
+        return self.stages[-1].breakdown
+
+    def _aggregate(self, x: Tensor) -> Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def reset(self) -> None:
+        for stage in self.stages:
+            stage.reset()
+
+    def params(self) -> dict[str, Any]:
+        return {"stages": list(self.stages)}
+
+    def __repr__(self) -> str:
+        return f"Pipeline({', '.join(map(repr, self.stages))})"

@@ -1,0 +1,28 @@
+"""Parameter validation shared by the compressors (one clear ``ValueError`` per mistake)."""
+
+from __future__ import annotations
+
+from robustfl.aggregators.base import check_int, check_positive
+
+
+def resolve_k(k: int | None, ratio: float | None, d: int, who: str) -> int:
+    """The number of kept coordinates from exactly one of ``k`` and ``ratio`` (clipped to ``d``)."""
+    if k is not None:
+        return min(k, d)
+    assert ratio is not None
+    return max(1, min(d, round(ratio * d)))
+
+
+def check_k_ratio(k: object, ratio: object, who: str) -> None:
+    """Exactly one of ``k >= 1`` and ``0 < ratio <= 1`` must be given."""
+    if (k is None) == (ratio is None):
+        raise ValueError(f"{who} needs exactly one of k (coordinates kept) or ratio (fraction kept)")
+    if k is not None:
+        check_int("k", k, minimum=1)
+    else:
+        r = check_positive("ratio", ratio)
+        if r > 1:
+            raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
+
+
+__all__ = ["check_int", "check_k_ratio", "check_positive", "resolve_k"]

@@ -1,0 +1,214 @@
+"""The compressor contract: ``msg = c.compress(x, rng)``, ``x_hat = c.decompress(msg)``, ``msg.bits``.
+
+``x`` is one flat vector ``Tensor[d]`` (one sender) or a batch ``Tensor[n, d]`` (one row per sender,
+as the simulator compresses all clients at once). A ``Message`` is a set of named payload fields, each
+with the codec (``codecs.py``) that writes it on the wire, so ``msg.bits`` is the exact size of the
+payload: values at their wire precision, indices, scales and norms, entropy-coded lengths where the
+method specifies a code. Fields are either *per row* (each sender sends its own) or *shared* (sent
+once for the batch, e.g. BlockSampling's coordinate set or RandL's mask seed).
+
+Randomness comes from ``rng``, a ``torch.Generator``. Random draws are made on the generator's device
+and moved to the input's device, so a CPU generator works for CUDA inputs (bit-for-bit reproducible
+across devices) and a CUDA generator avoids the host round trip for CUDA inputs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from robustfl.compressors.codecs import FLOAT_BITS, Codec
+from robustfl.registry import Registry
+
+
+@dataclass(frozen=True)
+class Field:
+    """One payload field: ``data`` is ``Tensor[n, m]`` (per row), a list of ``n`` tensors (per row, of
+    varying length) or any tensor sent once for the batch (``per_row=False``)."""
+
+    data: Tensor | list[Tensor]
+    codec: Codec
+    per_row: bool = True
+
+    def row_bits(self, n: int) -> Tensor:
+        """Bits each of the ``n`` rows spends on this field (zeros for a shared field)."""
+        if not self.per_row:
+            return torch.zeros(n, dtype=torch.long)
+        if isinstance(self.data, list):
+            return torch.stack([self.codec.bits(t).sum() for t in self.data])
+        return self.codec.bits(self.data.reshape(n, -1))
+
+    def shared_bits(self) -> int:
+        if self.per_row:
+            return 0
+        assert isinstance(self.data, Tensor)
+        return int(self.codec.bits(self.data).sum())
+
+    def take_row(self, i: int) -> Field:
+        if not self.per_row:
+            return self
+        if isinstance(self.data, list):
+            return Field([self.data[i]], self.codec)
+        return Field(self.data[i : i + 1], self.codec)
+
+
+@dataclass
+class Message:
+    """What ``compress`` returns: the payload fields of ``n`` senders' messages over ``R^d``.
+
+    ``bits`` = ``bits_per_row.sum() + shared_bits``; ``row(i)`` is sender ``i``'s self-contained
+    message (its own fields plus the shared ones), the unit the distributed runtime sends with
+    ``to_bytes()``.
+    """
+
+    compressor: str
+    n: int
+    d: int
+    dtype: torch.dtype
+    fields: dict[str, Field]
+    squeeze: bool = False
+    _bits_rows: Tensor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def bits_per_row(self) -> Tensor:
+        """``Tensor[n]`` (int64, CPU): the bits each sender's own fields take."""
+        if self._bits_rows is None:
+            total = torch.zeros(self.n, dtype=torch.long)
+            for f in self.fields.values():
+                total = total + f.row_bits(self.n)
+            self._bits_rows = total
+        return self._bits_rows
+
+    @property
+    def shared_bits(self) -> int:
+        """Bits of the fields sent once for the whole batch."""
+        return sum(f.shared_bits() for f in self.fields.values())
+
+    @property
+    def bits(self) -> int:
+        """Exact payload bits of the whole batch."""
+        return int(self.bits_per_row.sum()) + self.shared_bits
+
+    def get(self, name: str) -> Tensor:
+        """The tensor of field ``name``; a missing or ragged field raises ``ValueError``."""
+        f = self.fields.get(name)
+        if f is None or not isinstance(f.data, Tensor):
+            raise ValueError(f"{self.compressor} message has no tensor field {name!r}")
+        return f.data
+
+    def get_list(self, name: str) -> list[Tensor]:
+        """The per-row tensors of ragged field ``name``."""
+        f = self.fields.get(name)
+        if f is None or not isinstance(f.data, list) or len(f.data) != self.n:
+            raise ValueError(f"{self.compressor} message has no per-row list field {name!r}")
+        return f.data
+
+    def row(self, i: int) -> Message:
+        """Sender ``i``'s message alone (``n = 1``), including the shared fields it needs to decode."""
+        if not -self.n <= i < self.n:
+            raise ValueError(f"row index {i} out of range for a message of {self.n} rows")
+        i %= self.n
+        fields = {k: f.take_row(i) for k, f in self.fields.items()}
+        return Message(self.compressor, 1, self.d, self.dtype, fields, squeeze=self.squeeze)
+
+    def to_bytes(self) -> bytes:
+        """The wire form (``wire.py``): a small header, then the bit-packed payload, then a CRC32."""
+        from robustfl.compressors.wire import encode
+
+        return encode(self)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> Message:
+        """Parse ``to_bytes`` output; malformed or truncated bytes raise ``ValueError``."""
+        from robustfl.compressors.wire import decode
+
+        return decode(data)
+
+
+def check_vector(x: object) -> tuple[Tensor, bool]:
+    """Validate compressor input; returns the batch view ``Tensor[n, d]`` and whether ``x`` was 1-D."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"x must be a torch.Tensor of shape [d] or [n, d], got {type(x).__name__}")
+    if x.dim() not in (1, 2) or x.numel() == 0:
+        raise ValueError(f"x must be a non-empty tensor of shape [d] or [n, d], got {tuple(x.shape)}")
+    if x.dtype not in FLOAT_BITS:
+        raise ValueError(f"x must be a float16/bfloat16/float32/float64 tensor, got {x.dtype}")
+    return (x.unsqueeze(0), True) if x.dim() == 1 else (x, False)
+
+
+def uniform(shape: tuple[int, ...], rng: torch.Generator | None, device: torch.device) -> Tensor:
+    """``U[0, 1)`` draws from ``rng`` (made on the generator's device, returned on ``device``)."""
+    gen_device = rng.device if rng is not None else torch.device("cpu")
+    return torch.rand(shape, generator=rng, device=gen_device).to(device)
+
+
+def draw_seeds(n: int, rng: torch.Generator | None) -> Tensor:
+    """``n`` fresh 63-bit seeds (int64, CPU) for shared-seed masks."""
+    gen_device = rng.device if rng is not None else torch.device("cpu")
+    return torch.randint(0, 2**63 - 1, (n,), generator=rng, device=gen_device, dtype=torch.long).cpu()
+
+
+class Compressor(ABC):
+    """``compress``/``decompress`` over a batch of flat vectors with exact bit accounting.
+
+    Declared properties: ``unbiased`` (``E[x_hat] = x``), ``omega(d)`` (for unbiased compressors the
+    variance factor: ``E||x_hat - x||^2 <= omega ||x||^2``) and ``delta(d)`` (contractive compressors:
+    ``E||x_hat - x||^2 <= (1 - delta) ||x||^2``; ``None`` when no such guarantee holds). An unbiased
+    compressor rescaled by ``1 / (1 + omega)`` is contractive with ``delta = 1 / (1 + omega)``.
+    """
+
+    name: ClassVar[str]
+    unbiased: bool = False
+
+    def compress(self, x: Tensor, rng: torch.Generator | None = None) -> Message:
+        """Compress ``x: Tensor[d]`` or ``Tensor[n, d]`` (one row per sender)."""
+        batch, squeeze = check_vector(x)
+        msg = self._compress(batch, rng)
+        msg.squeeze = squeeze
+        return msg
+
+    def decompress(self, msg: Message) -> Tensor:
+        """The reconstruction ``x_hat``, shaped like the ``x`` that was compressed."""
+        if not isinstance(msg, Message):
+            raise ValueError(f"decompress() needs a Message, got {type(msg).__name__}")
+        if msg.compressor != self.name:
+            raise ValueError(f"{type(self).__name__} cannot decode a {msg.compressor!r} message")
+        out = self._decompress(msg)
+        return out[0] if msg.squeeze else out
+
+    def __call__(self, x: Tensor, rng: torch.Generator | None = None) -> Tensor:
+        """``decompress(compress(x, rng))``."""
+        return self.decompress(self.compress(x, rng))
+
+    @abstractmethod
+    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message: ...
+
+    @abstractmethod
+    def _decompress(self, msg: Message) -> Tensor: ...
+
+    def omega(self, d: int) -> float | None:
+        """Variance factor of an unbiased compressor in dimension ``d`` (``None`` if biased)."""
+        return None
+
+    def delta(self, d: int) -> float | None:
+        """Contraction factor in dimension ``d``; an unbiased one with ``omega < 1`` has ``1 - omega``."""
+        w = self.omega(d)
+        return 1.0 - w if w is not None and w < 1 else None
+
+    def reset(self) -> None:
+        """Forget state kept between calls (PowerSGD's warm start); stateless compressors: nothing."""
+
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters, for ``repr`` and a run's resolved config."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+COMPRESSORS: Registry[Compressor] = Registry("compressor")

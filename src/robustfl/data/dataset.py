@@ -1,0 +1,101 @@
+"""The in-memory ``Dataset`` every loader returns, and the ``DATASETS`` registry of loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from robustfl.registry import Registry
+
+DATASETS: Registry[Dataset] = Registry("dataset")
+"""Name -> loader. Every loader takes ``data_dir`` (ignored where no files are needed) plus its own options."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled train/test split held in memory.
+
+    ``x_*`` are float32 ``[N, C, H, W]`` images, normalised with the per-channel mean and standard
+    deviation of the *train* split (the same statistics are applied to the test split);
+    ``y_*`` are int64 labels in ``[0, num_classes)``.
+    """
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.dim() != 4 or not x.is_floating_point():
+                raise ValueError(
+                    f"{self.name}: x_{split} must be a float [N, C, H, W] tensor, got {x.dtype} {tuple(x.shape)}"
+                )
+            if y.dim() != 1 or y.dtype != torch.int64 or y.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"{self.name}: y_{split} must be int64 [{x.shape[0]}] (one label per image), got {y.dtype} {tuple(y.shape)}"
+                )
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise ValueError(
+                    f"{self.name}: y_{split} has labels outside [0, {self.num_classes}): min {int(y.min())}, max {int(y.max())}"
+                )
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError(
+                f"{self.name}: train images {tuple(self.x_train.shape[1:])} and test images "
+                f"{tuple(self.x_test.shape[1:])} differ in shape"
+            )
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of one image."""
+        return tuple(self.x_train.shape[1:])
+
+    def clone(self) -> Dataset:
+        """A deep copy, so a caller may change tensors in place (e.g. poison labels) without side effects."""
+        return Dataset(
+            self.name,
+            self.x_train.clone(),
+            self.y_train.clone(),
+            self.x_test.clone(),
+            self.y_test.clone(),
+            self.num_classes,
+        )
+
+
+def from_arrays(
+    name: str,
+    x_train: Tensor,
+    y_train: Tensor,
+    x_test: Tensor,
+    y_test: Tensor,
+    num_classes: int | None = None,
+) -> Dataset:
+    """Build a normalised ``Dataset`` from raw images (``[N, H, W]`` or ``[N, C, H, W]``, any dtype).
+
+    Integer images are scaled by ``1/255``; then every channel ``c`` becomes
+    ``(x - mean_c) / std_c`` with ``mean_c, std_c`` over all train pixels of channel ``c``.
+    ``num_classes`` defaults to ``max(label) + 1`` over both splits.
+    """
+    xs = []
+    for split, x in (("train", x_train), ("test", x_test)):
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        if x.dim() != 4:
+            raise ValueError(
+                f"{name}: x_{split} must have shape [N, H, W] or [N, C, H, W], got {tuple(x.shape)}"
+            )
+        xs.append(x.to(torch.float32) / 255.0 if not x.is_floating_point() else x.to(torch.float32))
+    xtr, xte = xs
+    if xtr.shape[0] == 0:
+        raise ValueError(f"{name}: the train split is empty")
+    mean = xtr.mean(dim=(0, 2, 3), keepdim=True)
+    std = xtr.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-8)
+    ytr, yte = y_train.to(torch.int64).reshape(-1), y_test.to(torch.int64).reshape(-1)
+    if num_classes is None:
+        num_classes = int(torch.cat([ytr, yte]).max()) + 1
+    return Dataset(name, (xtr - mean) / std, ytr, (xte - mean) / std, yte, num_classes)

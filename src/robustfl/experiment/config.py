@@ -1,0 +1,269 @@
+"""The experiment configuration: a TOML file validated by pydantic.
+
+One file describes one run: ``[data]``, ``[model]``, ``[training]``, ``[workers]``, ``[aggregator]`` and the
+optional ``[attack]``, ``[data_attack]`` and ``[compressor]`` tables. Every field carries a description
+(``robustfl config-schema`` prints them). Unknown or invalid fields become one :class:`ConfigError` whose
+message has one line per problem, each naming the dotted field path, e.g.
+``config error: training.lr: Input should be greater than 0 (got -1)``.
+
+``--set key=value`` overrides go through the same schema: ``value`` is parsed as a TOML value when it is one
+(``0.05``, ``true``, ``[1, 2]``, ``{f = 2}``) and kept as a string otherwise, then pydantic coerces it to the
+field's type.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration the user wrote is invalid; ``str(err)`` is the message to print."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Component(_Section):
+    """A registry entry: a name plus the keyword arguments of its constructor."""
+
+    name: str = Field(description="Registered name (see `robustfl list ...`).", min_length=1)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments passed to the constructor."
+    )
+
+
+class DataConfig(_Section):
+    name: str = Field(
+        default="embedded-mnist",
+        description="Data set name: embedded-mnist (shipped, no files), mnist, fashion-mnist, emnist, cifar10, npz.",
+    )
+    data_dir: str | None = Field(
+        default=None, description="Folder holding the data set's files (unused for embedded-mnist)."
+    )
+    partition: str = Field(
+        default="iid", description="How training samples are split among workers: iid, dirichlet, ..."
+    )
+    alpha: float = Field(
+        default=0.5, gt=0, description="Dirichlet concentration (partition = 'dirichlet' only)."
+    )
+    partition_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further keyword arguments of the partitioner (e.g. shards_per_client).",
+    )
+
+
+class ModelConfig(_Section):
+    name: str = Field(default="lenet", description="Model name: lenet, mlp, crsa-cnn, resnet18, vgg9, ...")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of the model builder."
+    )
+
+
+class TrainingConfig(_Section):
+    algorithm: str = Field(
+        default="sgd", description="Training algorithm: sgd (distributed SGD) or fedavg (local SGD)."
+    )
+    rounds: int = Field(default=100, ge=1, description="Number of communication rounds.")
+    batch_size: int = Field(default=32, ge=1, description="Minibatch size per worker and local step.")
+    lr: float = Field(
+        default=0.05,
+        gt=0,
+        description="Learning rate (server step size for sgd; local step size for fedavg).",
+    )
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="Worker momentum β (0 = none).")
+    local_steps: int = Field(default=1, ge=1, description="Local SGD steps per round (fedavg).")
+    seed: int = Field(
+        default=0, ge=0, description="Root seed; every random stream of the run derives from it."
+    )
+    device: str = Field(default="cpu", description="Torch device: cpu, cuda, cuda:1, ...")
+    vectorise: bool | None = Field(
+        default=None,
+        description="Batch all workers with vmap (true), loop over them (false) or decide automatically.",
+    )
+    eval_every: int = Field(
+        default=10, ge=1, description="Evaluate on the test set every this many rounds (and at the end)."
+    )
+    checkpoint_every: int = Field(
+        default=0, ge=0, description="Write a checkpoint every this many rounds (0 = only at the end)."
+    )
+
+
+class WorkersConfig(_Section):
+    n: int = Field(default=10, ge=1, description="Total number of workers (honest + Byzantine).")
+    f: int = Field(default=0, ge=0, description="Number of Byzantine workers (the last f workers).")
+
+    @model_validator(mode="after")
+    def _one_honest(self) -> WorkersConfig:
+        if self.f >= self.n:
+            raise ValueError(f"f = {self.f} must be smaller than n = {self.n} (at least one honest worker)")
+        return self
+
+
+class AggregatorConfig(Component):
+    name: str = Field(
+        default="mean", description="Aggregation rule (see `robustfl list aggregators`).", min_length=1
+    )
+    pre: list[Component] = Field(
+        default_factory=list,
+        description="Pre-aggregation stages applied in order before the rule, e.g. [{name = 'nnm'}].",
+    )
+
+
+class CompressorConfig(Component):
+    error_feedback: bool = Field(
+        default=False, description="Wrap the compressor in error feedback (per-worker memory)."
+    )
+
+
+class ExperimentConfig(_Section):
+    """The whole run. Rules and attacks that take ``f`` get ``workers.f`` unless their params set it."""
+
+    name: str = Field(default="experiment", description="A label for the run (tables, plot legends).")
+    data: DataConfig = Field(default_factory=lambda: DataConfig(), description="The data set and its split.")
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(), description="The network.")
+    training: TrainingConfig = Field(
+        default_factory=lambda: TrainingConfig(), description="The optimisation loop."
+    )
+    workers: WorkersConfig = Field(
+        default_factory=lambda: WorkersConfig(), description="How many workers, how many Byzantine."
+    )
+    aggregator: AggregatorConfig = Field(
+        default_factory=lambda: AggregatorConfig(), description="The server's rule."
+    )
+    attack: Component | None = Field(
+        default=None, description="Message attack of the Byzantine workers (none if absent)."
+    )
+    data_attack: Component | None = Field(
+        default=None, description="Data corruption of the Byzantine workers' local data (none if absent)."
+    )
+    compressor: CompressorConfig | None = Field(
+        default=None, description="Message compressor (identity if absent)."
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A TOML-serialisable dict (``None`` fields dropped: TOML has no null)."""
+        return _drop_none(self.model_dump(mode="json"))
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem: ``config error: <dotted.path>: <message> (got <value>)``."""
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field; check the spelling (`robustfl config-schema` lists the fields)"
+            lines.append(f"config error: {path}: {msg}")
+            continue
+        msg = msg.removeprefix("Value error, ")
+        got = "" if isinstance(e["input"], dict) else f" (got {e['input']!r})"
+        lines.append(f"config error: {path}: {msg}{got}")
+    return "\n".join(lines)
+
+
+def validate(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a plain dict, raising :class:`ConfigError` with one readable line per problem."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML literal when it parses as one, otherwise the raw string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply ``key.path=value`` to the raw config dict in place (types are checked later by ``validate``)."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"config error: --set {assignment!r}: expected key=value, e.g. training.lr=0.05")
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"config error: {'.'.join(parts[: i + 1])}: is a value, not a table; cannot set {key}"
+            )
+        node = child
+    node[parts[-1]] = parse_value(text.strip())
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a TOML file (or start from defaults when ``path`` is None), apply ``--set`` overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config error: {p}: no such file")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config error: {p}: not valid TOML: {err}") from None
+        if "name" not in data:
+            data["name"] = p.stem
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return validate(data)
+
+
+def schema_rows() -> list[tuple[str, str, str, str]]:
+    """(field path, type, default, description) for every field: the config reference in the docs."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            path = f"{prefix}{name}"
+            ann = field.annotation
+            sub = _section_type(ann)
+            if sub is not None:
+                is_list = get_origin(ann) is list
+                kind = "list of tables" if is_list else "table" + (" (optional)" if _optional(ann) else "")
+                rows.append((path, kind, "", field.description or ""))
+                walk(sub, f"{path}[]." if is_list else f"{path}.")
+                continue
+            default = "" if field.is_required() else repr(field.get_default(call_default_factory=True))
+            rows.append((path, _type_name(ann), default, field.description or ""))
+
+    walk(ExperimentConfig, "")
+    return rows
+
+
+def _optional(ann: Any) -> bool:
+    return type(None) in getattr(ann, "__args__", ())
+
+
+def _section_type(ann: Any) -> type[BaseModel] | None:
+    for t in (ann, *getattr(ann, "__args__", ())):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
+def _type_name(ann: Any) -> str:
+    text = str(ann).replace("typing.", "")
+    return {
+        "<class 'int'>": "int",
+        "<class 'float'>": "float",
+        "<class 'str'>": "str",
+        "<class 'bool'>": "bool",
+    }.get(text, text)

@@ -1,0 +1,232 @@
+"""The training loop of one run: rounds, evaluation, metrics, checkpoints, progress, resume.
+
+Every ``training.eval_every`` rounds (and after the last one) the loop appends one line to ``metrics.jsonl``:
+``round``, ``train_loss`` (mean over the rounds since the previous line), the simulator's evaluation
+(``test_loss``, ``test_accuracy``, ``backdoor_accuracy`` when the run has a backdoor), cumulative ``bits_up`` /
+``bits_down``, cumulative ``seconds`` per phase and cumulative ``wall_seconds``. A run whose train loss becomes
+NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of seed 000 prints "-").
+
+A checkpoint holds the simulator's ``state_dict()`` (parameters, every generator, aggregator memory, round)
+plus the loop's own running totals, so ``resume=True`` continues to exactly the metrics an uninterrupted run
+writes (the timing fields excepted: they measure this machine).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from robustfl.experiment.config import ConfigError, ExperimentConfig, validate
+from robustfl.experiment.rundir import RunDir
+
+
+@dataclass
+class Totals:
+    """Running totals the loop carries between evaluations and across a resume."""
+
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    bits_up: int = 0
+    bits_down: int = 0
+    wall_seconds: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add_round(self, stats: Any, wall: float) -> float:
+        """Fold one ``RoundStats`` in; returns its loss."""
+        values = asdict(stats) if is_dataclass(stats) and not isinstance(stats, type) else dict(vars(stats))
+        loss = float(values["loss"])
+        self.loss_sum += loss
+        self.loss_count += 1
+        self.bits_up += int(values.get("bits_up", 0))
+        self.bits_down += int(values.get("bits_down", 0))
+        for phase, secs in (values.get("seconds") or {}).items():
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + float(secs)
+        self.wall_seconds += wall
+        return loss
+
+    def take_loss(self) -> float | None:
+        """Mean train loss since the last call (None when non-finite), and restart the mean."""
+        mean = self.loss_sum / max(self.loss_count, 1)
+        self.loss_sum, self.loss_count = 0.0, 0
+        return mean if math.isfinite(mean) else None
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe metric values: floats NaN/Inf -> None, tensors -> numbers."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
+    """A resume must use the stored configuration (only ``training.rounds`` may grow)."""
+    import tomllib
+
+    if not rd.config_path.exists():
+        raise ConfigError(f"config error: --resume: {rd.path} holds no run (no config.toml)")
+    stored = validate(tomllib.loads(rd.config_path.read_text(encoding="utf-8"))).to_dict()
+    stored["training"]["rounds"] = config["training"]["rounds"]
+    if stored != config:
+        diffs = [
+            f"{sec}.{k}"
+            for sec in sorted(set(stored) | set(config))
+            for k in sorted(set(_as_dict(stored.get(sec))) | set(_as_dict(config.get(sec))))
+            if _as_dict(stored.get(sec)).get(k) != _as_dict(config.get(sec)).get(k)
+        ]
+        raise ConfigError(
+            f"config error: --resume: the configuration differs from {rd.config_path} in: "
+            f"{', '.join(diffs) or 'name'}; resume with the same config (only training.rounds may change)"
+        )
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {"": value}
+
+
+class _TensorBoard:
+    """Scalars to ``RUN_DIR/tensorboard`` through ``torch.utils.tensorboard`` (needs the tensorboard package)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError(
+                "--tensorboard needs the tensorboard package: pip install 'robustfl[tensorboard]'"
+            ) from None
+        self.writer = SummaryWriter(log_dir=str(path))
+
+    def log(self, record: dict[str, Any]) -> None:
+        for key, value in record.items():
+            if isinstance(value, int | float) and key != "round":
+                self.writer.add_scalar(key, value, record["round"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def default_build(config: ExperimentConfig) -> Any:
+    """The real simulator for ``config`` (imported here: torch models load only when a run starts)."""
+    from robustfl.experiment.build import build_simulator
+
+    return build_simulator(config)
+
+
+def run(
+    config: ExperimentConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    tensorboard: bool = False,
+    build: Callable[[ExperimentConfig], Any] | None = None,
+) -> dict[str, Any]:
+    """Run ``config`` into the directory ``out`` and return the summary (also written to ``summary.json``).
+
+    ``build`` maps the config to a simulator (default: :func:`default_build`).
+    """
+    if build is None:
+        build = default_build
+    rd = RunDir(out)
+    resolved = config.to_dict()
+    if resume:
+        _check_resumable(rd, resolved)
+    elif rd.metrics_path.exists() or rd.checkpoints():
+        raise ConfigError(
+            f"config error: --out: {rd.path} already holds a run; pass --resume or another --out"
+        )
+    rd.write_config(resolved)
+    sim = build(config)
+    totals = Totals()
+    if resume and rd.checkpoints():
+        state = rd.load_checkpoint()
+        sim.load_state_dict(state["simulator"])
+        loop = state["loop"]
+        totals = Totals(**{k: v for k, v in loop.items() if k != "seconds"}, seconds=dict(loop["seconds"]))
+        rd.truncate_metrics(int(sim.round))
+    elif resume:
+        rd.truncate_metrics(0)
+    last: dict[str, Any] = (rd.read_metrics() or [{}])[-1]
+    board = _TensorBoard(rd.path / "tensorboard") if tensorboard else None
+    tr = config.training
+    diverged = False
+    with _progress(quiet, config.name, tr.rounds, int(sim.round)) as advance:
+        while int(sim.round) < tr.rounds:
+            start = time.perf_counter()
+            stats = sim.step()
+            loss = totals.add_round(stats, time.perf_counter() - start)
+            r = int(sim.round)
+            diverged = not math.isfinite(loss)
+            if diverged or r % tr.eval_every == 0 or r == tr.rounds:
+                start = time.perf_counter()
+                evaluation = sim.evaluate()
+                elapsed = time.perf_counter() - start
+                totals.seconds["eval"] = totals.seconds.get("eval", 0.0) + elapsed
+                totals.wall_seconds += elapsed
+                last = {
+                    "round": r,
+                    "train_loss": totals.take_loss(),
+                    **{k: _clean(v) for k, v in evaluation.items()},
+                    "bits_up": totals.bits_up,
+                    "bits_down": totals.bits_down,
+                    "seconds": dict(totals.seconds),
+                    "wall_seconds": totals.wall_seconds,
+                }
+                rd.append_metrics(last)
+                if board is not None:
+                    board.log(last)
+            if diverged or (tr.checkpoint_every and r % tr.checkpoint_every == 0) or r == tr.rounds:
+                rd.save_checkpoint(r, {"simulator": sim.state_dict(), "loop": asdict(totals)})
+            advance(r, last.get("test_accuracy"))
+            if diverged:
+                break
+    if board is not None:
+        board.close()
+    summary = {
+        "name": config.name,
+        "rounds": int(sim.round),
+        "diverged": diverged,
+        "final": last,
+        "best_test_accuracy": max(
+            (m["test_accuracy"] for m in rd.read_metrics() if m.get("test_accuracy") is not None),
+            default=None,
+        ),
+        "bits_up": totals.bits_up,
+        "bits_down": totals.bits_down,
+        "seconds": dict(totals.seconds),
+        "wall_seconds": totals.wall_seconds,
+    }
+    rd.write_summary(summary)
+    return summary
+
+
+@contextmanager
+def _progress(
+    quiet: bool, label: str, total: int, done: int
+) -> Iterator[Callable[[int, float | None], None]]:
+    """A rich progress bar over rounds (nothing when ``quiet``); the context value updates it."""
+    if quiet:
+        yield lambda r, acc: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total, completed=done)
+
+        def advance(r: int, acc: float | None) -> None:
+            bar.update(task, completed=r, description=label if acc is None else f"{label} acc={acc:.3f}")
+
+        yield advance

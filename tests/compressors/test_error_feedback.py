@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from robustfl import compressors as C
+
+
+@pytest.mark.parametrize("inner", [C.TopK(k=3), C.Sign(), C.QSGD(s=1), C.RandK(k=2, scaled=False)], ids=repr)
+def test_sent_plus_memory_equals_inputs(inner: C.Compressor, rng: torch.Generator) -> None:
+    ef = C.ErrorFeedback(inner)
+    inputs = [torch.randn(4, 25, dtype=torch.float64, generator=rng) for _ in range(6)]
+    sent = sum(ef(x, rng) for x in inputs)
+    assert ef.memory is not None
+    torch.testing.assert_close(sent + ef.memory, sum(inputs), rtol=0, atol=1e-10)
+    assert float(ef.memory.abs().sum()) > 0  # the compressor really dropped something
+
+
+def test_memory_is_added_back() -> None:
+    ef = C.ErrorFeedback(C.TopK(k=1))
+    first = ef(torch.tensor([3.0, 2.0]))
+    second = ef(torch.tensor([0.0, 1.5]))  # memory 2.0 + 1.5 beats 0 + 0
+    assert torch.equal(first, torch.tensor([3.0, 0.0]))
+    assert torch.equal(second, torch.tensor([0.0, 3.5]))
+
+
+def test_reset_and_shape_mismatch() -> None:
+    ef = C.ErrorFeedback(C.TopK(k=1))
+    ef(torch.randn(3, 4))
+    with pytest.raises(ValueError, match="call reset"):
+        ef(torch.randn(2, 4))
+    ef.reset()
+    assert ef.memory is None
+    ef(torch.randn(2, 4))
+
+
+def test_needs_a_compressor() -> None:
+    with pytest.raises(ValueError, match="needs a Compressor"):
+        C.ErrorFeedback("topk")  # type: ignore[arg-type]

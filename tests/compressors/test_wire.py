@@ -1,0 +1,110 @@
+"""Every compressor's messages round-trip through bytes; malformed bytes raise ValueError."""
+
+import pytest
+import torch
+
+from robustfl import compressors as C
+from robustfl.compressors.base import Message
+
+HEADER_BITS = 8 * 256  # magic, shapes, per-row lengths, checksum: a few hundred bytes at most
+
+
+def instances() -> list[C.Compressor]:
+    return [
+        C.Identity(),
+        C.TopK(k=7),
+        C.RandK(k=7),
+        C.RandK(ratio=0.2, scaled=False, shared_seed=False),
+        C.Sign(),
+        C.QSGD(s=1),
+        C.QSGD(s=16, coding="fixed"),
+        C.TernGrad(),
+    ]
+
+
+@pytest.mark.parametrize("c", instances(), ids=repr)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_round_trip_through_bytes(c: C.Compressor, dtype: torch.dtype, rng: torch.Generator) -> None:
+    x = torch.randn(3, 64, dtype=dtype, generator=rng)
+    msg = c.compress(x, rng)
+    direct = c.decompress(msg)
+    assert direct.shape == x.shape and direct.dtype == dtype
+    whole = Message.from_bytes(msg.to_bytes())
+    assert torch.equal(c.decompress(whole), direct)
+    for i in range(3):
+        row = msg.row(i)
+        data = row.to_bytes()
+        assert 0 <= len(data) * 8 - row.bits <= HEADER_BITS
+        assert torch.equal(c.decompress(Message.from_bytes(data)), direct[i : i + 1])
+
+
+def test_one_dimensional_input_round_trips(rng: torch.Generator) -> None:
+    c = C.QSGD(s=4)
+    x = torch.randn(50, generator=rng)
+    msg = c.compress(x, rng)
+    out = c.decompress(Message.from_bytes(msg.to_bytes()))
+    assert out.shape == (50,)
+    assert torch.equal(out, c.decompress(msg))
+
+
+@pytest.fixture
+def payload(rng: torch.Generator) -> bytes:
+    return C.QSGD(s=4).compress(torch.randn(40, generator=rng), rng).to_bytes()
+
+
+def test_truncated_bytes_raise(payload: bytes) -> None:
+    for cut in range(0, len(payload), 3):
+        with pytest.raises(ValueError):
+            Message.from_bytes(payload[:cut])
+
+
+def test_corrupted_bytes_raise(payload: bytes) -> None:
+    for pos in range(0, len(payload), 5):
+        bad = bytearray(payload)
+        bad[pos] ^= 0x5A
+        with pytest.raises(ValueError):
+            Message.from_bytes(bytes(bad))
+
+
+def test_random_bytes_and_wrong_types_raise() -> None:
+    gen = torch.Generator().manual_seed(0)
+    for size in (0, 3, 50, 500):
+        junk = bytes(torch.randint(0, 256, (size,), generator=gen, dtype=torch.uint8).tolist())
+        with pytest.raises(ValueError):
+            Message.from_bytes(junk)
+    with pytest.raises(ValueError, match="needs bytes"):
+        Message.from_bytes("RFLC")  # type: ignore[arg-type]
+
+
+def test_decoding_with_the_wrong_compressor_raises(rng: torch.Generator) -> None:
+    msg = C.Sign().compress(torch.randn(10), rng)
+    with pytest.raises(ValueError, match="cannot decode"):
+        C.QSGD().decompress(msg)
+
+
+def test_well_formed_bytes_with_bad_content_raise(rng: torch.Generator) -> None:
+    """A message that parses but holds an index outside range(d) is rejected by decompress."""
+    msg = C.TopK(k=2).compress(torch.randn(8), rng)
+    forged = Message(msg.compressor, 1, 4, msg.dtype, msg.fields, squeeze=True)  # d shrunk to 4
+    msg.fields["indices"] = C.Field(torch.tensor([[1, 7]]), msg.fields["indices"].codec)
+    with pytest.raises(ValueError, match="outside range"):
+        C.TopK(k=2).decompress(Message.from_bytes(forged.to_bytes()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_inputs_give_the_same_message_as_cpu_inputs() -> None:
+    x = torch.randn(4, 300, generator=torch.Generator().manual_seed(0))
+    for c in [
+        *instances(),
+        C.BlockSampling(k=9),
+        C.ATOMO(budget=5.0),
+        C.Compose(C.BlockSampling(k=9), C.QSGD(s=2)),
+    ]:
+        cpu = c.compress(x, torch.Generator().manual_seed(1))
+        gpu = c.compress(x.cuda(), torch.Generator().manual_seed(1))
+        assert gpu.bits == cpu.bits, c
+        out = c.decompress(gpu)
+        assert out.is_cuda
+        torch.testing.assert_close(out.cpu(), c.decompress(cpu), rtol=1e-5, atol=1e-6)
+        back = c.decompress(Message.from_bytes(gpu.to_bytes()))
+        torch.testing.assert_close(back, c.decompress(cpu), rtol=1e-5, atol=1e-6)
