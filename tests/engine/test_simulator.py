@@ -4,15 +4,13 @@ import torch.nn.functional as F
 from tiny_task import split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
 from torch import Tensor
 
-from robustfl.aggregators import Average
+from robustfl.aggregators import Average, BlockGeometricMedian, Median
 from robustfl.aggregators.base import Aggregator
 from robustfl.algorithms import DistributedSGD, FedAvg
+from robustfl.attacks import BitFlip
+from robustfl.attacks.data import LabelFlip
+from robustfl.compressors import ErrorFeedback, TopK
 from robustfl.engine import FlatModel, Simulator
-
-
-class CoordMedian(Aggregator):
-    def _aggregate(self, x: Tensor) -> Tensor:
-        return x.median(dim=0).values
 
 
 class NeedsFour(Aggregator):
@@ -22,10 +20,6 @@ class NeedsFour(Aggregator):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         return x.mean(dim=0)
-
-
-def bit_flip(honest: Tensor, f: int, *, rng: torch.Generator, round: int, own: Tensor) -> Tensor:
-    return -100.0 * own
 
 
 def run(sim: Simulator, rounds: int) -> Tensor:
@@ -61,8 +55,8 @@ def test_same_seed_same_params_different_seed_differs() -> None:
 
 @pytest.mark.parametrize("algorithm", [DistributedSGD(momentum=0.9), FedAvg(local_steps=3, server_lr=0.5)])
 def test_vectorised_equals_loop(algorithm: object) -> None:
-    vec = make(algorithm=algorithm, vectorise=True, num_byzantine=2, attack=bit_flip)
-    loop = make(algorithm=algorithm, vectorise=False, num_byzantine=2, attack=bit_flip)
+    vec = make(algorithm=algorithm, vectorise=True, num_byzantine=2, attack=BitFlip())
+    loop = make(algorithm=algorithm, vectorise=False, num_byzantine=2, attack=BitFlip())
     assert vec.vectorised and not loop.vectorised
     for _ in range(4):
         sv, sl = vec.step(), loop.step()
@@ -99,8 +93,8 @@ def test_loss_decreases() -> None:
 
 
 def test_bit_flip_breaks_average_not_median() -> None:
-    kw = dict(num_byzantine=3, attack=bit_flip, lr=0.2, algorithm=DistributedSGD())
-    mean_sim, median_sim = make(**kw), make(aggregator=CoordMedian(), **kw)
+    kw = dict(num_byzantine=3, attack=BitFlip(), lr=0.2, algorithm=DistributedSGD())
+    mean_sim, median_sim = make(**kw), make(aggregator=Median(), **kw)
     start = mean_sim.evaluate()["test_accuracy"]
     run(mean_sim, 10)
     run(median_sim, 10)
@@ -109,12 +103,12 @@ def test_bit_flip_breaks_average_not_median() -> None:
 
 
 def test_state_dict_round_trip_resumes_identically(tmp_path: object) -> None:
-    sim = make(num_byzantine=1, attack=bit_flip)
+    sim = make(num_byzantine=1, attack=BitFlip())
     run(sim, 2)
     path = f"{tmp_path}/ckpt.pt"
     torch.save(sim.state_dict(), path)
     expected = run(sim, 3)
-    resumed = make(num_byzantine=1, attack=bit_flip)
+    resumed = make(num_byzantine=1, attack=BitFlip())
     resumed.load_state_dict(torch.load(path, weights_only=True))
     assert resumed.round == 2
     assert torch.equal(run(resumed, 3), expected)
@@ -136,17 +130,30 @@ def test_a_model_vmap_cannot_serve_falls_back_to_the_loop() -> None:
 
 def test_data_attack_poisons_only_byzantine_clients() -> None:
     data = tiny_data()
-
-    class FlipToZero:
-        def __call__(
-            self, x: Tensor, y: Tensor, *, generator: torch.Generator
-        ) -> tuple[Tensor, Tensor, Tensor]:
-            return x, torch.zeros_like(y), torch.ones_like(y, dtype=torch.bool)
-
-    sim = make(num_byzantine=2, data_attack=FlipToZero())
+    sim = make(num_byzantine=2, data_attack=LabelFlip(fraction=1.0))
     parts = sim.sampler.partitions
     assert all(torch.equal(sim.y_store[p], data.y_train[p]) for p in parts[:8])
-    assert all(bool((sim.y_store[p] == 0).all()) for p in parts[8:])
+    honest_size = len(data.x_train)
+    for part, original in zip(parts[8:], split(10)[8:], strict=True):
+        assert int(part.min()) >= honest_size  # a poisoned copy, the shared data is untouched
+        assert torch.equal(sim.x_store[part], data.x_train[original])
+        assert not torch.equal(sim.y_store[part], data.y_train[original])
+
+
+def test_error_feedback_compression_counts_bits_and_resumes() -> None:
+    def build() -> Simulator:
+        return make(compressor=ErrorFeedback(TopK(k=20)), aggregator=BlockGeometricMedian(k=50))
+
+    sim = build()
+    stats = sim.step()
+    plain = 32 * sim.flat.dim * sim.n
+    assert 0 < stats.bits_up < plain / 10
+    run(sim, 1)
+    snapshot = sim.state_dict()
+    expected = run(sim, 2)
+    resumed = build()
+    resumed.load_state_dict(snapshot)
+    assert torch.equal(run(resumed, 2), expected)
 
 
 def test_evaluate_extra_sets() -> None:
