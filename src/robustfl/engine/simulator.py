@@ -19,7 +19,12 @@ A round (``Simulator.step``):
 All randomness comes from generators derived from ``seed`` (``robustfl.utils.make_generator``):
 ``("sample", i)`` for client ``i``'s minibatches, ``("data_attack", i)`` for its poisoning,
 ``"attack"`` and ``"compress"`` for the message attack and the compressor. The generators live on the
-CPU; the same seed gives identical parameters and metrics on CPU.
+CPU. Randomness inside the model (dropout) draws from torch's global generator, which each round's
+compute phase seeds with ``derive_seed(seed, "model", round)`` inside ``torch.random.fork_rng`` (the
+caller's global state is left as it was). The same seed gives identical parameters and metrics on CPU,
+and a resumed run continues identically. With dropout the vectorised path (``vmap`` with
+``randomness="different"``: each client its own masks) and the loop path draw different masks, so
+they agree in distribution only.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from robustfl.algorithms.base import Algorithm, State
 from robustfl.engine.functional import FlatModel, vmap_blocker
 from robustfl.engine.sampling import ClientSampler
 from robustfl.engine.state import load_object_state, object_state
-from robustfl.utils import make_generator
+from robustfl.utils import derive_seed, make_generator
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +199,9 @@ class Simulator:
 
     def _vmapped(self, lr: float) -> Callable[..., tuple[Tensor, State, Tensor]]:
         step = functools.partial(self.algorithm.client_step, lr=lr, grad_fn=self.flat.vmap_grad_fn())
-        fn: Callable[..., tuple[Tensor, State, Tensor]] = vmap(step, in_dims=(None, 0, 0, 0))
+        fn: Callable[..., tuple[Tensor, State, Tensor]] = vmap(
+            step, in_dims=(None, 0, 0, 0), randomness="different"
+        )
         return fn
 
     def _client_messages(self, xs: Tensor, ys: Tensor, lr: float) -> tuple[Tensor, State, Tensor]:
@@ -220,7 +227,11 @@ class Simulator:
         t = time.perf_counter()
         self.model.train()
         idx = self.sampler.sample(self.algorithm.local_steps, self.batch_size).to(self.device)
-        messages, self.client_state, losses = self._client_messages(self.x_store[idx], self.y_store[idx], lr)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(derive_seed(self.seed, "model", self.round))
+            messages, self.client_state, losses = self._client_messages(
+                self.x_store[idx], self.y_store[idx], lr
+            )
         messages = messages.detach()
         seconds["compute"] = time.perf_counter() - t
 
