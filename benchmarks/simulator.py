@@ -9,7 +9,7 @@
    floor for any batching of the clients (on CPU LeNet is compute-bound, so this floor bounds the
    speed-up).
 2. Seconds per round by phase (compute, attack, compress, aggregate, update) for SGD (mean), GMD
-   (geometric median) and BGMD (block geometric median, k = 10% of d) on the same 20-client setup,
+   (geometric median) and BGMD (block geometric median, k = 10% of d) on the same 20- and 100-client setups,
    with the rules' default Weiszfeld budget (T = 3) and with the GM solved to tolerance (T = 100,
    tol = 1e-6, the regime of seed 000's epsilon-accurate GM oracle); the ratio of GMD's to BGMD's
    aggregation time (target >= 3x).
@@ -145,8 +145,10 @@ def main() -> None:
         return
     rounds = 2 if args.quick else args.rounds
     print(f"torch {torch.__version__}, {args.threads} thread(s), {rounds} timed rounds per row")
-    vectorised_vs_loop([20] if args.quick else [20, 100], rounds)
-    phases_by_rule(20, rounds)
+    clients = [20] if args.quick else [20, 100]
+    vectorised_vs_loop(clients, rounds)
+    for n in clients:
+        phases_by_rule(n, rounds)
     peak_rss()
 
 
