@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from tiny_task import DataDependent, split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
 from torch import Tensor
 
-from robustfl.aggregators import Average, BlockGeometricMedian, Median
+from robustfl.aggregators import NNM, Average, BlockGeometricMedian, Median
 from robustfl.aggregators.base import Aggregator
 from robustfl.algorithms import DistributedSGD, FedAvg
 from robustfl.attacks import BitFlip
@@ -209,6 +209,12 @@ def test_round_stats() -> None:
 def test_user_errors(kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make(**kw)
+
+
+def test_a_lone_pre_aggregator_is_reported() -> None:
+    sim = make(aggregator=NNM(f=1))
+    with pytest.raises(ValueError, match=r"must reduce \[n, d\] to \[d\]"):
+        sim.step()
 
 
 def test_attack_with_wrong_shape_is_reported() -> None:

@@ -259,6 +259,12 @@ class Simulator:
             self.params, messages, self.aggregator, self.server_state, lr
         )
         seconds["aggregate"] = time.perf_counter() - t
+        if new_params.shape != self.params.shape:
+            raise ValueError(
+                f"the server step returned shape {tuple(new_params.shape)}, expected ({self.flat.dim},): "
+                f"{self.aggregator!r} must reduce [n, d] to [d] (end a pre-aggregator with a rule, e.g. "
+                "Pipeline(NNM(f), Krum(f)))"
+            )
 
         t = time.perf_counter()
         self.params = new_params.detach()
