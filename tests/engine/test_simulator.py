@@ -115,7 +115,7 @@ def test_state_dict_round_trip_resumes_identically(tmp_path: object) -> None:
 
 
 def test_batch_norm_picks_the_loop_and_says_why() -> None:
-    sim = make(model=tiny_bn())
+    sim = make(model=tiny_bn().eval())  # clients train in train mode whatever mode the model came in
     assert not sim.vectorised and "batch norm" in sim.path_reason
     run(sim, 2)
     with pytest.raises(ValueError, match="vectorise=True but vmap cannot serve"):

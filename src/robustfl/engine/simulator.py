@@ -123,7 +123,7 @@ class Simulator:
         self._lr = lr
         aggregator.check_n(self.n)
 
-        self.model = model.to(self.device)
+        self.model = model.to(self.device).train()  # clients train in train mode; evaluate() uses eval
         self.flat = FlatModel(self.model)
         self.params = self.flat.flat_params()
         self.round = 0
