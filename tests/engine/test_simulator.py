@@ -148,7 +148,7 @@ def test_dropout_is_reproducible_and_resumes(vectorise: bool) -> None:
 
 def test_data_attack_poisons_only_byzantine_clients() -> None:
     data = tiny_data()
-    sim = make(num_byzantine=2, data_attack=LabelFlip(fraction=1.0))
+    sim = make(num_byzantine=2, data_attack=LabelFlip(fraction=1.0, num_classes=3))
     parts = sim.sampler.partitions
     assert all(torch.equal(sim.y_store[p], data.y_train[p]) for p in parts[:8])
     honest_size = len(data.x_train)
@@ -204,6 +204,14 @@ def test_round_stats() -> None:
         (dict(partitions=[torch.arange(5), torch.arange(0)]), r"partitions\[1\] is empty"),
         (dict(partitions=[torch.arange(5), torch.tensor([999])]), r"partitions\[1\] has indices outside"),
         (dict(partitions=split(3), aggregator=NeedsFour()), "needs n >= 4"),
+        (
+            dict(model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 3))),
+            "cannot process the training inputs",
+        ),
+        (
+            dict(model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))),
+            "build it with num_classes=3",
+        ),
     ],
 )
 def test_user_errors(kw: dict, match: str) -> None:

@@ -29,10 +29,11 @@ they agree in distribution only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -139,6 +140,7 @@ class Simulator:
         self.attack_generator = make_generator(self.seed, "attack")
         self.compress_generator = make_generator(self.seed, "compress")
 
+        self._check_model_fits()
         one = algorithm.init_client_state(self.params)
         self.client_state: State = {k: v.unsqueeze(0).repeat_interleave(self.n, 0) for k, v in one.items()}
         self.server_state: State = algorithm.init_server_state(self.params)
@@ -153,6 +155,35 @@ class Simulator:
         if int(part.min()) < 0 or int(part.max()) >= size:
             raise ValueError(f"partitions[{i}] has indices outside the training set [0, {size})")
         return part.to(torch.long).cpu()
+
+    def _check_model_fits(self) -> None:
+        """One forward pass on two training samples: the model must accept the inputs and have an
+        output per class (a user error here would otherwise surface deep inside the first round)."""
+        classes = int(max(int(self.y_store.max()), int(self.y_test.max()))) + 1
+        self.model.eval()  # so batch-norm statistics are not touched
+        try:
+            with torch.no_grad():
+                out = self.flat.logits(self.params, self.x_store[:2])
+        except RuntimeError as err:
+            raise ValueError(
+                f"the model cannot process the training inputs of shape {tuple(self.x_store.shape[1:])}: "
+                f"{err}; build it for this dataset's input shape"
+            ) from None
+        finally:
+            self.model.train()
+        if out.dim() != 2 or out.shape[1] < classes:
+            raise ValueError(
+                f"the model outputs shape {tuple(out.shape)} for a batch of 2, expected [2, C] with C >= "
+                f"{classes} (labels of the training data, after any data attack, and of the test data go up "
+                f"to {classes - 1}); build it with num_classes={classes}"
+            )
+
+    @contextlib.contextmanager
+    def _model_rng(self, round_index: int) -> Iterator[None]:
+        """Seed torch's global generator (dropout) for ``round_index`` and restore it afterwards."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(derive_seed(self.seed, "model", round_index))
+            yield
 
     def _poison(
         self, x: Tensor, y: Tensor, partitions: list[Tensor], data_attack: Any
@@ -181,11 +212,12 @@ class Simulator:
             return False, blocker
         if vectorise:
             return True, "vectorised path requested"
-        try:  # one trial on the first samples; generators are not touched
+        try:  # one trial on the first samples; the run's generators are not touched
             steps, b = self.algorithm.local_steps, min(self.batch_size, len(self.x_store))
             idx = torch.arange(b).repeat(min(self.n, 2), steps, 1).to(self.device)
             state = {k: v[: idx.shape[0]] for k, v in self.client_state.items()}
-            self._vmapped(0.0)(self.params, self.x_store[idx], self.y_store[idx], state)
+            with self._model_rng(-1):
+                self._vmapped(0.0)(self.params, self.x_store[idx], self.y_store[idx], state)
         except Exception as err:  # any failure of vmap means: use the loop
             reason = f"vmap failed: {type(err).__name__}: {err}"
             log.info("simulator: per-client loop path (%s)", reason)
@@ -227,8 +259,7 @@ class Simulator:
         t = time.perf_counter()
         self.model.train()
         idx = self.sampler.sample(self.algorithm.local_steps, self.batch_size).to(self.device)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(derive_seed(self.seed, "model", self.round))
+        with self._model_rng(self.round):
             messages, self.client_state, losses = self._client_messages(
                 self.x_store[idx], self.y_store[idx], lr
             )
