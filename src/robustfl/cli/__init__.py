@@ -4,10 +4,16 @@ Command modules import their heavy dependencies inside the command functions, so
 stays fast.
 """
 
-from robustfl.cli import data  # noqa: F401  (registers `robustfl partition`)
-from robustfl.cli import listing  # noqa: F401  (registers `robustfl list`)
-from robustfl.cli import attack_matrix  # noqa: F401  (registers `robustfl attack-matrix`)
-from robustfl.cli import demo, plot, reproduce, run, sweep  # noqa: F401  (experiment commands)
+from robustfl.cli import (  # noqa: F401  (each module registers its commands on `app`)
+    attack_matrix,
+    data,
+    demo,
+    listing,
+    plot,
+    reproduce,
+    run,
+    sweep,
+)
 from robustfl.cli.app import app
 
 
