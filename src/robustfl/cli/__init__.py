@@ -4,7 +4,7 @@ Command modules import their heavy dependencies inside the command functions, so
 stays fast.
 """
 
-from robustfl.cli import (  # noqa: F401  (each module registers its commands on `app`)
+from robustfl.cli import (  # noqa: F401  (experiment commands)
     attack_matrix,
     data,
     demo,

@@ -13,6 +13,8 @@ from robustfl.cli.app import app
 # kind -> "module:attribute" of its Registry; adding a kind is one entry here.
 KINDS: dict[str, str] = {
     "aggregators": "robustfl.aggregators:AGGREGATORS",
+    "models": "robustfl.models:MODELS",
+    "datasets": "robustfl.data:DATASETS",
 }
 
 
