@@ -9,8 +9,6 @@ from robustfl.cli import (  # noqa: F401  (experiment commands)
     bench,
     data,
     demo,
-    data,
-    demo,
     edge_case,
     listing,
     plot,
