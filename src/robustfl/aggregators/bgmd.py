@@ -36,13 +36,14 @@ def sample_block(s: Tensor, k: int, sampling: Sampling, generator: torch.Generat
 
     ``"topk"``: the ``k`` largest ``s_j``. ``"proportional"`` (Alg. 2): sequential sampling without
     replacement with probability proportional to ``s_j``, drawn in one pass by the exponential-keys
-    method of Efraimidis and Spirakis (2006): the ``k`` smallest ``E_j / s_j``, ``E_j = -log U_j ~
-    Exp(1)`` (float64 uniforms). When fewer than ``k`` scores are positive, all of those are taken and
+    method of Efraimidis and Spirakis (2006): the ``k`` smallest ``E_j / s_j``, ``E_j ~ Exp(1)`` (from
+    float64 uniforms). When fewer than ``k`` scores are positive, all of those are taken and
     the rest is drawn uniformly from the zero-score coordinates (there is nothing to prefer among them).
     """
     if sampling == "topk":
         return smallest_k(-s, k)
-    e = torch.rand(s.shape, dtype=torch.float64, generator=generator).log_().neg_()
+    # E = -log(1 - U) with U in [0, 1): always finite, so only zero scores give infinite keys
+    e = torch.rand(s.shape, dtype=torch.float64, generator=generator).neg_().log1p_().neg_()
     keys = e / s.to(torch.float64)  # zero score -> +inf
     threshold = keys.kthvalue(k).values
     if bool(torch.isfinite(threshold)):
