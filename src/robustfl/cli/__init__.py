@@ -6,6 +6,7 @@ stays fast.
 
 from robustfl.cli import (  # noqa: F401  (experiment commands)
     attack_matrix,
+    bench,
     data,
     demo,
     edge_case,
