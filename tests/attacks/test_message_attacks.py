@@ -198,3 +198,11 @@ def test_primary_names_give_one_name_per_attack() -> None:
     names = ATTACKS.primary_names()
     assert "alie" in names and "alittleisenough" not in names
     assert len(names) == len({id(ATTACKS[n]) for n in ATTACKS.names()})
+
+
+def test_optimal_attack_takes_an_aggregator_name() -> None:
+    from robustfl.aggregators import Median
+
+    assert isinstance(OptimalALIE(agg="median").agg, Median)
+    with pytest.raises(ValueError, match="unknown aggregator"):
+        OptimalIPM(agg="nope")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import Aggregator, check_int
+from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int
 from robustfl.aggregators.mean import Average
 from robustfl.attacks.base import ATTACKS, Attack, check_real, repeat_rows
 from robustfl.attacks.time_coupled import _alie
@@ -53,17 +53,23 @@ def line_search(
 
 
 class _OptimalFactor(Attack):
-    """Shared parameters and search; subclasses give the Byzantine vector for a factor ``tau``."""
+    """Shared parameters and search; subclasses give the Byzantine vector for a factor ``tau``.
+
+    ``agg`` is the rule the attack optimises against: an aggregator object, any callable on
+    ``Tensor[n, d]``, or a registered name (built with its defaults); ``None`` is the mean.
+    """
 
     def __init__(
         self,
-        agg: Aggregator | Rule | None = None,
+        agg: Aggregator | Rule | str | None = None,
         pre_agg: Sequence[Rule] = (),
         evals: int = 20,
         start: float = 0.0,
         delta: float = 10.0,
         ratio: float = 0.8,
     ) -> None:
+        if isinstance(agg, str):
+            agg = AGGREGATORS.get(agg)
         self.agg: Rule = Average() if agg is None else agg
         if not callable(self.agg):
             raise ValueError(f"agg must be an aggregator (callable on Tensor[n, d]), got {agg!r}")
