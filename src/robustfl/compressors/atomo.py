@@ -63,8 +63,9 @@ class ATOMO(Compressor):
     + |sat| (ceil(log2 d) + 32) + |rest| (ceil(log2 d) + 1)`` bits. ``svd`` message per sender and
     layer: for each kept atom ``(sigma_i / p_i) u_i`` and ``v_i`` at 32 bits per entry, plus the count
     of kept atoms; vector blocks raw.
-    ``omega(d)``: ``E||g_hat||^2 <= ||lambda||_1^2 / s <= (m / s) ||g||^2`` for ``m`` atoms, so
-    ``omega <= m / s - 1`` (``m = d`` for entries, the largest ``min(a, b)`` for svd).
+    ``omega(d)``: the optimal ``p`` is no worse than the uniform ``p_i = s / m`` for ``m`` orthonormal
+    atoms, so ``E||g_hat||^2 <= (m / s) ||g||^2`` and ``omega <= m / s - 1`` (``m = d`` for entries,
+    the largest ``min(a, b)`` for svd).
     """
 
     name = "atomo"
