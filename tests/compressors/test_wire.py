@@ -126,3 +126,23 @@ def test_oversized_shapes_in_the_header_raise() -> None:
     body += b"\x04norm" + struct.pack("<BBB", 1, 3, 0) + struct.pack("<B4I", 4, *(2**32 - 1,) * 4)
     with pytest.raises(ValueError, match="larger than the message allows"):
         Message.from_bytes(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def test_non_finite_rows_do_not_break_compression(rng: torch.Generator) -> None:
+    """A Byzantine row of inf/NaN must not crash the batch: finite rows decode as usual."""
+    shapes = [(5, 4)]
+    x = torch.randn(3, 20, generator=rng)
+    x[1, 3], x[2, 5] = float("inf"), float("nan")
+    for c in [
+        *instances(),
+        C.RandL(l=3),
+        C.BlockSampling(k=3),
+        C.Compose(C.BlockSampling(k=3), C.QSGD(s=4)),
+        C.PowerSGD(rank=1, shapes=shapes),
+        C.ATOMO(budget=3.0),
+        C.ATOMO(budget=2.0, atoms="svd", shapes=shapes),
+    ]:
+        msg = c.compress(x, rng)
+        out = c.decompress(Message.from_bytes(msg.to_bytes()))
+        assert out.shape == x.shape, c
+        assert bool(torch.isfinite(out[0]).all()), c

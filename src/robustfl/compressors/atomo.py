@@ -62,7 +62,8 @@ class ATOMO(Compressor):
     ``sum_rest / (s - n_s)`` for all of them, sent once), and the two counts: ``32 + 2 ceil(log2(d + 1))
     + |sat| (ceil(log2 d) + 32) + |rest| (ceil(log2 d) + 1)`` bits. ``svd`` message per sender and
     layer: for each kept atom ``(sigma_i / p_i) u_i`` and ``v_i`` at 32 bits per entry, plus the count
-    of kept atoms; vector blocks raw.
+    of kept atoms; vector blocks raw. A sender's layer with a non-finite entry has no SVD: it sends no
+    atoms for that layer (decoded as zeros).
     ``omega(d)``: the optimal ``p`` is no worse than the uniform ``p_i = s / m`` for ``m`` orthonormal
     atoms, so ``E||g_hat||^2 <= (m / s) ||g||^2`` and ``omega <= m / s - 1`` (``m = d`` for entries,
     the largest ``min(a, b)`` for svd).
@@ -151,7 +152,10 @@ class ATOMO(Compressor):
             if not b.is_matrix:
                 raws.append(part)
                 continue
-            u, sigma, vh = torch.linalg.svd(part.reshape(n, b.rows, b.cols), full_matrices=False)
+            mats = part.reshape(n, b.rows, b.cols)
+            finite = torch.isfinite(mats).flatten(1).all(dim=1)  # a non-finite layer sends no atoms
+            mats = torch.where(finite[:, None, None], mats, torch.zeros_like(mats))
+            u, sigma, vh = torch.linalg.svd(mats, full_matrices=False)
             p = self.probabilities(sigma)
             keep = uniform(tuple(sigma.shape), rng, x.device).to(x.dtype) < p
             weight = torch.where(keep, sigma / p.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
