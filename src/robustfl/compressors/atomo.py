@@ -122,8 +122,8 @@ class ATOMO(Compressor):
         return Message(self.name, n, d, x.dtype, fields)
 
     def _entries_back(self, msg: Message) -> Tensor:
-        scale = msg.get("scale").reshape(-1)
-        counts = msg.get("counts").reshape(msg.n, 2)
+        scale = msg.get_rows("scale", 1).reshape(-1)
+        counts = msg.get_rows("counts", 2)
         lists = [msg.get_list(k) for k in ("sat_idx", "sat_val", "part_idx", "part_sign")]
         out = torch.zeros(msg.n, msg.d, dtype=msg.dtype, device=scale.device)
         for i, (si, sv, pi, ps) in enumerate(zip(*lists, strict=True)):
@@ -178,8 +178,8 @@ class ATOMO(Compressor):
         check_dimension(self._blocks, msg.d, "ATOMO(atoms='svd')")
         n = msg.n
         mats = [b for b in self._blocks if b.is_matrix]
-        counts = msg.get("counts").reshape(n, len(mats)).long()
-        raw = msg.get("raw").reshape(n, -1).to(msg.dtype)
+        counts = msg.get_rows("counts", len(mats)).long()
+        raw = msg.get_rows("raw").to(msg.dtype)
         us, vs = msg.get_list("u"), msg.get_list("v")
         if raw.shape[1] != msg.d - sum(b.numel for b in mats):
             raise ValueError("atomo svd message has the wrong number of raw values")
