@@ -1,10 +1,12 @@
 """Edge-case attacks inside the simulator: the chapter's defences build, a short run reports metrics."""
 
+import math
+
 import pytest
 import torch
 
 from robustfl.aggregators import Average, GeometricMedian, Krum, MultiKrum, TrimmedMean
-from robustfl.attacks import ModelReplacement, PGDProjection
+from robustfl.attacks import ModelReplacement
 from robustfl.attacks.defences import NormDifferenceClipping, WeakDP
 from robustfl.attacks.edge_case_experiment import DEFENCES, build_attack, build_defence, run_edge_case
 
@@ -24,13 +26,12 @@ def test_defences_follow_the_chapter() -> None:
 
 
 def test_attack_modes_bound_the_sent_update() -> None:
-    assert build_attack("black-box", 10, 0.3) is None
-    pgd, mr = build_attack("pgd", 10, 0.3), build_attack("pgd-mr", 10, 0.3)
-    assert isinstance(pgd, PGDProjection) and isinstance(mr, ModelReplacement)
-    own = torch.full((1, 100), 5.0)
-    for attack in (pgd, mr):
-        sent = attack(torch.zeros(9, 100), 1, own=own)
-        assert torch.linalg.vector_norm(sent).item() == pytest.approx(0.3, rel=1e-5)
+    assert build_attack("black-box", 10, 0.3) == (math.inf, None)
+    assert build_attack("pgd", 10, 0.3) == (0.3, None)
+    radius, mr = build_attack("pgd-mr", 10, 0.3)
+    assert radius == pytest.approx(0.03) and isinstance(mr, ModelReplacement)
+    sent = mr(torch.zeros(9, 100), 1, own=torch.full((1, 100), 0.003))  # an update of norm 0.03
+    assert torch.linalg.vector_norm(sent).item() == pytest.approx(0.3, rel=1e-5)
     with pytest.raises(ValueError, match="attack mode"):
         build_attack("nope", 10, 0.3)
 
