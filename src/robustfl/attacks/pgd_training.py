@@ -23,7 +23,8 @@ def project_towards(local: Tensor, center: Tensor, radius: Tensor) -> Tensor:
     (``inf`` leaves ``local`` unchanged); the vmappable form of ``project_l2_ball``."""
     diff = local - center
     norm = torch.linalg.vector_norm(diff).clamp_min(torch.finfo(diff.dtype).tiny)
-    return center + diff * torch.clamp(radius / norm, max=1.0)
+    inside = norm <= radius  # also true for radius = inf: then ``local`` is returned bit for bit
+    return torch.where(inside, local, center + diff * (radius / norm))
 
 
 class PGDFedAvg(FedAvg):
