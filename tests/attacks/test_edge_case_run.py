@@ -42,3 +42,20 @@ def test_one_round_in_the_simulator_reports_the_three_metrics() -> None:
     assert 0.0 < clean.parity <= 1.0
     attacked = run_edge_case("pgd-mr", "ndc", rounds=1)  # two attackers scaled to the NDC threshold
     assert attacked.backdoor_accuracy > clean.backdoor_accuracy
+
+
+def test_cli_prints_one_row_per_mode(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from robustfl.attacks import edge_case_experiment
+    from robustfl.attacks.edge_case_experiment import EdgeCaseResult
+    from robustfl.cli import app
+
+    def fake_grid(modes, defences, progress=None, **kwargs):
+        assert kwargs["rounds"] == 3  # --quick
+        return [EdgeCaseResult(m, d, 0.9, 0.25, 0.95) for m in modes for d in defences]
+
+    monkeypatch.setattr(edge_case_experiment, "run_grid", fake_grid)
+    result = CliRunner().invoke(app, ["edge-case", "--quick"])
+    assert result.exit_code == 0, result.output
+    assert "pgd-mr" in result.output and "0.900 / 0.250 / 0.95" in result.output
