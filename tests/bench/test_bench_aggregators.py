@@ -6,7 +6,7 @@ import torch
 from typer.testing import CliRunner
 
 from robustfl.aggregators import AGGREGATORS
-from robustfl.bench.aggregators import Row, Settings, build, checks, rule_classes, run
+from robustfl.bench.aggregators import Row, Settings, build, checks, rule_classes, run, timed
 from robustfl.bench.byzfl_loader import find_package
 from robustfl.cli import app
 
@@ -71,3 +71,12 @@ def test_byzfl_side_by_side_when_a_checkout_is_present(tmp_path: Path) -> None:
         "NNM vs ByzFL (worst case)",
     }
     assert torch.get_num_threads() == before
+
+
+def test_timed_interleaves_and_respects_repeat_bounds() -> None:
+    calls: list[str] = []
+    settings = Settings(min_time=0.0, min_repeats=3, max_repeats=5, single_shot=1.0)
+    x = torch.zeros(2, 2)
+    results = timed([lambda t: calls.append("a"), lambda t: calls.append("b")], x, settings, [False, True])
+    assert calls == ["a", "b"] * 4  # one warm-up each, then three interleaved rounds
+    assert all(0 <= lo <= med for lo, med in results)

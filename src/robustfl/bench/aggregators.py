@@ -74,14 +74,16 @@ class Settings:
     ds: tuple[int, ...] = (10_000, 65_536)
     threads: int = 2
     min_time: float = 0.5
+    min_repeats: int = 3
     max_repeats: int = 30
+    single_shot: float = 5.0
     byzfl_limit: float = 30.0
     """A ByzFL call slower than this (seconds) is not repeated at larger ``d`` for that rule and ``n``:
     its time there is bounded below by the smaller ``d``'s, and the speed-up is reported as ``>=``."""
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(ns=(8, 64), ds=(512,), min_time=0.01, max_repeats=2, byzfl_limit=5.0)
+        return cls(ns=(8, 64), ds=(512,), min_time=0.01, min_repeats=1, max_repeats=2, byzfl_limit=5.0)
 
 
 @dataclass
@@ -135,28 +137,37 @@ def build(cls: type[Aggregator], n: int) -> tuple[Aggregator | None, str]:
 
 
 def timed(
-    fn: Callable[[Tensor], object], x: Tensor, settings: Settings, fresh_copy: bool = False
-) -> tuple[float, float]:
-    """``(min, median)`` seconds of ``fn(x)`` over repeats after one warm-up call. A warm-up slower
-    than ``min_time`` is the only measurement (such a call is far above the noise).
+    fns: list[Callable[[Tensor], object]], x: Tensor, settings: Settings, fresh_copy: list[bool] | None = None
+) -> list[tuple[float, float]]:
+    """``(min, median)`` seconds of each ``fn(x)``, the functions called in turn (interleaved, so a
+    change in the machine's load hits all of them alike) after one warm-up call each.
 
-    The ratios use the minimum: on a shared machine the noise (other jobs, a descheduled OpenMP
-    thread) only ever adds time, so the minimum is the most repeatable estimate of a call's cost.
+    Every function is measured at least ``min_repeats`` times and until ``min_time`` has been spent on
+    it (at most ``max_repeats``); one whose warm-up took over ``single_shot`` seconds is measured by
+    that call alone. The ratios use the minimum: on a shared machine the noise (other jobs, a
+    descheduled OpenMP thread) only ever adds time, so the minimum is the most repeatable estimate.
     """
+    copies = fresh_copy or [False] * len(fns)
 
-    def once() -> float:
-        arg = x.clone() if fresh_copy else x
+    def once(i: int) -> float:
+        arg = x.clone() if copies[i] else x
         start = time.perf_counter()
-        fn(arg)
+        fns[i](arg)
         return time.perf_counter() - start
 
-    first = once()
-    if first >= settings.min_time:
-        return first, first
-    times: list[float] = []
-    while len(times) < settings.max_repeats and (len(times) < 3 or sum(times) < settings.min_time):
-        times.append(once())
-    return min(times), statistics.median(times)
+    times: list[list[float]] = [[once(i)] for i in range(len(fns))]
+    done = [t[0] > settings.single_shot for t in times]
+    for t in times:
+        if t[0] <= settings.single_shot:
+            t.clear()  # the warm-up is not a measurement
+    while not all(done):
+        for i, t in enumerate(times):
+            if done[i]:
+                continue
+            t.append(once(i))
+            enough = len(t) >= settings.min_repeats and sum(t) >= settings.min_time
+            done[i] = enough or len(t) >= settings.max_repeats
+    return [(min(t), statistics.median(t)) for t in times]
 
 
 def _byzfl_rule(byzfl: Any, ours: Aggregator) -> Any | None:
@@ -239,7 +250,7 @@ def _measure_all(
     for d in sorted(settings.ds):
         for n in settings.ns:
             x = torch.randn(n, d, generator=make_generator(0, "bench-aggregators", n, d))
-            floor, _ = timed(lambda t: t.sum(0), x, settings)
+            ((floor, _),) = timed([lambda t: t.sum(0)], x, settings)
             for cls in classes:
                 rule, why = build(cls, n)
                 if rule is None:
@@ -255,27 +266,25 @@ def _measure_all(
                     f=params.get("f"),
                     params={k: repr(v) for k, v in params.items()},
                 )
-                ours, row.seconds_median = timed(rule, x, settings)
-                row.seconds = ours
-                row.passes = ours / floor
                 theirs = _byzfl_rule(byzfl, rule)
+                slow = too_slow.get((row.rule, n))
                 ref = f"{'-':>10}  {'-':>8}"
+                if theirs is not None and slow is None:
+                    (ours, row.seconds_median), (byz, row.byzfl_seconds_median) = timed(
+                        [rule, theirs], x, settings, fresh_copy=[False, True]
+                    )
+                    if byz > settings.byzfl_limit:
+                        too_slow[(row.rule, n)] = byz
+                else:
+                    ((ours, row.seconds_median),) = timed([rule], x, settings)
+                    if theirs is not None and slow is not None:
+                        byz, row.byzfl_lower_bound = slow, True
+                        row.note = f"ByzFL not rerun: it took {slow:.0f} s at a smaller d (a lower bound)"
+                row.seconds, row.passes = ours, ours / floor
                 if theirs is not None:
-                    slow = too_slow.get((row.rule, n))
-                    if slow is None:
-                        row.byzfl_seconds, row.byzfl_seconds_median = timed(
-                            theirs, x, settings, fresh_copy=True
-                        )
-                        if row.byzfl_seconds > settings.byzfl_limit:
-                            too_slow[(row.rule, n)] = row.byzfl_seconds
-                    else:
-                        row.byzfl_seconds, row.byzfl_lower_bound = slow, True
-                        row.note = (
-                            f"ByzFL not rerun: it took {slow:.0f} s at a smaller d (a lower bound here)"
-                        )
-                    row.speedup = row.byzfl_seconds / ours
+                    row.byzfl_seconds, row.speedup = byz, byz / ours
                     ge = ">=" if row.byzfl_lower_bound else ""
-                    ref = f"{ge:>2}{row.byzfl_seconds * 1e3:>8.2f}  {ge:>2}{row.speedup:>5.2f}x"
+                    ref = f"{ge:>2}{byz * 1e3:>8.2f}  {ge:>2}{row.speedup:>5.2f}x"
                 rows.append(row)
                 f_col = "" if row.f is None else row.f
                 echo(f"{row.rule:<22}{n:>4}{d:>8}{f_col:>4}  {ours * 1e3:>9.2f}  {row.passes:>8.1f}  {ref}")
