@@ -46,14 +46,18 @@ class CAF(Aggregator):
         ok = finite_rows(x) if bool(infinite.any()) else torch.ones(n, dtype=torch.bool, device=x.device)
         dist = torch.where(infinite, 0.0, dist)
         with single_thread(x.device):
-            c = ok.to(dist.dtype)
+            c = ok.to(dist.dtype).clone()
             best_w = c / c.sum()
             best_val = float("inf")
             while float(c.sum()) > n - 2 * self.f:
                 w = c / c.sum()
-                dw = dist @ w
-                gram = -0.5 * (dist - dw.unsqueeze(0) - dw.unsqueeze(1) + w @ dw)
-                sw = w.sqrt()
+                # rows with weight 0 add nothing to mu or the covariance and keep weight 0: work on the
+                # support only (the eigenproblem shrinks as the filter removes rows)
+                keep = (c > 0).nonzero().squeeze(1)
+                sub, ws = dist[keep][:, keep], w[keep]
+                dw = sub @ ws
+                gram = -0.5 * (sub - dw.unsqueeze(0) - dw.unsqueeze(1) + ws @ dw)
+                sw = ws.sqrt()
                 vals, vecs = torch.linalg.eigh(sw.unsqueeze(1) * gram * sw.unsqueeze(0))
                 top = float(vals[-1])
                 if top < best_val:
@@ -61,10 +65,10 @@ class CAF(Aggregator):
                 if top <= 0.0:
                     break
                 tau = (gram @ (sw * vecs[:, -1])).square()
-                tau_max = tau[c > 0].max()
+                tau_max = tau.max()
                 if not tau_max > 0:
                     break
-                c = (c * (1.0 - tau / tau_max)).clamp_(min=0.0)
+                c[keep] = (c[keep] * (1.0 - tau / tau_max)).clamp_(min=0.0)
         if not bool(ok.all()):
             x = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
         return best_w.to(x.dtype) @ x
