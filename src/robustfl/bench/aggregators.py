@@ -309,6 +309,7 @@ def run(
     echo("")
     if byzfl is None:
         echo("ByzFL not loaded (give --byzfl PATH or set ROBUSTFL_BYZFL): no ratios to ByzFL")
+    echo(f"threads={settings.threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}")
     for c in results:
         echo(f"{'PASS' if c['ok'] else 'MISS'}  {c['name']}: {c['value']:.2f}x (target >= {c['target']}x)")
     return {
@@ -317,6 +318,7 @@ def run(
             "cpus": os.cpu_count(),
             "torch": torch.__version__,
             "threads": settings.threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
         },
         "settings": asdict(settings),
         "byzfl": byzfl is not None,
