@@ -54,3 +54,15 @@ def test_dataset_rejects_inconsistent_tensors() -> None:
         Dataset("d", x, y + 2, x, y, 2)
     with pytest.raises(ValueError, match="differ in shape"):
         Dataset("d", x, y, torch.zeros(4, 1, 3, 3), y, 2)
+
+
+def test_dataset_accepts_token_sequences_and_checks_groups() -> None:
+    tokens = torch.randint(0, 5, (6, 4))
+    y = torch.zeros(6, dtype=torch.int64)
+    ds = Dataset("t", tokens, y, tokens[:2], y[:2], 5, groups_train=torch.arange(6))
+    assert ds.input_shape == (4,)
+    assert torch.equal(ds.clone().groups_train, torch.arange(6))
+    with pytest.raises(ValueError, match="int64 \\[N, T\\] tokens"):
+        Dataset("t", tokens.float(), y, tokens[:2].float(), y[:2], 5)
+    with pytest.raises(ValueError, match="groups_train must be int64 \\[6\\]"):
+        Dataset("t", tokens, y, tokens[:2], y[:2], 5, groups_train=torch.arange(5))

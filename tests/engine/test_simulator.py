@@ -1,18 +1,16 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_task import split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
+from tiny_task import DataDependent, split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
 from torch import Tensor
 
-from robustfl.aggregators import Average
+from robustfl.aggregators import NNM, Average, BlockGeometricMedian, Median
 from robustfl.aggregators.base import Aggregator
 from robustfl.algorithms import DistributedSGD, FedAvg
+from robustfl.attacks import BitFlip
+from robustfl.attacks.data import LabelFlip
+from robustfl.compressors import ErrorFeedback, TopK
 from robustfl.engine import FlatModel, Simulator
-
-
-class CoordMedian(Aggregator):
-    def _aggregate(self, x: Tensor) -> Tensor:
-        return x.median(dim=0).values
 
 
 class NeedsFour(Aggregator):
@@ -22,10 +20,6 @@ class NeedsFour(Aggregator):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         return x.mean(dim=0)
-
-
-def bit_flip(honest: Tensor, f: int, *, rng: torch.Generator, round: int, own: Tensor) -> Tensor:
-    return -100.0 * own
 
 
 def run(sim: Simulator, rounds: int) -> Tensor:
@@ -61,8 +55,8 @@ def test_same_seed_same_params_different_seed_differs() -> None:
 
 @pytest.mark.parametrize("algorithm", [DistributedSGD(momentum=0.9), FedAvg(local_steps=3, server_lr=0.5)])
 def test_vectorised_equals_loop(algorithm: object) -> None:
-    vec = make(algorithm=algorithm, vectorise=True, num_byzantine=2, attack=bit_flip)
-    loop = make(algorithm=algorithm, vectorise=False, num_byzantine=2, attack=bit_flip)
+    vec = make(algorithm=algorithm, vectorise=True, num_byzantine=2, attack=BitFlip())
+    loop = make(algorithm=algorithm, vectorise=False, num_byzantine=2, attack=BitFlip())
     assert vec.vectorised and not loop.vectorised
     for _ in range(4):
         sv, sl = vec.step(), loop.step()
@@ -99,8 +93,8 @@ def test_loss_decreases() -> None:
 
 
 def test_bit_flip_breaks_average_not_median() -> None:
-    kw = dict(num_byzantine=3, attack=bit_flip, lr=0.2, algorithm=DistributedSGD())
-    mean_sim, median_sim = make(**kw), make(aggregator=CoordMedian(), **kw)
+    kw = dict(num_byzantine=3, attack=BitFlip(), lr=0.2, algorithm=DistributedSGD())
+    mean_sim, median_sim = make(**kw), make(aggregator=Median(), **kw)
     start = mean_sim.evaluate()["test_accuracy"]
     run(mean_sim, 10)
     run(median_sim, 10)
@@ -109,19 +103,19 @@ def test_bit_flip_breaks_average_not_median() -> None:
 
 
 def test_state_dict_round_trip_resumes_identically(tmp_path: object) -> None:
-    sim = make(num_byzantine=1, attack=bit_flip)
+    sim = make(num_byzantine=1, attack=BitFlip())
     run(sim, 2)
     path = f"{tmp_path}/ckpt.pt"
     torch.save(sim.state_dict(), path)
     expected = run(sim, 3)
-    resumed = make(num_byzantine=1, attack=bit_flip)
+    resumed = make(num_byzantine=1, attack=BitFlip())
     resumed.load_state_dict(torch.load(path, weights_only=True))
     assert resumed.round == 2
     assert torch.equal(run(resumed, 3), expected)
 
 
 def test_batch_norm_picks_the_loop_and_says_why() -> None:
-    sim = make(model=tiny_bn())
+    sim = make(model=tiny_bn().eval())  # clients train in train mode whatever mode the model came in
     assert not sim.vectorised and "batch norm" in sim.path_reason
     run(sim, 2)
     with pytest.raises(ValueError, match="vectorise=True but vmap cannot serve"):
@@ -129,24 +123,55 @@ def test_batch_norm_picks_the_loop_and_says_why() -> None:
 
 
 def test_a_model_vmap_cannot_serve_falls_back_to_the_loop() -> None:
-    sim = make(model=tiny_dropout())
+    sim = make(model=DataDependent())
     assert not sim.vectorised and sim.path_reason.startswith("vmap failed")
     assert sim.step().loss > 0
 
 
+@pytest.mark.parametrize("vectorise", [True, False])
+def test_dropout_is_reproducible_and_resumes(vectorise: bool) -> None:
+    def build() -> Simulator:
+        return make(model=tiny_dropout(), vectorise=vectorise)
+
+    a, b = build(), build()
+    torch.manual_seed(123)  # the caller's global generator must not matter
+    run(a, 2)
+    torch.manual_seed(456)
+    run(b, 2)
+    assert torch.equal(a.params, b.params)
+    snapshot = a.state_dict()
+    expected = run(a, 2)
+    c = build()
+    c.load_state_dict(snapshot)
+    assert torch.equal(run(c, 2), expected)
+
+
 def test_data_attack_poisons_only_byzantine_clients() -> None:
     data = tiny_data()
-
-    class FlipToZero:
-        def __call__(
-            self, x: Tensor, y: Tensor, *, generator: torch.Generator
-        ) -> tuple[Tensor, Tensor, Tensor]:
-            return x, torch.zeros_like(y), torch.ones_like(y, dtype=torch.bool)
-
-    sim = make(num_byzantine=2, data_attack=FlipToZero())
+    sim = make(num_byzantine=2, data_attack=LabelFlip(fraction=1.0, num_classes=3))
     parts = sim.sampler.partitions
     assert all(torch.equal(sim.y_store[p], data.y_train[p]) for p in parts[:8])
-    assert all(bool((sim.y_store[p] == 0).all()) for p in parts[8:])
+    honest_size = len(data.x_train)
+    for part, original in zip(parts[8:], split(10)[8:], strict=True):
+        assert int(part.min()) >= honest_size  # a poisoned copy, the shared data is untouched
+        assert torch.equal(sim.x_store[part], data.x_train[original])
+        assert not torch.equal(sim.y_store[part], data.y_train[original])
+
+
+def test_error_feedback_compression_counts_bits_and_resumes() -> None:
+    def build() -> Simulator:
+        return make(compressor=ErrorFeedback(TopK(k=20)), aggregator=BlockGeometricMedian(k=50))
+
+    sim = build()
+    stats = sim.step()
+    plain = 32 * sim.flat.dim * sim.n
+    assert 0 < stats.bits_up < plain / 10
+    run(sim, 1)
+    snapshot = sim.state_dict()
+    expected = run(sim, 2)
+    resumed = build()
+    resumed.load_state_dict(snapshot)
+    assert torch.equal(run(resumed, 2), expected)
 
 
 def test_evaluate_extra_sets() -> None:
@@ -179,11 +204,25 @@ def test_round_stats() -> None:
         (dict(partitions=[torch.arange(5), torch.arange(0)]), r"partitions\[1\] is empty"),
         (dict(partitions=[torch.arange(5), torch.tensor([999])]), r"partitions\[1\] has indices outside"),
         (dict(partitions=split(3), aggregator=NeedsFour()), "needs n >= 4"),
+        (
+            dict(model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 3))),
+            "cannot process the training inputs",
+        ),
+        (
+            dict(model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))),
+            "build it with num_classes=3",
+        ),
     ],
 )
 def test_user_errors(kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make(**kw)
+
+
+def test_a_lone_pre_aggregator_is_reported() -> None:
+    sim = make(aggregator=NNM(f=1))
+    with pytest.raises(ValueError, match=r"must reduce \[n, d\] to \[d\]"):
+        sim.step()
 
 
 def test_attack_with_wrong_shape_is_reported() -> None:

@@ -40,4 +40,16 @@ def split(n: int, size: int = 300) -> list[Tensor]:
 
 def tiny_dropout(seed: int = 1) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(64, 3))
+    return nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(64, 3))
+
+
+class DataDependent(nn.Module):
+    """Branches on a tensor's value in Python, which vmap cannot trace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(64, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.linear(x.flatten(1))
+        return out if bool(out.sum() > 0) else -out

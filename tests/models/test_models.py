@@ -3,7 +3,15 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from robustfl.models import MODELS, build_model, model_summary, num_parameters, uses_batchnorm, uses_dropout
+from robustfl.models import (
+    MODELS,
+    build_model,
+    model_summary,
+    num_parameters,
+    prefers_loop,
+    uses_batchnorm,
+    uses_dropout,
+)
 
 MNIST = (1, 28, 28)
 CIFAR = (3, 32, 32)
@@ -41,26 +49,36 @@ def test_seed_model_parameter_counts() -> None:
     assert num_parameters(build_model("lstm", (80,), 80)) == 293_584
     shapes = {k: tuple(v.shape) for k, v in build_model("lstm", (80,), 80).named_parameters()}
     assert shapes["encoder.weight"] == (80, 8)
-    assert shapes["lstm.0.weight_hh"] == (1024, 256)
+    assert shapes["lstm.weight_ih_l0"] == (1024, 8)
+    assert shapes["lstm.weight_hh_l0"] == (1024, 256)
     assert shapes["decoder.weight"] == (80, 256)
 
 
-def test_lstm_matches_torch_lstm_and_reads_token_ids() -> None:
-    torch.manual_seed(0)
+def test_lstm_reads_token_ids_and_follows_table_5_5() -> None:
     model = build_model("lstm", (12,), 30, num_layers=2, hidden_size=16, embed_dim=5)
-    ref = nn.LSTM(5, 16, num_layers=2, batch_first=True)
-    with torch.no_grad():
-        for layer, mine in enumerate(model.lstm):
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(ref, f"{name}_l{layer}").copy_(getattr(mine, name))
     tokens = torch.randint(0, 30, (3, 12))
-    out, _ = ref(model.encoder(tokens))
-    torch.testing.assert_close(model(tokens), model.decoder(out[:, -1]))
     assert model(tokens).shape == (3, 30)
+    # the prediction uses the whole sequence: changing the first token changes the logits
+    changed = tokens.clone()
+    changed[:, 0] = (changed[:, 0] + 1) % 30
+    assert not torch.allclose(model(tokens), model(changed))
+    names = [k for k, _ in build_model("lstm", (80,), 80).named_parameters()]
+    assert names == [
+        "encoder.weight",
+        "lstm.weight_ih_l0",
+        "lstm.weight_hh_l0",
+        "lstm.bias_ih_l0",
+        "lstm.bias_hh_l0",
+        "decoder.weight",
+        "decoder.bias",
+    ]
     with pytest.raises(ValueError, match="sequence_length"):
         build_model("lstm", MNIST, 10)
+    with pytest.raises(ValueError, match="hidden_size"):
+        build_model("lstm", (12,), 30, hidden_size=0)
 
 
+@pytest.mark.filterwarnings("ignore:There is a performance drop")
 @pytest.mark.parametrize(
     ("name", "shape"), [("lenet", MNIST), ("mlp", MNIST), ("crsa-cnn", CIFAR), ("lstm", (6,))]
 )
@@ -109,6 +127,8 @@ def test_helpers() -> None:
     assert not uses_batchnorm(build_model("vgg9", CIFAR, 10))
     assert uses_batchnorm(build_model("resnet18", CIFAR, 10))
     assert uses_dropout(build_model("vgg9", CIFAR, 10))
+    assert prefers_loop(build_model("resnet18", CIFAR, 10)) and prefers_loop(build_model("lstm", (5,), 10))
+    assert not prefers_loop(build_model("vgg9", CIFAR, 10)) and not prefers_loop(lenet)
     assert not uses_dropout(build_model("vgg9", CIFAR, 10, dropout=False))
     assert not uses_dropout(lenet)
     table = model_summary(lenet)

@@ -9,6 +9,7 @@ from robustfl.cli import (  # noqa: F401  (experiment commands)
     bench,
     data,
     demo,
+    edge_case,
     listing,
     plot,
     reproduce,

@@ -15,9 +15,9 @@ def partition(
     dataset: Annotated[str, typer.Option(help="data set name (see docs/data.md)")] = "embedded-mnist",
     data_dir: Annotated[Path | None, typer.Option(help="folder holding the data files")] = None,
     clients: Annotated[int, typer.Option(help="number of clients")] = 10,
-    scheme: Annotated[str, typer.Option(help="iid, dirichlet, shards, labels or crsa")] = "iid",
+    scheme: Annotated[str, typer.Option(help="iid, dirichlet, shards, labels, crsa or natural")] = "iid",
     alpha: Annotated[float | None, typer.Option(help="dirichlet concentration")] = None,
-    min_size: Annotated[int | None, typer.Option(help="dirichlet: smallest client size")] = None,
+    min_size: Annotated[int | None, typer.Option(help="dirichlet/natural: smallest client size")] = None,
     shards_per_client: Annotated[int | None, typer.Option(help="shards per client")] = None,
     labels_per_client: Annotated[int | None, typer.Option(help="labels per client (scheme labels)")] = None,
     size_skew: Annotated[float | None, typer.Option(help="iid: power-law exponent of client sizes")] = None,
@@ -41,9 +41,11 @@ def partition(
         "size_skew": size_skew,
         "own_fraction": own_fraction,
     }
-    options = {k: v for k, v in given.items() if v is not None}
+    options: dict[str, object] = {k: v for k, v in given.items() if v is not None}
     try:
         ds = load_dataset(dataset, data_dir)
+        if scheme == "natural":
+            options["groups"] = ds.groups_train
         parts = split(ds.y_train, clients, scheme, generator=make_generator(seed, "partition"), **options)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)

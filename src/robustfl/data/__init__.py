@@ -14,6 +14,7 @@ from robustfl.data.dataset import DATASETS, Dataset, from_arrays
 from robustfl.data.embedded import load_embedded_mnist
 from robustfl.data.files import DataFileCorrupt, DataFileMissing
 from robustfl.data.idx import load_emnist, load_fashion_mnist, load_mnist
+from robustfl.data.leaf import SHAKESPEARE_LETTERS, load_femnist, load_shakespeare
 from robustfl.data.npz import load_npz
 from robustfl.data.partition import PARTITION_SCHEMES, partition, scheme_options
 from robustfl.data.summary import partition_summary
@@ -21,6 +22,7 @@ from robustfl.data.summary import partition_summary
 __all__ = [
     "DATASETS",
     "PARTITION_SCHEMES",
+    "SHAKESPEARE_LETTERS",
     "DataFileCorrupt",
     "DataFileMissing",
     "Dataset",
@@ -31,8 +33,10 @@ __all__ = [
     "load_embedded_mnist",
     "load_emnist",
     "load_fashion_mnist",
+    "load_femnist",
     "load_mnist",
     "load_npz",
+    "load_shakespeare",
     "partition",
     "partition_summary",
     "scheme_options",

@@ -18,8 +18,10 @@ class Dataset:
     """A labelled train/test split held in memory.
 
     ``x_*`` are float32 ``[N, C, H, W]`` images, normalised with the per-channel mean and standard
-    deviation of the *train* split (the same statistics are applied to the test split);
-    ``y_*`` are int64 labels in ``[0, num_classes)``.
+    deviation of the *train* split (the same statistics are applied to the test split), or int64
+    ``[N, T]`` token sequences (text data sets); ``y_*`` are int64 labels in ``[0, num_classes)``.
+    ``groups_train`` (int64 ``[N]``, optional) names the natural owner of each train sample (a
+    writer or a speaking role in the LEAF data sets), for the ``natural`` partition.
     """
 
     name: str
@@ -28,17 +30,21 @@ class Dataset:
     x_test: Tensor
     y_test: Tensor
     num_classes: int
+    groups_train: Tensor | None = None
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if x.dim() != 4 or not x.is_floating_point():
+            image = x.dim() == 4 and x.is_floating_point()
+            tokens = x.dim() == 2 and x.dtype == torch.int64
+            if not (image or tokens):
                 raise ValueError(
-                    f"{self.name}: x_{split} must be a float [N, C, H, W] tensor, got {x.dtype} {tuple(x.shape)}"
+                    f"{self.name}: x_{split} must be float [N, C, H, W] images or int64 [N, T] tokens, "
+                    f"got {x.dtype} {tuple(x.shape)}"
                 )
             if y.dim() != 1 or y.dtype != torch.int64 or y.shape[0] != x.shape[0]:
                 raise ValueError(
-                    f"{self.name}: y_{split} must be int64 [{x.shape[0]}] (one label per image), got {y.dtype} {tuple(y.shape)}"
+                    f"{self.name}: y_{split} must be int64 [{x.shape[0]}] (one label per sample), got {y.dtype} {tuple(y.shape)}"
                 )
             if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise ValueError(
@@ -49,10 +55,16 @@ class Dataset:
                 f"{self.name}: train images {tuple(self.x_train.shape[1:])} and test images "
                 f"{tuple(self.x_test.shape[1:])} differ in shape"
             )
+        g = self.groups_train
+        if g is not None and (g.dim() != 1 or g.dtype != torch.int64 or g.shape[0] != self.x_train.shape[0]):
+            raise ValueError(
+                f"{self.name}: groups_train must be int64 [{self.x_train.shape[0]}] (one owner per train sample), "
+                f"got {g.dtype} {tuple(g.shape)}"
+            )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """``(C, H, W)`` of one image."""
+        """``(C, H, W)`` of one image, or ``(T,)`` for token sequences."""
         return tuple(self.x_train.shape[1:])
 
     def clone(self) -> Dataset:
@@ -64,6 +76,7 @@ class Dataset:
             self.x_test.clone(),
             self.y_test.clone(),
             self.num_classes,
+            None if self.groups_train is None else self.groups_train.clone(),
         )
 
 
@@ -74,6 +87,7 @@ def from_arrays(
     x_test: Tensor,
     y_test: Tensor,
     num_classes: int | None = None,
+    groups_train: Tensor | None = None,
 ) -> Dataset:
     """Build a normalised ``Dataset`` from raw images (``[N, H, W]`` or ``[N, C, H, W]``, any dtype).
 
@@ -98,4 +112,4 @@ def from_arrays(
     ytr, yte = y_train.to(torch.int64).reshape(-1), y_test.to(torch.int64).reshape(-1)
     if num_classes is None:
         num_classes = int(torch.cat([ytr, yte]).max()) + 1
-    return Dataset(name, (xtr - mean) / std, ytr, (xte - mean) / std, yte, num_classes)
+    return Dataset(name, (xtr - mean) / std, ytr, (xte - mean) / std, yte, num_classes, groups_train)

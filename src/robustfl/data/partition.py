@@ -200,6 +200,49 @@ def crsa(
     return parts
 
 
+@_scheme("natural")
+def natural(
+    labels: Tensor,
+    num_clients: int,
+    generator: torch.Generator,
+    groups: Tensor | None = None,
+    min_size: int = 1,
+) -> list[Tensor]:
+    """The data set's own owners: each client is one group (a LEAF writer or speaking role).
+
+    ``groups`` (int64 ``[N]``, e.g. ``Dataset.groups_train``) names each sample's owner. Among the
+    groups with at least ``min_size`` samples, ``num_clients`` are drawn at random and each client
+    gets all samples of its group (seed 004 §5.4: Shakespeare roles with at least 10k samples, 66 of
+    them sampled). Samples of groups not drawn stay unassigned.
+    """
+    if groups is None:
+        raise ValueError(
+            "partition scheme 'natural' needs groups=<owner of each sample> (Dataset.groups_train, set by "
+            "the LEAF loaders femnist and shakespeare)"
+        )
+    if groups.shape != labels.shape or groups.is_floating_point():
+        raise ValueError(
+            f"groups must be an integer tensor shaped like labels {tuple(labels.shape)}, got {tuple(groups.shape)}"
+        )
+    ids, counts = groups.unique(return_counts=True)
+    eligible = ids[counts >= min_size]
+    if eligible.numel() < num_clients:
+        raise ValueError(
+            f"natural partition: only {eligible.numel()} groups have at least min_size={min_size} samples, "
+            f"fewer than num_clients={num_clients}; lower num_clients or min_size"
+        )
+    members = torch.split(torch.argsort(groups, stable=True), counts.tolist())
+    position = {int(g): i for i, g in enumerate(ids.tolist())}
+    chosen = eligible[torch.randperm(eligible.numel(), generator=generator)[:num_clients]]
+    return [members[position[g]] for g in chosen.tolist()]
+
+
+def _differs(value: Any, default: Any) -> bool:
+    if value is None or default is None or isinstance(value, Tensor):
+        return value is not default
+    return bool(value != default)
+
+
 def scheme_options(scheme: str) -> dict[str, Any]:
     """The keyword options of ``scheme`` and their defaults."""
     params = list(inspect.signature(PARTITION_SCHEMES[scheme]).parameters.values())[3:]
@@ -248,7 +291,7 @@ def partition(
                     f"{s}: {', '.join(scheme_options(s)) or 'none'}" for s in sorted(PARTITION_SCHEMES)
                 )
             )
-        if any(value != scheme_options(s)[name] for s in owners):
+        if any(_differs(value, scheme_options(s)[name]) for s in owners):
             raise ValueError(
                 f"partition option {name}={value!r} applies to scheme {' / '.join(owners)}, not {scheme!r}; "
                 f"drop it or choose that scheme"

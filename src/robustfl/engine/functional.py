@@ -45,27 +45,40 @@ class FlatModel:
 
     def logits(self, params: Tensor, x: Tensor) -> Tensor:
         """The model's output on ``x`` with parameters ``params`` (module buffers as they are)."""
-        tensors = dict(zip(self.names, unflatten(params, self.shapes), strict=True))
-        out: Tensor = functional_call(self.model, tensors, (x,))
+        return self._logits(tuple(unflatten(params, self.shapes)), x)
+
+    def _logits(self, tensors: tuple[Tensor, ...], x: Tensor) -> Tensor:
+        out: Tensor = functional_call(self.model, dict(zip(self.names, tensors, strict=True)), (x,))
         return out
+
+    def _loss(self, tensors: tuple[Tensor, ...], x: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(self._logits(tensors, x), y)
 
     def loss(self, params: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """Mean cross-entropy of the minibatch ``(x, y)``."""
-        return F.cross_entropy(self.logits(params, x), y)
+        return self._loss(tuple(unflatten(params, self.shapes)), x, y)
 
+    # Both gradient functions differentiate with respect to the per-layer tensors and concatenate the
+    # result: differentiating through the slices of the flat vector would allocate a zero [d] gradient
+    # per layer (per client under vmap) and add them up, which costs more than the backward pass itself.
     def vmap_grad_fn(self) -> GradFn:
         """``(params, x, y) -> (grad, loss)`` via ``torch.func``; composes with ``vmap``."""
-        fn: GradFn = grad_and_value(self.loss)
-        return fn
+        grad_of_tensors = grad_and_value(self._loss)
+
+        def grad_fn(params: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+            grads, loss = grad_of_tensors(tuple(unflatten(params, self.shapes)), x, y)
+            return flatten(grads), loss
+
+        return grad_fn
 
     def loop_grad_fn(self) -> GradFn:
         """``(params, x, y) -> (grad, loss)`` via ``torch.autograd.grad``; one client at a time."""
 
         def grad_fn(params: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-            leaf = params.detach().requires_grad_(True)
-            loss = self.loss(leaf, x, y)
-            (grad,) = torch.autograd.grad(loss, leaf)
-            return grad, loss.detach()
+            leaves = tuple(t.detach().requires_grad_(True) for t in unflatten(params, self.shapes))
+            loss = self._loss(leaves, x, y)
+            grads = torch.autograd.grad(loss, leaves)
+            return flatten(grads), loss.detach()
 
         return grad_fn
 

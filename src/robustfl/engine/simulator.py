@@ -19,15 +19,21 @@ A round (``Simulator.step``):
 All randomness comes from generators derived from ``seed`` (``robustfl.utils.make_generator``):
 ``("sample", i)`` for client ``i``'s minibatches, ``("data_attack", i)`` for its poisoning,
 ``"attack"`` and ``"compress"`` for the message attack and the compressor. The generators live on the
-CPU; the same seed gives identical parameters and metrics on CPU.
+CPU. Randomness inside the model (dropout) draws from torch's global generator, which each round's
+compute phase seeds with ``derive_seed(seed, "model", round)`` inside ``torch.random.fork_rng`` (the
+caller's global state is left as it was). The same seed gives identical parameters and metrics on CPU,
+and a resumed run continues identically. With dropout the vectorised path (``vmap`` with
+``randomness="different"``: each client its own masks) and the loop path draw different masks, so
+they agree in distribution only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,7 +47,7 @@ from robustfl.algorithms.base import Algorithm, State
 from robustfl.engine.functional import FlatModel, vmap_blocker
 from robustfl.engine.sampling import ClientSampler
 from robustfl.engine.state import load_object_state, object_state
-from robustfl.utils import make_generator
+from robustfl.utils import derive_seed, make_generator
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +124,7 @@ class Simulator:
         self._lr = lr
         aggregator.check_n(self.n)
 
-        self.model = model.to(self.device)
+        self.model = model.to(self.device).train()  # clients train in train mode; evaluate() uses eval
         self.flat = FlatModel(self.model)
         self.params = self.flat.flat_params()
         self.round = 0
@@ -134,6 +140,7 @@ class Simulator:
         self.attack_generator = make_generator(self.seed, "attack")
         self.compress_generator = make_generator(self.seed, "compress")
 
+        self._check_model_fits()
         one = algorithm.init_client_state(self.params)
         self.client_state: State = {k: v.unsqueeze(0).repeat_interleave(self.n, 0) for k, v in one.items()}
         self.server_state: State = algorithm.init_server_state(self.params)
@@ -148,6 +155,35 @@ class Simulator:
         if int(part.min()) < 0 or int(part.max()) >= size:
             raise ValueError(f"partitions[{i}] has indices outside the training set [0, {size})")
         return part.to(torch.long).cpu()
+
+    def _check_model_fits(self) -> None:
+        """One forward pass on two training samples: the model must accept the inputs and have an
+        output per class (a user error here would otherwise surface deep inside the first round)."""
+        classes = int(max(int(self.y_store.max()), int(self.y_test.max()))) + 1
+        self.model.eval()  # so batch-norm statistics are not touched
+        try:
+            with torch.no_grad():
+                out = self.flat.logits(self.params, self.x_store[:2])
+        except RuntimeError as err:
+            raise ValueError(
+                f"the model cannot process the training inputs of shape {tuple(self.x_store.shape[1:])}: "
+                f"{err}; build it for this dataset's input shape"
+            ) from None
+        finally:
+            self.model.train()
+        if out.dim() != 2 or out.shape[1] < classes:
+            raise ValueError(
+                f"the model outputs shape {tuple(out.shape)} for a batch of 2, expected [2, C] with C >= "
+                f"{classes} (labels of the training data, after any data attack, and of the test data go up "
+                f"to {classes - 1}); build it with num_classes={classes}"
+            )
+
+    @contextlib.contextmanager
+    def _model_rng(self, round_index: int) -> Iterator[None]:
+        """Seed torch's global generator (dropout) for ``round_index`` and restore it afterwards."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(derive_seed(self.seed, "model", round_index))
+            yield
 
     def _poison(
         self, x: Tensor, y: Tensor, partitions: list[Tensor], data_attack: Any
@@ -176,11 +212,12 @@ class Simulator:
             return False, blocker
         if vectorise:
             return True, "vectorised path requested"
-        try:  # one trial on the first samples; generators are not touched
+        try:  # one trial on the first samples; the run's generators are not touched
             steps, b = self.algorithm.local_steps, min(self.batch_size, len(self.x_store))
             idx = torch.arange(b).repeat(min(self.n, 2), steps, 1).to(self.device)
             state = {k: v[: idx.shape[0]] for k, v in self.client_state.items()}
-            self._vmapped(0.0)(self.params, self.x_store[idx], self.y_store[idx], state)
+            with self._model_rng(-1):
+                self._vmapped(0.0)(self.params, self.x_store[idx], self.y_store[idx], state)
         except Exception as err:  # any failure of vmap means: use the loop
             reason = f"vmap failed: {type(err).__name__}: {err}"
             log.info("simulator: per-client loop path (%s)", reason)
@@ -194,7 +231,9 @@ class Simulator:
 
     def _vmapped(self, lr: float) -> Callable[..., tuple[Tensor, State, Tensor]]:
         step = functools.partial(self.algorithm.client_step, lr=lr, grad_fn=self.flat.vmap_grad_fn())
-        fn: Callable[..., tuple[Tensor, State, Tensor]] = vmap(step, in_dims=(None, 0, 0, 0))
+        fn: Callable[..., tuple[Tensor, State, Tensor]] = vmap(
+            step, in_dims=(None, 0, 0, 0), randomness="different"
+        )
         return fn
 
     def _client_messages(self, xs: Tensor, ys: Tensor, lr: float) -> tuple[Tensor, State, Tensor]:
@@ -220,7 +259,10 @@ class Simulator:
         t = time.perf_counter()
         self.model.train()
         idx = self.sampler.sample(self.algorithm.local_steps, self.batch_size).to(self.device)
-        messages, self.client_state, losses = self._client_messages(self.x_store[idx], self.y_store[idx], lr)
+        with self._model_rng(self.round):
+            messages, self.client_state, losses = self._client_messages(
+                self.x_store[idx], self.y_store[idx], lr
+            )
         messages = messages.detach()
         seconds["compute"] = time.perf_counter() - t
 
@@ -248,6 +290,12 @@ class Simulator:
             self.params, messages, self.aggregator, self.server_state, lr
         )
         seconds["aggregate"] = time.perf_counter() - t
+        if new_params.shape != self.params.shape:
+            raise ValueError(
+                f"the server step returned shape {tuple(new_params.shape)}, expected ({self.flat.dim},): "
+                f"{self.aggregator!r} must reduce [n, d] to [d] (end a pre-aggregator with a rule, e.g. "
+                "Pipeline(NNM(f), Krum(f)))"
+            )
 
         t = time.perf_counter()
         self.params = new_params.detach()

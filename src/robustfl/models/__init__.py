@@ -8,6 +8,7 @@ from robustfl.models.base import (
     build_model,
     model_summary,
     num_parameters,
+    prefers_loop,
     uses_batchnorm,
     uses_dropout,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "build_model",
     "model_summary",
     "num_parameters",
+    "prefers_loop",
     "uses_batchnorm",
     "uses_dropout",
 ]

@@ -2,8 +2,9 @@
 
 Every model is built from the data's ``input_shape`` and ``num_classes``, so any model runs on any
 data set whose inputs it can read. Models avoid in-place operations on parameters so that
-``torch.func.functional_call`` + ``vmap`` + ``grad`` work on them (models with BatchNorm cannot be
-vmapped in training mode: ``uses_batchnorm`` tells the engine to take its per-client loop instead).
+``torch.func.functional_call`` + ``vmap`` + ``grad`` work on them. Models with BatchNorm cannot be
+vmapped in training mode and the fused LSTM is faster in a loop: ``prefers_loop`` tells the engine
+to take its per-client loop for those.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ def num_parameters(model: nn.Module) -> int:
 def uses_batchnorm(model: nn.Module) -> bool:
     """True if ``model`` has a BatchNorm layer (its training-mode forward cannot be vmapped over clients)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def prefers_loop(model: nn.Module) -> bool:
+    """True if per-client gradients should be computed in a loop rather than with ``vmap``.
+
+    BatchNorm layers cannot run under ``vmap`` in training mode; fused recurrent kernels (``nn.LSTM``,
+    ``nn.GRU``) have no batching rule, so ``vmap`` would fall back to a slower per-sample loop.
+    """
+    return uses_batchnorm(model) or any(isinstance(m, nn.RNNBase) for m in model.modules())
 
 
 def uses_dropout(model: nn.Module) -> bool:

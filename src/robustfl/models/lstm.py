@@ -2,47 +2,9 @@
 
 from __future__ import annotations
 
-import math
-from itertools import pairwise
-
-import torch
 from torch import Tensor, nn
 
 from robustfl.models.base import MODELS
-
-
-class LSTMLayer(nn.Module):
-    """One LSTM layer written as plain tensor algebra, so ``torch.func.vmap`` batches it natively.
-
-    Same parameters, gate order (input, forget, cell, output) and initialisation as ``nn.LSTM``:
-    ``i, f, g, o = split(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)``, ``c' = σ(f) c + σ(i) tanh(g)``,
-    ``h' = σ(o) tanh(c')``. (``nn.LSTM``'s fused kernel has no vmap batching rule and falls back to a
-    slow per-sample loop.)
-    """
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size))
-        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size))
-        bound = 1.0 / math.sqrt(hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x: [B, T, input]`` -> hidden states ``[B, T, hidden]``."""
-        h = x.new_zeros(x.shape[0], self.hidden_size)
-        c = h
-        inputs = x @ self.weight_ih.T + self.bias_ih
-        outputs = []
-        for t in range(x.shape[1]):
-            i, f, g, o = (inputs[:, t] + h @ self.weight_hh.T + self.bias_hh).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            outputs.append(h)
-        return torch.stack(outputs, dim=1)
 
 
 @MODELS.register("lstm")
@@ -54,6 +16,11 @@ class CharLSTM(nn.Module):
     Defaults follow Table 5.5: embedding 8, one LSTM layer of 256, decoder 256 → 80, i.e. 293,584
     parameters for 80 characters (Table 5.6's "original" total). ``input_shape`` is ``(T,)``, the
     sequence length; it is not needed to size the layers. ``num_layers=2`` gives the LEAF Shakespeare model.
+    Parameter names follow the table (``encoder.weight``, ``lstm.weight_ih_l0``, ..., ``decoder.bias``).
+
+    Uses the fused ``nn.LSTM`` kernel. It works under ``vmap`` + ``grad`` but has no batching rule there
+    (PyTorch falls back to a per-sample loop, with a warning), and a plain loop over clients is faster:
+    ``prefers_loop`` is true for this model (``benchmarks/bench_lstm_paths.py`` measures both paths).
     """
 
     def __init__(
@@ -78,12 +45,9 @@ class CharLSTM(nn.Module):
                 f"model 'lstm' reads token sequences: input_shape must be (sequence_length,), got {input_shape}"
             )
         self.encoder = nn.Embedding(vocab_size or num_classes, embed_dim)
-        sizes = [embed_dim] + [hidden_size] * num_layers
-        self.lstm = nn.ModuleList(LSTMLayer(a, b) for a, b in pairwise(sizes))
+        self.lstm = nn.LSTM(embed_dim, hidden_size, num_layers=num_layers, batch_first=True)
         self.decoder = nn.Linear(hidden_size, num_classes)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        h = self.encoder(tokens)
-        for layer in self.lstm:
-            h = layer(h)
-        return self.decoder(h[:, -1])
+        out, _ = self.lstm(self.encoder(tokens))
+        return self.decoder(out[:, -1])

@@ -1,0 +1,156 @@
+"""Simulator speed and memory: vectorised vs loop, seconds per phase, peak RSS.
+
+    PYTHONPATH=src python benchmarks/simulator.py            # full run (minutes)
+    PYTHONPATH=src python benchmarks/simulator.py --quick    # smoke test (seconds)
+
+1. Rounds per second of the vectorised (``vmap``) path and the per-client loop, LeNet on embedded
+   MNIST, batch 32, distributed SGD with the mean, 20 and 100 clients; the ratio (target >= 5x at 20).
+   Also the compute phase against one forward/backward over the union of all clients' batches, the
+   floor for any batching of the clients (on CPU LeNet is compute-bound, so this floor bounds the
+   speed-up).
+2. Seconds per round by phase (compute, attack, compress, aggregate, update) for SGD (mean), GMD
+   (geometric median) and BGMD (block geometric median, k = 10% of d) on the same 20- and 100-client setups,
+   with the rules' default Weiszfeld budget (T = 3) and with the GM solved to tolerance (T = 100,
+   tol = 1e-6, the regime of seed 000's epsilon-accurate GM oracle); the ratio of GMD's to BGMD's
+   aggregation time (target >= 3x).
+3. Peak resident memory (``getrusage`` max RSS) of a fresh process that builds a 100-client LeNet
+   simulator and runs one round (target < 4 GiB).
+
+Timings are medians over rounds after one warm-up round, measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+
+from robustfl import aggregators, algorithms
+from robustfl.data import load_dataset, partition
+from robustfl.engine import PHASES, Simulator
+from robustfl.models import build_model
+from robustfl.utils import make_generator
+
+
+def make_sim(n: int, aggregator: Any, vectorise: bool | None = True, seed: int = 0) -> Simulator:
+    data = load_dataset("embedded-mnist")
+    parts = partition(data.y_train, n, "iid", generator=make_generator(seed, "partition"))
+    torch.manual_seed(seed)
+    model = build_model("lenet", data.input_shape, data.num_classes)
+    return Simulator(
+        model, data, parts, algorithms.get("sgd"), aggregator,
+        batch_size=32, lr=0.05, seed=seed, vectorise=vectorise,
+    )  # fmt: skip
+
+
+def median_round_seconds(sim: Simulator, rounds: int) -> tuple[float, dict[str, float]]:
+    """Median wall seconds per round and median seconds per phase, after one warm-up round."""
+    sim.step()
+    totals, phases = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        stats = sim.step()
+        totals.append(time.perf_counter() - t)
+        phases.append(stats.seconds)
+    return statistics.median(totals), {p: statistics.median(s[p] for s in phases) for p in PHASES}
+
+
+def union_batch_seconds(sim: Simulator, rounds: int) -> float:
+    """Median seconds of ONE forward/backward over all ``n * B`` samples of a round (no per-client
+    gradients): the least compute any batching of the clients can cost."""
+    times = []
+    for _ in range(rounds + 1):
+        idx = sim.sampler.sample(1, sim.batch_size).flatten()
+        t = time.perf_counter()
+        leaf = sim.params.detach().requires_grad_(True)
+        torch.autograd.grad(sim.flat.loss(leaf, sim.x_store[idx], sim.y_store[idx]), leaf)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
+
+
+def vectorised_vs_loop(clients: list[int], rounds: int) -> None:
+    print("\n## Vectorised vs loop (LeNet, embedded MNIST, batch 32, SGD + mean)\n")
+    print(
+        "| clients | vectorised rounds/s | loop rounds/s | speed-up | compute s: vmap / loop / one union batch |"
+    )
+    print("|---:|---:|---:|---:|---|")
+    for n in clients:
+        vec_sim = make_sim(n, aggregators.get("mean"), vectorise=True)
+        vec, vec_phases = median_round_seconds(vec_sim, rounds)
+        loop, loop_phases = median_round_seconds(
+            make_sim(n, aggregators.get("mean"), vectorise=False), rounds
+        )
+        union = union_batch_seconds(vec_sim, rounds)
+        print(
+            f"| {n} | {1 / vec:.2f} | {1 / loop:.2f} | {loop / vec:.1f}x | "
+            f"{vec_phases['compute']:.3f} / {loop_phases['compute']:.3f} / {union:.3f} |"
+        )
+
+
+def phases_by_rule(n: int, rounds: int) -> None:
+    d = make_sim(n, aggregators.get("mean")).flat.dim
+    k = d // 10
+    rules = {
+        "SGD (mean)": aggregators.get("mean"),
+        "GMD (GM, T=3)": aggregators.get("geometric-median"),
+        "BGMD (k = d/10, T=3)": aggregators.get("bgmd", k=k),
+        "GMD (GM, T=100, tol=1e-6)": aggregators.get("geometric-median", T=100, tol=1e-6),
+        "BGMD (k = d/10, T=100, tol=1e-6)": aggregators.get("bgmd", k=k, T=100, tol=1e-6),
+    }
+    print(f"\n## Seconds per round by phase ({n} clients, LeNet d = {d}, batch 32, vectorised)\n")
+    print("| rule | " + " | ".join(PHASES) + " | round |")
+    print("|---|" + "---:|" * (len(PHASES) + 1))
+    aggregate = {}
+    for name, rule in rules.items():
+        total, phases = median_round_seconds(make_sim(n, rule), rounds)
+        aggregate[name] = phases["aggregate"]
+        print(f"| {name} | " + " | ".join(f"{phases[p]:.4f}" for p in PHASES) + f" | {total:.4f} |")
+    print()
+    for gmd, bgmd in [(1, 2), (3, 4)]:
+        a, b = list(rules)[gmd], list(rules)[bgmd]
+        print(f"- aggregation time {a} / {b}: {aggregate[a] / aggregate[b]:.2f}x")
+
+
+def rss_probe() -> None:
+    """Run in a fresh process: one round of a 100-client LeNet simulator, then print max RSS in bytes."""
+    make_sim(100, aggregators.get("mean")).step()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def peak_rss() -> None:
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-probe"], check=True, capture_output=True, text=True
+    ).stdout.split()[-1]
+    print(f"\n## Peak RSS of a 100-client LeNet round: {int(out) / 2**30:.2f} GiB (fresh process)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke test: 2 timed rounds, 20 clients")
+    parser.add_argument("--rounds", type=int, default=10, help="timed rounds per configuration")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.rss_probe:
+        rss_probe()
+        return
+    rounds = 2 if args.quick else args.rounds
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {rounds} timed rounds per row")
+    clients = [20] if args.quick else [20, 100]
+    vectorised_vs_loop(clients, rounds)
+    for n in clients:
+        phases_by_rule(n, rounds)
+    peak_rss()
+
+
+if __name__ == "__main__":
+    main()
