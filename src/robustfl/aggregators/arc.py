@@ -6,12 +6,13 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import finite_rows
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, require_n
 
 
 @AGGREGATORS.register("arc")
-class ARC(PreAggregator):
+class ARC(OneThreadWhenSmall, PreAggregator):
     """Clip the ``k = floor(2 (f/n) (n - f))`` largest-norm rows to the norm of the ``(k+1)``-th
     largest: ``out_i = min(1, tau / ||x_i||) x_i`` with ``tau = ||x_pi(n-k)||`` for norms sorted
     ascending (ByzFL's definition; ``k`` is computed in exact integer arithmetic). Rows at or below

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int
 from robustfl.utils import make_generator
 
 
 @AGGREGATORS.register("bucketing")
-class Bucketing(PreAggregator):
+class Bucketing(OneThreadWhenSmall, PreAggregator):
     """Shuffle the rows with a random permutation ``pi`` and average consecutive buckets of ``s``:
     ``out_b = mean(x_pi(bs+1), ..., x_pi(min((b+1)s, n)))``, giving ``ceil(n/s)`` rows (the last bucket
     holds the ``n mod s`` leftover rows when ``s`` does not divide ``n``). ByzFL's definition and name.

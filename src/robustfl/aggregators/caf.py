@@ -7,12 +7,13 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import finite_rows, pairwise_sq_distances
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
+from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
 
 @AGGREGATORS.register("caf")
-class CAF(Aggregator):
+class CAF(OneThreadWhenSmall):
     """Iterative spectral filtering with soft weights ``c`` (ByzFL's definition), starting from ``c = 1``:
 
     while ``sum(c) > n - 2f``: ``mu = sum_i c_i x_i / sum(c)``; ``(lambda, v)`` = top eigenpair of the

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
+from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 from robustfl.aggregators.coordinatewise import order_statistics
 
 
 @AGGREGATORS.register("meamed")
-class Meamed(Aggregator):
+class Meamed(OneThreadWhenSmall):
     """Per coordinate ``j``: average the ``n - f`` values nearest to the coordinate's median
     ``med_j`` (the midpoint of the two middle values when ``n`` is even, as ByzFL's ``quantile(0.5)``).
 
