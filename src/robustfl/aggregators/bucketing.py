@@ -21,7 +21,7 @@ class Bucketing(OneThreadWhenSmall, PreAggregator):
     its bucket's mean non-finite: the robust aggregator after bucketing must treat that bucket as bad.
     """
 
-    breakdown = "any n (pair it with a robust aggregator; s * f < n/2 buckets stay clean)"
+    breakdown = "any n; up to f of the ceil(n/s) buckets hold a Byzantine row (follow it with a robust rule)"
 
     def __init__(self, s: int = 1, seed: int = 0) -> None:
         self.s = check_int("s", s, minimum=1)
