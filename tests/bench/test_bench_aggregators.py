@@ -87,3 +87,13 @@ def test_timed_interleaves_and_respects_repeat_bounds() -> None:
     results = timed([lambda t: calls.append("a"), lambda t: calls.append("b")], x, settings, [False, True])
     assert calls == ["a", "b"] * 4  # one warm-up each, then three interleaved rounds
     assert all(0 <= lo <= med for lo, med in results)
+
+
+def test_average_is_shown_but_not_a_target() -> None:
+    rows = [
+        Row("Average", 16, 10, "ok", seconds=1.0, speedup=1.0),
+        Row("NNM", 16, 10, "ok", seconds=1.0, speedup=4.0),
+    ]
+    names = {c["name"] for c in checks(rows, byzfl_loaded=True)}
+    assert "Average vs ByzFL (worst case)" not in names
+    assert "NNM vs ByzFL (worst case)" in names
