@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,23 @@ def test_average_is_shown_but_not_a_target() -> None:
     names = {c["name"] for c in checks(rows, byzfl_loaded=True)}
     assert "Average vs ByzFL (worst case)" not in names
     assert "NNM vs ByzFL (worst case)" in names
+
+
+def test_script_sets_passive_openmp_waiting(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "avg.json"
+    env = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "ROBUSTFL_BYZFL"}}
+    env["PYTHONPATH"] = str(root / "src")
+    cmd = [
+        sys.executable,
+        str(root / "benchmarks" / "aggregators.py"),
+        "--quick",
+        "--rule",
+        "mean",
+        "--json",
+        str(out),
+    ]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=120)
+    report = json.loads(out.read_text())
+    assert report["machine"]["omp_wait_policy"] == "PASSIVE"
+    assert {r["rule"] for r in report["rows"]} == {"Average"}
