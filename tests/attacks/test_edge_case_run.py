@@ -1,10 +1,12 @@
 """Edge-case attacks inside the simulator: the chapter's defences build, a short run reports metrics."""
 
+import math
+
 import pytest
 import torch
 
 from robustfl.aggregators import Average, GeometricMedian, Krum, MultiKrum, TrimmedMean
-from robustfl.attacks import ModelReplacement, PGDProjection
+from robustfl.attacks import ModelReplacement
 from robustfl.attacks.defences import NormDifferenceClipping, WeakDP
 from robustfl.attacks.edge_case_experiment import DEFENCES, build_attack, build_defence, run_edge_case
 
@@ -24,19 +26,36 @@ def test_defences_follow_the_chapter() -> None:
 
 
 def test_attack_modes_bound_the_sent_update() -> None:
-    assert build_attack("black-box", 10, 0.3) is None
-    pgd, mr = build_attack("pgd", 10, 0.3), build_attack("pgd-mr", 10, 0.3)
-    assert isinstance(pgd, PGDProjection) and isinstance(mr, ModelReplacement)
-    own = torch.full((1, 100), 5.0)
-    for attack in (pgd, mr):
-        sent = attack(torch.zeros(9, 100), 1, own=own)
-        assert torch.linalg.vector_norm(sent).item() == pytest.approx(0.3, rel=1e-5)
+    assert build_attack("black-box", 10, 0.3) == (math.inf, None)
+    assert build_attack("pgd", 10, 0.3) == (0.3, None)
+    radius, mr = build_attack("pgd-mr", 10, 0.3)
+    assert radius == pytest.approx(0.03) and isinstance(mr, ModelReplacement)
+    sent = mr(torch.zeros(9, 100), 1, own=torch.full((1, 100), 0.003))  # an update of norm 0.03
+    assert torch.linalg.vector_norm(sent).item() == pytest.approx(0.3, rel=1e-5)
     with pytest.raises(ValueError, match="attack mode"):
         build_attack("nope", 10, 0.3)
 
 
 def test_one_round_in_the_simulator_reports_the_three_metrics() -> None:
-    result = run_edge_case("pgd-mr", "ndc", rounds=1)
-    assert 0.0 <= result.backdoor_accuracy <= 1.0
-    assert 0.2 < result.main_accuracy <= 1.0  # one round of 5 local steps: well above chance (0.1)
-    assert 0.0 < result.parity <= 1.0
+    clean = run_edge_case("none", "ndc", rounds=1)
+    assert 0.2 < clean.main_accuracy <= 1.0  # one round of 5 local steps: well above chance (0.1)
+    assert 0.0 < clean.parity <= 1.0
+    attacked = run_edge_case("pgd-mr", "ndc", rounds=1)  # two attackers scaled to the NDC threshold
+    assert attacked.backdoor_accuracy > clean.backdoor_accuracy
+
+
+def test_cli_prints_one_row_per_mode(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from robustfl.attacks import edge_case_experiment
+    from robustfl.attacks.edge_case_experiment import EdgeCaseResult
+    from robustfl.cli import app
+
+    def fake_grid(modes, defences, progress=None, **kwargs):
+        assert kwargs["rounds"] == 3  # --quick
+        return [EdgeCaseResult(m, d, 0.9, 0.25, 0.95) for m in modes for d in defences]
+
+    monkeypatch.setattr(edge_case_experiment, "run_grid", fake_grid)
+    result = CliRunner().invoke(app, ["edge-case", "--quick"])
+    assert result.exit_code == 0, result.output
+    assert "pgd-mr" in result.output and "0.900 / 0.250 / 0.95" in result.output

@@ -33,7 +33,7 @@ def test_honest_spread_is_mean_distance_to_mean() -> None:
 
 def test_matrix_errors_match_the_definition() -> None:
     result = run_attack_matrix(quick=True, rules=["average"], attacks=["large-number", "sign-flip", "inf"])
-    assert result.f == 4 and result.n == 20
+    assert result.f == 3 and result.n == 15  # quick mode: 15 clients
     large, flip, inf = result.errors[0]
     assert large > 100 and flip < 1 and math.isinf(inf)
     assert "average" in default_rules() and "alie" in default_attacks()
@@ -48,3 +48,12 @@ def test_cli_quick_run_prints_the_table_and_saves_the_heatmap(tmp_path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = CliRunner().invoke(app, ["attack-matrix", "--quick", "--clients", "3", "--out", str(out)])
     assert bad.exit_code != 0 and "n_clients" in bad.output
+
+
+def test_rules_that_cannot_be_measured_are_listed_with_the_reason() -> None:
+    result = run_attack_matrix(
+        quick=True, n_clients=10, rules=["average", "sign-majority", "bulyan"], attacks=["inf"]
+    )
+    assert result.rules == ["average"] and result.errors.shape == (1, 1)
+    assert "signs" in result.notes["sign-majority"]
+    assert "n=10" in result.notes["bulyan"]

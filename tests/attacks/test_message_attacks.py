@@ -198,3 +198,38 @@ def test_primary_names_give_one_name_per_attack() -> None:
     names = ATTACKS.primary_names()
     assert "alie" in names and "alittleisenough" not in names
     assert len(names) == len({id(ATTACKS[n]) for n in ATTACKS.names()})
+
+
+def test_optimal_attack_takes_an_aggregator_name() -> None:
+    from robustfl.aggregators import Median
+
+    assert isinstance(OptimalALIE(agg="median").agg, Median)
+    with pytest.raises(ValueError, match="unknown aggregator"):
+        OptimalIPM(agg="nope")
+
+
+def test_optimal_attack_applies_pre_aggregators_like_byzfl() -> None:
+    # a pre-aggregator that zeroes the Byzantine rows leaves nothing to optimise: tau stays at start
+    def drop_last(x: torch.Tensor) -> torch.Tensor:
+        return x[:-1]
+
+    attack = OptimalIPM(agg=lambda x: x.mean(0), pre_agg_list=[drop_last], start=0.5)
+    assert attack.best_tau(X, 1) == 0.5
+    with pytest.raises(ValueError, match="pre_agg_list"):
+        OptimalIPM(pre_agg_list=[3])
+
+
+def test_optimal_attacks_reproduce_byzfls_documented_example() -> None:
+    from robustfl.aggregators import NNM, Clipping, TrimmedMean
+
+    x = X.double()
+
+    def pipeline() -> dict:
+        return {"agg": TrimmedMean(f=1), "pre_agg_list": [NNM(f=1), Clipping()]}
+
+    # ByzFL's Optimal_InnerProductManipulation docstring: TrMean(f=1), [NNM(f=1), Clipping()], f=1
+    ipm = OptimalIPM(**pipeline())(x, 1)[0]
+    assert torch.allclose(ipm, torch.tensor([-2.74877907, -3.43597384, -4.1231686], dtype=torch.float64))
+    # the same set-up for Optimal_ALittleIsEnough, printed by ByzFL 0.0.11
+    alie = OptimalALIE(**pipeline())(x, 1)[0]
+    assert torch.allclose(alie, torch.tensor([12.91985116, 13.91985116, 14.91985116], dtype=torch.float64))

@@ -2,9 +2,9 @@
 
 ``honest: Tensor[h, d]`` holds the messages the attacker can see (for an omniscient attack: the honest
 workers' messages of this round). ``own: Tensor[f, d] | None`` holds the messages the ``f`` Byzantine
-workers would have sent had they been honest; attacks that corrupt their own gradient (seed 000's bit
-flip and additive noise, seed 001's large-number attack) read it and raise a clear ``ValueError`` when
-it is missing; all other attacks ignore it. The output lives on ``honest``'s device and dtype.
+workers would have sent had they been honest; attacks that transform their own update (seed 000's bit
+flip and additive noise, seed 001's large-number attack, seed 004's PGD projection and model
+replacement) read it and raise a clear ``ValueError`` when it is missing; all other attacks ignore it. The output lives on ``honest``'s device and dtype.
 """
 
 from __future__ import annotations

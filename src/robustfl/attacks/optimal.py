@@ -6,7 +6,7 @@ damage the attack does to the given aggregator, by ByzFL's search: from ``start`
 doubling the step while the objective improves (expansion); after the first failure, keep trying
 ``best + delta`` with ``delta`` multiplied by ``ratio`` each time (contraction) until ``evals``
 objective evaluations are spent. ByzFL's default pre-aggregation is ``[Clipping()]``; ours is none
-(pass ``pre_agg`` to match).
+(pass ``pre_agg_list`` to match).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import Aggregator, check_int
+from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int
 from robustfl.aggregators.mean import Average
 from robustfl.attacks.base import ATTACKS, Attack, check_real, repeat_rows
 from robustfl.attacks.time_coupled import _alie
@@ -53,24 +53,30 @@ def line_search(
 
 
 class _OptimalFactor(Attack):
-    """Shared parameters and search; subclasses give the Byzantine vector for a factor ``tau``."""
+    """Shared parameters and search; subclasses give the Byzantine vector for a factor ``tau``.
+
+    ``agg`` is the rule the attack optimises against: an aggregator object, any callable on
+    ``Tensor[n, d]``, or a registered name (built with its defaults); ``None`` is the mean.
+    """
 
     def __init__(
         self,
-        agg: Aggregator | Rule | None = None,
-        pre_agg: Sequence[Rule] = (),
+        agg: Aggregator | Rule | str | None = None,
+        pre_agg_list: Sequence[Rule] = (),
         evals: int = 20,
         start: float = 0.0,
         delta: float = 10.0,
         ratio: float = 0.8,
     ) -> None:
+        if isinstance(agg, str):
+            agg = AGGREGATORS.get(agg)
         self.agg: Rule = Average() if agg is None else agg
         if not callable(self.agg):
             raise ValueError(f"agg must be an aggregator (callable on Tensor[n, d]), got {agg!r}")
-        self.pre_agg = tuple(pre_agg)
-        for p in self.pre_agg:
+        self.pre_agg_list = tuple(pre_agg_list)
+        for p in self.pre_agg_list:
             if not callable(p):
-                raise ValueError(f"pre_agg entries must be callable on Tensor[n, d], got {p!r}")
+                raise ValueError(f"pre_agg_list entries must be callable on Tensor[n, d], got {p!r}")
         self.evals = check_int("evals", evals, minimum=1)
         self.start = check_real("start", start)
         self.delta = check_real("delta", delta)
@@ -91,7 +97,7 @@ class _OptimalFactor(Attack):
             # Stateful rules (centered clipping's centre) are probed through copies of their current
             # state, so the search neither disturbs them nor sees its own earlier probes.
             x = torch.cat([honest, repeat_rows(self._vector(honest, tau), f)])
-            for p in self.pre_agg:
+            for p in self.pre_agg_list:
                 x = copy.deepcopy(p)(x)
             return float(torch.linalg.vector_norm(copy.deepcopy(self.agg)(x) - mean))
 

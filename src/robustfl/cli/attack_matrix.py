@@ -17,7 +17,9 @@ def attack_matrix(
         "docs/img/attack_matrix.png"
     ),
     seed: Annotated[int, typer.Option("--seed", help="Root seed: data split, minibatches, attacks.")] = 0,
-    clients: Annotated[int, typer.Option("--clients", help="Number of clients n; f = 20% of them.")] = 20,
+    clients: Annotated[
+        int | None, typer.Option("--clients", help="Clients n (default 20; 15 with --quick); f = 20% of n.")
+    ] = None,
 ) -> None:
     """Print ||agg - honest mean|| / honest spread for every aggregator under every attack; save a heatmap."""
     from rich.console import Console
@@ -36,8 +38,9 @@ def attack_matrix(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     # the table is wider than a standard terminal: let it overflow rather than ellipsise every cell
-    wide = Console(width=max(console.width, 22 + 11 * len(result.attacks)))
+    needed = 4 + max(map(len, result.rules), default=10) + sum(max(len(a), 7) + 3 for a in result.attacks)
+    wide = Console(width=max(console.width, needed))
     wide.print(render_table(result))
     for rule, why in result.notes.items():
-        console.print(f"[yellow]{rule}: skipped ({why})[/yellow]")
+        wide.print(f"[yellow]{rule}: skipped ({why})[/yellow]")
     console.print(f"heatmap saved to {save_heatmap(result, out)}")

@@ -32,7 +32,7 @@ def edge_case(
             seed=seed,
         )
     table = Table(
-        title="Edge-case backdoor: main accuracy / backdoor accuracy / parity (10 clients, 1 attacker)"
+        title="Edge-case backdoor: main accuracy / backdoor accuracy / parity (10 clients, 2 attackers)"
     )
     table.add_column("attack")
     for d in defences:
@@ -44,4 +44,4 @@ def edge_case(
             if r.mode == mode
         ]
         table.add_row(mode, *cells)
-    Console(width=max(console.width, 16 + 22 * len(defences))).print(table)
+    Console(width=max(console.width, 16 + 25 * len(defences))).print(table)
