@@ -1,7 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_task import DataDependent, split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
+from tiny_task import DataDependent, TinyLSTM, split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
 from torch import Tensor
 
 from robustfl.aggregators import NNM, Average, BlockGeometricMedian, Median
@@ -125,6 +125,13 @@ def test_batch_norm_picks_the_loop_and_says_why() -> None:
 def test_a_model_vmap_cannot_serve_falls_back_to_the_loop() -> None:
     sim = make(model=DataDependent())
     assert not sim.vectorised and sim.path_reason.startswith("vmap failed")
+    assert sim.step().loss > 0
+
+
+def test_a_model_vmap_would_loop_over_internally_gets_the_loop() -> None:
+    torch.manual_seed(0)
+    sim = make(model=TinyLSTM())
+    assert not sim.vectorised and "no batching rule" in sim.path_reason
     assert sim.step().loss > 0
 
 
