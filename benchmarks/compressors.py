@@ -159,8 +159,10 @@ def _plot(points: dict[str, list[tuple[float, float]]], path: Path, d: int) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     markers = "os^vD<>pPX*h"
+    colors = plt.get_cmap("tab20").colors
+    unbiased = {"atomo entries", "atomo svd", "qsgd elias", "qsgd fixed", "randk (scaled)", "terngrad"}
     for i, (family, pts) in enumerate(sorted(points.items())):
         if family == "identity":  # zero error at 32 bits/coord: off a log axis
             continue
@@ -169,7 +171,9 @@ def _plot(points: dict[str, list[tuple[float, float]]], path: Path, d: int) -> N
             [p[0] for p in pts],
             [max(p[1], 1e-8) for p in pts],
             marker=markers[i % len(markers)],
-            label=family,
+            color=colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20],
+            linestyle="-" if family in unbiased else "--",
+            label=family + (" (unbiased)" if family in unbiased else ""),
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -182,6 +186,22 @@ def _plot(points: dict[str, list[tuple[float, float]]], path: Path, d: int) -> N
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")
+
+
+def qbgmd_bits(n: int, d: int) -> list[str]:
+    """Bits per round of QBGMD's two readings next to full-precision BGMD (32 bits per coordinate)."""
+    from robustfl.compressors.qbgmd import QBGMD
+
+    gen = torch.Generator().manual_seed(2)
+    g = gradient_like(layer_shapes(d), gen).expand(n, -1) + 0.01 * torch.randn(n, d, generator=gen)
+    rows = ["| setting | bits per round | bits per client per coord |", "|---|---|---|"]
+    rows.append(f"| BGMD, float32 rows | {32 * n * d} | 32.000 |")
+    for s in (4, 16):
+        for reading in ("quantize", "block"):
+            r = QBGMD(s=s, ratio=0.1, reading=reading).round(g, gen)
+            rows.append(f"| QBGMD s={s}, k=0.1d, {reading} | {r.bits} | {r.bits / (n * d):.3f} |")
+    print("\n".join(rows), flush=True)
+    return rows
 
 
 def main() -> None:
@@ -201,6 +221,9 @@ def main() -> None:
     print("\n## Throughput (one sender, float32 input)\n")
     for d in sizes:
         throughput(d, repeats)
+    d_q = 5_000 if args.quick else 100_000
+    print(f"\n## QBGMD bits per round (n = 10, d = {d_q})\n")
+    qbgmd_bits(10, d_q)
     print("\n## Error / bits trade-off\n")
     tradeoff(
         5_000 if args.quick else 200_000,

@@ -112,3 +112,23 @@ def test_pipeline_validation() -> None:
         Pipeline(Clipping(), "krum")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"Krum needs n > 2f, got n=2, f=1"):
         Pipeline(Clipping(), Krum(f=1))(torch.zeros(2, 3))
+
+
+def test_small_inputs_run_on_one_thread_and_restore_the_count() -> None:
+    from robustfl.aggregators._small import SMALL_NUMEL, OneThreadWhenSmall
+
+    seen: list[int] = []
+
+    class Probe(OneThreadWhenSmall):
+        def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(torch.get_num_threads())
+            return x[0]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        Probe()(torch.zeros(4, 8))
+        Probe()(torch.zeros(1, SMALL_NUMEL))
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

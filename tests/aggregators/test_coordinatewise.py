@@ -126,3 +126,13 @@ def test_network_nan_counts_as_plus_infinity_and_large_n_uses_sort() -> None:
     big = torch.randn(NETWORK_MAX_N + 3, 4, generator=torch.Generator().manual_seed(0))
     assert torch.equal(order_statistics(big, 5, 9), big.sort(dim=0).values[5:9])
     assert torch.allclose(TrimmedMean(60)(big), big.sort(dim=0).values[60:-60].mean(0))
+
+
+def test_network_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        Median()(torch.randn(9, 40_000))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

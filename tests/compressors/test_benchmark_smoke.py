@@ -15,6 +15,8 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path, capsys: pytest.CaptureFixt
     spec.loader.exec_module(bench)
     rows = bench.throughput(4_000, repeats=1)
     assert len(rows) == 2 + len(bench.throughput_configs(bench.layer_shapes(4_000)))
+    rows = bench.qbgmd_bits(4, 3_000)
+    assert len(rows) == 7 and rows[2].startswith("| BGMD, float32 rows | 384000 |")
     plot = tmp_path / "tradeoff.png"
     rows = bench.tradeoff(2_000, draws=1, plot=plot)
     assert any(r.startswith("| qsgd s=4 |") for r in rows) and any(

@@ -90,3 +90,25 @@ def test_registry_builds_by_name() -> None:
     assert isinstance(C.get("qsgd", s=2), C.QSGD)
     with pytest.raises(ValueError, match="unknown compressor"):
         C.get("zip")
+
+
+def test_build_fills_in_model_shapes_and_error_feedback() -> None:
+    shapes = [(4, 3), (4,)]
+    c = C.build("powersgd", {"rank": 1}, shapes=shapes)
+    assert isinstance(c, C.PowerSGD) and c.shapes == shapes
+    svd = C.build("atomo", {"atoms": "svd", "budget": 1.0}, shapes=shapes)
+    assert isinstance(svd, C.ATOMO) and svd.shapes == shapes
+    assert C.build("atomo", {"budget": 2.0}, shapes=shapes).shapes is None  # entries: no shapes
+    ef = C.build("topk", {"k": 2}, error_feedback=True, shapes=shapes)
+    assert isinstance(ef, C.ErrorFeedback) and isinstance(ef.compressor, C.TopK)
+
+
+def test_cli_lists_compressors() -> None:
+    from typer.testing import CliRunner
+
+    from robustfl.cli import app
+
+    result = CliRunner().invoke(app, ["list", "compressors"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in ("qsgd", "atomo", "powersgd", "blocksampling", "compose", "randl"):
+        assert name in result.output

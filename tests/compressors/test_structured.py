@@ -170,3 +170,40 @@ def test_blocksampling_fills_with_uniform_zero_columns(rng: torch.Generator) -> 
         counts[c.select(x, rng)[1][0]] += 1
     assert counts[0] == 1000
     assert float((counts[1:] / 1000 - 0.2).abs().max()) < 5 * math.sqrt(0.2 * 0.8 / 1000)
+
+
+@pytest.mark.parametrize(("d", "k"), [(40, 3), (12, 6)])
+def test_seeded_masks_are_uniform_subsets(d: int, k: int) -> None:
+    from robustfl.compressors.sparse import mask_from_seed
+
+    counts = torch.zeros(d)
+    for seed in range(1500):
+        m = mask_from_seed(seed, d, k)
+        assert m.numel() == k and m.unique().numel() == k and torch.equal(m, mask_from_seed(seed, d, k))
+        counts[m] += 1
+    p = k / d
+    assert float((counts / 1500 - p).abs().max()) < 5 * math.sqrt(p * (1 - p) / 1500)
+
+
+def test_powersgd_state_survives_a_checkpoint_round_trip(rng: torch.Generator) -> None:
+    from robustfl.engine.state import load_object_state, object_state
+
+    x = torch.randn(2, D, generator=rng)
+    a = C.PowerSGD(rank=1, shapes=SHAPES)
+    a(x, rng)
+    snapshot = object_state(a)
+    b = C.PowerSGD(rank=1, shapes=SHAPES)
+    load_object_state(b, snapshot)
+    torch.testing.assert_close(a(x, rng), b(x, rng))
+    ef = C.ErrorFeedback(C.Compose(C.TopK(k=3), C.QSGD(s=2)))
+    ef(x, rng)
+    load_object_state(ef, object_state(ef))
+    with pytest.raises(ValueError, match="stateless"):
+        C.QSGD().load_state_dict({"q.0": torch.zeros(1)})
+
+
+def test_randl_parameter_errors_name_l() -> None:
+    with pytest.raises(ValueError, match="exactly one of l"):
+        C.RandL()
+    with pytest.raises(ValueError, match="l must be >= 1"):
+        C.RandL(l=0)

@@ -108,3 +108,21 @@ def test_cuda_inputs_give_the_same_message_as_cpu_inputs() -> None:
         torch.testing.assert_close(out.cpu(), c.decompress(cpu), rtol=1e-5, atol=1e-6)
         back = c.decompress(Message.from_bytes(gpu.to_bytes()))
         torch.testing.assert_close(back, c.decompress(cpu), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("c", [C.Sign(), C.QSGD(s=2), C.QSGD(s=2, coding="fixed"), C.TernGrad()], ids=repr)
+def test_codes_of_the_wrong_length_raise(c: C.Compressor, rng: torch.Generator) -> None:
+    msg = c.compress(torch.randn(1, 12, generator=rng), rng)
+    short = Message(msg.compressor, 1, 13, msg.dtype, msg.fields)  # header claims d = 13
+    with pytest.raises(ValueError, match="codes, expected 13"):
+        c.decompress(Message.from_bytes(short.to_bytes()))
+
+
+def test_oversized_shapes_in_the_header_raise() -> None:
+    import struct
+    import zlib
+
+    body = b"RFLC" + struct.pack("<BBB", 1, 0, 3) + b"\x04qsgd" + struct.pack("<IIB", 1, 8, 1)
+    body += b"\x04norm" + struct.pack("<BBB", 1, 3, 0) + struct.pack("<B4I", 4, *(2**32 - 1,) * 4)
+    with pytest.raises(ValueError, match="larger than the message allows"):
+        Message.from_bytes(body + struct.pack("<I", zlib.crc32(body)))

@@ -64,3 +64,19 @@ def test_sweep_and_plot_commands(tmp_path: Path, toy_build: Any, toy_config_file
     assert (tmp_path / "a.png").exists()
     result = runner.invoke(app, ["plot", str(tmp_path)])
     assert result.exit_code == 2 and "not a run directory" in result.output
+
+
+def test_interrupt_tells_how_to_resume(tmp_path: Path, monkeypatch: Any, toy_config_file: Path) -> None:
+    from toy_sim import ToySim
+
+    class Interrupted(ToySim):
+        def step(self) -> Any:
+            if self.round == 5:
+                raise KeyboardInterrupt
+            return super().step()
+
+    monkeypatch.setattr("robustfl.experiment.runner.default_build", Interrupted)
+    result = runner.invoke(app, ["run", str(toy_config_file), "-q", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 130
+    assert "--resume" in result.output
+    assert (tmp_path / "r" / "checkpoints" / "round_000004.pt").exists()

@@ -98,4 +98,4 @@ def test_demo_cli(tmp_path: Path, toy_build: Any) -> None:
     assert result.exit_code == 0, result.output
     assert "BGMD" in result.output and f"plot: {tmp_path / 'accuracy.png'}" in result.output
     assert (tmp_path / "accuracy.png").exists()
-    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 3
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 4

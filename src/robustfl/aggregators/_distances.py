@@ -25,15 +25,24 @@ def finite_rows(x: Tensor) -> Tensor:
 
 
 def row_sq_norms(x: Tensor) -> Tensor:
-    """``|x_i|^2`` for every row, in ``x.dtype`` (NaN/Inf rows, and rows that overflow, are non-finite)."""
-    return torch.einsum("ij,ij->i", x, x)
+    """``|x_i|^2`` for every row, in ``x.dtype`` (NaN/Inf rows, and rows that overflow, are non-finite).
+
+    ``vector_norm(x, dim=1)`` squared: one streaming pass with no ``[n, d]`` temporary (on CPU about
+    10x faster than ``einsum("ij,ij->i")``, which goes through ``bmm``).
+    """
+    return torch.linalg.vector_norm(x, dim=1).square()
 
 
-def _gram_distances(x: Tensor, sq: Tensor) -> Tensor:
-    dist = sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * (x @ x.T)
+def _gram_distances(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(D, sq)``: ``D = |x_i|^2 + |x_j|^2 - 2 <x_i, x_j>`` from one Gram matrix, whose diagonal is
+    ``sq = |x_i|^2`` (so exact ties stay exact: equal distances between small-integer rows compare
+    equal)."""
+    gram = x @ x.T
+    sq = gram.diagonal().clone()
+    dist = sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * gram
     dist.clamp_(min=0.0)
     dist.fill_diagonal_(0.0)
-    return dist
+    return dist, sq
 
 
 def pairwise_sq_distances(x: Tensor) -> Tensor:
@@ -49,15 +58,15 @@ def pairwise_sq_distances(x: Tensor) -> Tensor:
       1e38^2 fits; rows with a non-finite entry get +inf distance to every other row.
     """
     if x.dtype == torch.float32:
-        sq = row_sq_norms(x)
+        dist, sq = _gram_distances(x)
         if bool((sq < _F32_MODERATE).all()):
-            return _gram_distances(x, sq).to(torch.float64)
+            return dist.to(torch.float64)
     x64 = x.to(torch.float64)
     ok = finite_rows(x64)
     all_ok = bool(ok.all())
     if not all_ok:
         x64 = torch.where(ok.unsqueeze(1), x64, torch.zeros((), dtype=x64.dtype, device=x64.device))
-    dist = _gram_distances(x64, row_sq_norms(x64))
+    dist = _gram_distances(x64)[0]
     dist = torch.where(torch.isfinite(dist), dist, torch.full_like(dist, float("inf")))
     if not all_ok:
         bad = ~ok

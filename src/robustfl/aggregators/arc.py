@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import finite_rows
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, require_n
 
 
@@ -34,15 +35,17 @@ class ARC(PreAggregator):
         k = (2 * self.f * (n - self.f)) // n
         if k == 0:
             return x.clone()
-        norms = torch.linalg.vector_norm(x, dim=1)
-        ok = finite_rows(x)
-        overflow = torch.isinf(norms) & ok
-        if bool(overflow.any()):
-            norms = torch.linalg.vector_norm(x.to(torch.float64), dim=1)
-        norms = torch.where(ok, norms.to(torch.float64), float("inf"))
-        tau = torch.sort(norms).values[n - k - 1]
-        scale = torch.where(norms > tau, tau / norms, 1.0)
-        out = x * scale.to(x.dtype).unsqueeze(1)
-        if not bool(ok.all()):
+        norms = torch.linalg.vector_norm(x, dim=1).to(torch.float64)
+        ok = None
+        if not bool(torch.isfinite(norms).all()):
+            ok = finite_rows(x)
+            if bool((torch.isinf(norms) & ok).any()):
+                norms = torch.linalg.vector_norm(x.to(torch.float64), dim=1)
+            norms = torch.where(ok, norms, float("inf"))
+        with single_thread(x.device):
+            tau = torch.sort(norms).values[n - k - 1]
+            scale = torch.where(norms > tau, tau / norms, 1.0).to(x.dtype)
+        out = x * scale.unsqueeze(1)
+        if ok is not None:
             out = torch.where(ok.unsqueeze(1), out, torch.zeros((), dtype=x.dtype, device=x.device))
         return out

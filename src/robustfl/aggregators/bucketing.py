@@ -31,11 +31,13 @@ class Bucketing(PreAggregator):
         self._gen = make_generator(self.seed, "bucketing")
 
     def _aggregate(self, x: Tensor) -> Tensor:
-        n, d = x.shape
-        perm = torch.randperm(n, generator=self._gen).to(x.device)
-        shuffled = x.index_select(0, perm)
-        full = n // self.s
-        out = shuffled[: full * self.s].view(full, self.s, d).mean(dim=1)
-        if full * self.s < n:
-            out = torch.cat([out, shuffled[full * self.s :].mean(dim=0, keepdim=True)])
-        return out
+        n = x.shape[0]
+        m = -(-n // self.s)
+        perm = torch.randperm(n, generator=self._gen)
+        bucket = torch.empty(n, dtype=torch.long)
+        bucket[perm] = torch.arange(n) // self.s  # row perm[i] goes to bucket i // s
+        sizes = torch.bincount(bucket, minlength=m).to(x.dtype).to(x.device)
+        # one scatter-add pass over x (no shuffled copy); a NaN row only reaches its own bucket
+        out = torch.zeros(m, x.shape[1], dtype=x.dtype, device=x.device)
+        out.index_add_(0, bucket.to(x.device), x)
+        return out / sizes.unsqueeze(1)

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import pairwise_sq_distances
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
+from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 from robustfl.aggregators.coordinatewise import mean_of_rows, order_statistics
 from robustfl.aggregators.krum import Neighbours, check_neighbours, krum_scores, neighbour_count
 
@@ -51,7 +52,7 @@ def closest_to_median_mean(sorted_vals: Tensor, beta: int) -> Tensor:
 
 
 @AGGREGATORS.register("bulyan")
-class Bulyan(Aggregator):
+class Bulyan(OneThreadWhenSmall):
     """Bulyan: ``theta = n - 2f`` rows by iterated Krum, then per coordinate the mean of the
     ``beta = theta - 2f`` selected values closest to their coordinate-wise median.
 

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import finite_rows, pairwise_sq_distances
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
 
 
@@ -40,28 +41,30 @@ class CAF(Aggregator):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
-        ok = finite_rows(x)
         dist = pairwise_sq_distances(x)
-        dist = torch.where(torch.isinf(dist), 0.0, dist)
-        c = ok.to(dist.dtype)
-        best_w = c / c.sum()
-        best_val = float("inf")
-        while float(c.sum()) > n - 2 * self.f:
-            w = c / c.sum()
-            dw = dist @ w
-            gram = -0.5 * (dist - dw.unsqueeze(0) - dw.unsqueeze(1) + w @ dw)
-            sw = w.sqrt()
-            vals, vecs = torch.linalg.eigh(sw.unsqueeze(1) * gram * sw.unsqueeze(0))
-            top = float(vals[-1])
-            if top < best_val:
-                best_val, best_w = top, w
-            if top <= 0.0:
-                break
-            tau = (gram @ (sw * vecs[:, -1])).square()
-            tau_max = tau[c > 0].max()
-            if not tau_max > 0:
-                break
-            c = (c * (1.0 - tau / tau_max)).clamp_(min=0.0)
+        infinite = torch.isinf(dist)
+        ok = finite_rows(x) if bool(infinite.any()) else torch.ones(n, dtype=torch.bool, device=x.device)
+        dist = torch.where(infinite, 0.0, dist)
+        with single_thread(x.device):
+            c = ok.to(dist.dtype)
+            best_w = c / c.sum()
+            best_val = float("inf")
+            while float(c.sum()) > n - 2 * self.f:
+                w = c / c.sum()
+                dw = dist @ w
+                gram = -0.5 * (dist - dw.unsqueeze(0) - dw.unsqueeze(1) + w @ dw)
+                sw = w.sqrt()
+                vals, vecs = torch.linalg.eigh(sw.unsqueeze(1) * gram * sw.unsqueeze(0))
+                top = float(vals[-1])
+                if top < best_val:
+                    best_val, best_w = top, w
+                if top <= 0.0:
+                    break
+                tau = (gram @ (sw * vecs[:, -1])).square()
+                tau_max = tau[c > 0].max()
+                if not tau_max > 0:
+                    break
+                c = (c * (1.0 - tau / tau_max)).clamp_(min=0.0)
         if not bool(ok.all()):
             x = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
         return best_w.to(x.dtype) @ x

@@ -8,11 +8,12 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import distances_to_point, row_sq_norms
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, PreAggregator, check_int, check_positive
+from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, check_positive
 
 
 @AGGREGATORS.register("clipping", "clip")
-class Clipping(PreAggregator):
+class Clipping(OneThreadWhenSmall, PreAggregator):
     """Static norm clipping (ByzFL ``Clipping``): ``x_i <- x_i * min(1, c / ||x_i||)``, ``Tensor[n, d]``.
 
     Every output row has norm at most ``c``. A row whose norm is undefined (NaN/Inf entries) has no
@@ -46,7 +47,7 @@ class Clipping(PreAggregator):
 
 
 @AGGREGATORS.register("centered-clipping", "cc")
-class CenteredClipping(Aggregator):
+class CenteredClipping(OneThreadWhenSmall):
     """Centered clipping, seed 002 "Aggregation with Centered Clipping" (ByzFL ``CenteredClipping``).
 
     ``v_{l+1} = v_l + (1/n) sum_i clip_tau(x_i - v_l)`` for ``l = 0..L-1``, with

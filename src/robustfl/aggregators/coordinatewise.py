@@ -19,7 +19,9 @@ from functools import cache
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
+from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators._threads import single_thread
+from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
 NETWORK_MAX_N = 128
 
@@ -72,9 +74,12 @@ def pruned_network(n: int, lo: int, hi: int, exact: bool) -> tuple[tuple[int, in
 
 
 def _run_network(rows: list[Tensor], comparators: tuple[tuple[int, int], ...]) -> None:
-    for a, b in comparators:
-        ra, rb = rows[a], rows[b]
-        rows[a], rows[b] = torch.minimum(ra, rb), torch.maximum(ra, rb)
+    """Apply the comparators in place on the list of rows, on one intra-op thread: hundreds of
+    memory-bound ``d``-length ops gain little from a second thread but would each pay its barrier."""
+    with single_thread(rows[0].device):
+        for a, b in comparators:
+            ra, rb = rows[a], rows[b]
+            rows[a], rows[b] = torch.minimum(ra, rb), torch.maximum(ra, rb)
 
 
 def order_statistics(x: Tensor, lo: int, hi: int, exact: bool = True) -> Tensor:
@@ -105,7 +110,7 @@ def mean_of_rows(rows: Tensor) -> Tensor:
 
 
 @AGGREGATORS.register("median", "cm")
-class Median(Aggregator):
+class Median(OneThreadWhenSmall):
     """Coordinate-wise median, seed 000 §"Univariate/Multivariate Robust Gradient Aggregation" (CM).
 
     ``out[k] = median(x_1[k], ..., x_n[k])``: the ``(n+1)/2``-th order statistic for odd ``n``; for
@@ -123,7 +128,7 @@ class Median(Aggregator):
 
 
 @AGGREGATORS.register("trimmed-mean", "trmean")
-class TrimmedMean(Aggregator):
+class TrimmedMean(OneThreadWhenSmall):
     """Coordinate-wise trimmed mean (CTM; ByzFL ``TrMean``), seed 000 Table 1, Yin et al. 2018.
 
     ``out[k] = (1/(n-2f)) sum_{j=f+1}^{n-f} x_(j)[k]`` where ``x_(j)[k]`` is the ``j``-th smallest

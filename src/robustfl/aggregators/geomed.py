@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import distances_to_point, row_sq_norms
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_positive
+from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators.base import AGGREGATORS, check_int, check_positive
 
 
 def smoothed_weiszfeld(x: Tensor, nu: float, T: int, tol: float | None = None) -> Tensor:
@@ -39,7 +40,7 @@ def smoothed_weiszfeld(x: Tensor, nu: float, T: int, tol: float | None = None) -
 
 
 @AGGREGATORS.register("geometric-median", "geomed", "gm", "rfa")
-class GeometricMedian(Aggregator):
+class GeometricMedian(OneThreadWhenSmall):
     """Geometric median ``argmin_z sum_i ||z - x_i||_2`` (seed 000 "GM"; seed 004 ch. 8 "RFA").
 
     Approximated by ``T`` smoothed Weiszfeld steps from ``z_0 = 0`` with smoothing ``nu`` (ByzFL's

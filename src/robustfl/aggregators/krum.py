@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import pairwise_sq_distances
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
+from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
 Neighbours = Literal["byzfl", "paper"]
 
@@ -46,7 +47,7 @@ def lowest_scores(scores: Tensor, m: int) -> Tensor:
 
 
 @AGGREGATORS.register("krum")
-class Krum(Aggregator):
+class Krum(OneThreadWhenSmall):
     """Krum: the row with the smallest sum of squared distances to its nearest neighbours.
 
     ``out = x_i*``, ``i* = argmin_i sum_{j in N_i} ||x_i - x_j||^2`` where ``N_i`` are the nearest
@@ -75,7 +76,7 @@ class Krum(Aggregator):
 
 
 @AGGREGATORS.register("multi-krum", "multikrum")
-class MultiKrum(Aggregator):
+class MultiKrum(OneThreadWhenSmall):
     """Multi-Krum: the mean of the ``m`` rows with the smallest Krum scores (ByzFL ``MultiKrum``).
 
     ``m`` defaults to ``n - f`` (ByzFL, and seed 004 §8's setting); scores and ``neighbours`` as in

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from robustfl.aggregators._distances import pairwise_sq_distances
 from robustfl.aggregators._subsets import DEFAULT_MAX_SUBSETS, check_subset_count, subset_chunks
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
 
 
@@ -41,14 +42,15 @@ class MDA(Aggregator):
         n = x.shape[0]
         k = n - self.f
         dist = pairwise_sq_distances(x)
-        best_key = (float("inf"), float("inf"))
-        best = torch.arange(k, device=x.device)
-        for idx in subset_chunks(n, k, max(1, (1 << 21) // (k * k)), x.device):
-            sub = dist[idx.unsqueeze(2), idx.unsqueeze(1)].flatten(1)
-            diam = sub.amax(dim=1)
-            spread = torch.where(diam == diam.min(), sub.sum(dim=1), float("inf"))
-            i = int(spread.argmin())
-            key = (float(diam[i]), float(spread[i]))
-            if key < best_key:
-                best_key, best = key, idx[i]
+        with single_thread(x.device):
+            best_key = (float("inf"), float("inf"))
+            best = torch.arange(k, device=x.device)
+            for idx in subset_chunks(n, k, max(1, (1 << 21) // (k * k)), x.device):
+                sub = dist[idx.unsqueeze(2), idx.unsqueeze(1)].flatten(1)
+                diam = sub.amax(dim=1)
+                spread = torch.where(diam == diam.min(), sub.sum(dim=1), float("inf"))
+                i = int(spread.argmin())
+                key = (float(diam[i]), float(spread[i]))
+                if key < best_key:
+                    best_key, best = key, idx[i]
         return x.index_select(0, best).mean(dim=0)

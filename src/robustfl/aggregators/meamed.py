@@ -31,13 +31,15 @@ class Meamed(Aggregator):
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         f, k = self.f, n - self.f
-        s = torch.sort(x, dim=0).values
+        # sort each coordinate's n values as one contiguous row of a [d, n] copy: a strided sort along
+        # dim 0 of [n, d] is about twice as slow for n = 64
+        s = torch.sort(x.T.contiguous(), dim=1).values
         if f == 0:
-            return s.mean(dim=0)
-        med = 0.5 * (s[(n - 1) // 2] + s[n // 2])
-        cost = torch.maximum(med - s[: f + 1], s[k - 1 :] - med)
+            return s.mean(dim=1)
+        med = 0.5 * (s[:, (n - 1) // 2] + s[:, n // 2]).unsqueeze(1)
+        cost = torch.maximum(med - s[:, : f + 1], s[:, k - 1 :] - med)
         cost = torch.nan_to_num(cost, nan=float("inf"), posinf=float("inf"))
-        start = cost.argmin(dim=0)
-        rows = torch.arange(n, device=x.device).unsqueeze(1)
-        window = (rows >= start) & (rows < start + k)
-        return torch.where(window, s, torch.zeros((), dtype=x.dtype, device=x.device)).sum(dim=0) / k
+        start = cost.argmin(dim=1, keepdim=True)
+        cols = torch.arange(n, device=x.device)
+        window = (cols >= start) & (cols < start + k)
+        return torch.where(window, s, torch.zeros((), dtype=x.dtype, device=x.device)).sum(dim=1) / k

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
 
 
@@ -37,6 +38,12 @@ class MoNNA(Aggregator):
         if not bool(torch.isfinite(ref).all()):
             ref = torch.sort(x, dim=0).values[(n - 1) // 2]
         dist = torch.linalg.vector_norm(x - ref, dim=1)
-        dist = torch.nan_to_num(dist, nan=float("inf"))
-        nearest = torch.sort(dist, stable=True).indices[: n - self.f]
-        return x.index_select(0, nearest).mean(dim=0)
+        finite = bool(torch.isfinite(dist).all())
+        with single_thread(x.device):
+            dist = torch.nan_to_num(dist, nan=float("inf"))
+            nearest = torch.sort(dist, stable=True).indices[: n - self.f]
+            weights = torch.zeros(n, dtype=x.dtype, device=x.device)
+            weights[nearest] = 1.0 / (n - self.f)
+        if not finite:  # 0 * NaN is NaN: take the chosen rows instead of weighting all of them
+            return x.index_select(0, nearest).mean(dim=0)
+        return weights @ x

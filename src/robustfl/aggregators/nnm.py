@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import finite_rows, pairwise_sq_distances
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, require_n
 
 
@@ -32,11 +33,12 @@ class NNM(PreAggregator):
         n = x.shape[0]
         k = n - self.f
         dist = pairwise_sq_distances(x)
-        ok = finite_rows(x)
-        if not bool(ok.all()):
+        if bool(torch.isinf(dist).any()):
+            ok = finite_rows(x)
             dist[~ok] = torch.where(ok, 0.0, float("inf")).to(dist.dtype)
             x = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        nearest = torch.sort(dist, dim=1, stable=True).indices[:, :k]
-        mix = torch.zeros(n, n, dtype=x.dtype, device=x.device)
-        mix.scatter_(1, nearest, 1.0 / k)
+        with single_thread(x.device):
+            nearest = torch.sort(dist, dim=1, stable=True).indices[:, :k]
+            mix = torch.zeros(n, n, dtype=x.dtype, device=x.device)
+            mix.scatter_(1, nearest, 1.0 / k)
         return mix @ x

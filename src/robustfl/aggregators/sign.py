@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import AGGREGATORS, Aggregator
+from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators.base import AGGREGATORS
 
 
 @AGGREGATORS.register("sign-majority", "majority-vote", "signsgd-mv")
-class SignMajority(Aggregator):
+class SignMajority(OneThreadWhenSmall):
     """``out = sign(sum_i sign(x_i))``, element-wise: each coordinate takes the majority sign, ``0`` on a tie.
 
     Output entries are in ``{-1, 0, 1}`` in the input dtype. Votes are counted as

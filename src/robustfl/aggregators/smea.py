@@ -7,6 +7,7 @@ from torch import Tensor
 
 from robustfl.aggregators._distances import pairwise_sq_distances
 from robustfl.aggregators._subsets import DEFAULT_MAX_SUBSETS, check_subset_count, subset_chunks
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
 
 
@@ -41,17 +42,18 @@ class SMEA(Aggregator):
         n = x.shape[0]
         k = n - self.f
         dist = pairwise_sq_distances(x)
-        finite_dist = torch.where(torch.isinf(dist), 0.0, dist)
-        best_val = torch.tensor(float("inf"), dtype=dist.dtype, device=dist.device)
-        best = torch.arange(k, device=x.device)
-        for idx in subset_chunks(n, k, max(1, (1 << 19) // (k * k)), x.device):
-            rows, cols = idx.unsqueeze(2), idx.unsqueeze(1)
-            sub = finite_dist[rows, cols]
-            row_mean = sub.mean(dim=2, keepdim=True)
-            gram = -0.5 * (sub - row_mean - row_mean.transpose(1, 2) + sub.mean(dim=(1, 2), keepdim=True))
-            top = torch.linalg.eigvalsh(gram)[:, -1]
-            top = torch.where(torch.isinf(dist[rows, cols]).flatten(1).any(dim=1), float("inf"), top)
-            i = int(top.argmin())
-            if top[i] < best_val:
-                best_val, best = top[i], idx[i]
+        with single_thread(x.device):
+            finite_dist = torch.where(torch.isinf(dist), 0.0, dist)
+            best_val = torch.tensor(float("inf"), dtype=dist.dtype, device=dist.device)
+            best = torch.arange(k, device=x.device)
+            for idx in subset_chunks(n, k, max(1, (1 << 19) // (k * k)), x.device):
+                rows, cols = idx.unsqueeze(2), idx.unsqueeze(1)
+                sub = finite_dist[rows, cols]
+                row_mean = sub.mean(dim=2, keepdim=True)
+                gram = -0.5 * (sub - row_mean - row_mean.transpose(1, 2) + sub.mean(dim=(1, 2), keepdim=True))
+                top = torch.linalg.eigvalsh(gram)[:, -1]
+                top = torch.where(torch.isinf(dist[rows, cols]).flatten(1).any(dim=1), float("inf"), top)
+                i = int(top.argmin())
+                if top[i] < best_val:
+                    best_val, best = top[i], idx[i]
         return x.index_select(0, best).mean(dim=0)

@@ -6,8 +6,10 @@ stays fast.
 
 from robustfl.cli import (  # noqa: F401  (experiment commands)
     attack_matrix,
+    bench,
     data,
     demo,
+    edge_case,
     listing,
     plot,
     reproduce,

@@ -1,4 +1,4 @@
-"""``robustfl demo``: a short robust run (bit-flip attackers; SGD vs median vs BGMD) with a table and a plot."""
+"""``robustfl demo``: a short robust run (bit-flip attackers; SGD vs median, GM and BGMD) with a table and a plot."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def demo(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """10 workers, 2 send -100x their gradient: train with mean, median and BGMD, print accuracies and a plot."""
+    """10 workers, 2 send -100x their gradient: train with mean, median, GM and BGMD; print accuracies and a plot."""
     from rich.console import Console
 
     from robustfl.experiment.demo import run_demo

@@ -13,6 +13,7 @@ from robustfl.cli.app import app
 # kind -> "module:attribute" of its Registry; adding a kind is one entry here.
 KINDS: dict[str, str] = {
     "aggregators": "robustfl.aggregators:AGGREGATORS",
+    "compressors": "robustfl.compressors:COMPRESSORS",
     "models": "robustfl.models:MODELS",
     "datasets": "robustfl.data:DATASETS",
 }

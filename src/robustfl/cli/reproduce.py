@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from robustfl.cli._errors import user_errors
+from robustfl.cli._progress import runs_progress
 from robustfl.cli.app import app
 from robustfl.cli.run import SetOption, default_out
 
@@ -56,21 +57,15 @@ def bgmd_table2(
     if data_dir is not None:
         overrides += ["data.name=fashion-mnist", f"data.data_dir={str(data_dir)!r}"]
     out_dir = out or default_out("bgmd-table2")
-    console = Console(quiet=quiet)
-    with user_errors(), console.status("running") as status:
-        count: list[str] = []
-
-        def report(summary: dict) -> None:
-            count.append(summary["name"])
-            status.update(f"{len(count)} run(s) done, last {summary['name']}")
-
+    total = len(method or t2.METHODS) * len(corruption or t2.CORRUPTIONS)
+    with user_errors(), runs_progress(total, "bgmd-table2", quiet) as on_done:
         rows = t2.reproduce(
             out_dir,
             methods=method,
             corruptions=corruption,
             overrides=overrides,
             workers=workers,
-            on_done=report,
+            on_done=on_done,
         )
     methods = [m for m in t2.METHODS if any(f"{m}_ours" in r for r in rows.values())]
     table = [

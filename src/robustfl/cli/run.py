@@ -48,7 +48,15 @@ def run(
         if resume and out is None:
             raise ValueError("--resume needs --out RUN_DIR: the run to continue")
         out_dir = out or default_out(cfg.name)
-        summary = run_experiment(cfg, out_dir, resume=resume, quiet=quiet, tensorboard=tensorboard)
+        try:
+            summary = run_experiment(cfg, out_dir, resume=resume, quiet=quiet, tensorboard=tensorboard)
+        except KeyboardInterrupt:
+            typer.secho(
+                f"interrupted; continue from the last checkpoint with: robustfl run {config} --out {out_dir} --resume",
+                fg="yellow",
+                err=True,
+            )
+            raise typer.Exit(130) from None
     if quiet:
         typer.echo(str(out_dir))
         return

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from robustfl.cli._errors import user_errors
+from robustfl.cli._progress import runs_progress
 from robustfl.cli.app import app
 from robustfl.cli.run import SetOption, default_out
 
@@ -31,22 +32,17 @@ def sweep(
     from rich.console import Console
 
     from robustfl.experiment.config import load_config
-    from robustfl.experiment.sweep import RESULT_COLUMNS, parse_grid
+    from robustfl.experiment.sweep import RESULT_COLUMNS, expand, parse_grid
     from robustfl.experiment.sweep import sweep as run_sweep
     from robustfl.experiment.table import to_rich
 
-    console = Console(stderr=quiet, quiet=quiet)
     with user_errors():
         base = load_config(config, set_ or [])
         out_dir = out or default_out(f"{base.name}-sweep")
-        keys = [k for k, _ in parse_grid(grid)]
-        with console.status("sweeping") as status:
-            done: list[int] = []
-
-            def report(summary: dict) -> None:
-                done.append(1)
-                status.update(f"sweeping: {len(done)} run(s) done, last {summary['name']}")
-
-            rows = run_sweep(config, grid, out_dir, overrides=set_ or [], workers=workers, on_done=report)
+        parsed = parse_grid(grid)
+        with runs_progress(len(expand(parsed)), f"sweep {base.name}", quiet) as on_done:
+            rows = run_sweep(config, grid, out_dir, overrides=set_ or [], workers=workers, on_done=on_done)
+    console = Console(quiet=quiet)
+    keys = [k for k, _ in parsed]
     console.print(to_rich(rows, keys + RESULT_COLUMNS, title=f"sweep of {base.name}"))
     typer.echo(str(out_dir / "sweep.csv"))

@@ -3,6 +3,7 @@
 ``get("qsgd", s=4)`` builds one by name; ``COMPRESSORS.names()`` lists them. See ``docs/compression.md``.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from robustfl.compressors.atomo import ATOMO, atomo_probabilities
@@ -34,6 +35,7 @@ __all__ = [
     "TernGrad",
     "TopK",
     "atomo_probabilities",
+    "build",
     "get",
 ]
 
@@ -41,3 +43,21 @@ __all__ = [
 def get(name: str, **params: Any) -> Compressor:
     """Build the compressor registered as ``name`` (case-insensitive) with ``params``."""
     return COMPRESSORS.get(name, **params)
+
+
+def build(
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    error_feedback: bool = False,
+    shapes: Sequence[Sequence[int]] | None = None,
+) -> Compressor | ErrorFeedback:
+    """A compressor from a config: ``get(name, **params)``, given the model's parameter ``shapes``
+    when it takes them and the config did not set them (PowerSGD, ``ATOMO(atoms="svd")``), wrapped in
+    ``ErrorFeedback`` when ``error_feedback``."""
+    params = dict(params or {})
+    wants_shapes = "shapes" in COMPRESSORS.parameters(name) and "shapes" not in params
+    if shapes is not None and wants_shapes and (name.lower() != "atomo" or params.get("atoms") == "svd"):
+        params["shapes"] = [tuple(s) for s in shapes]
+    compressor = get(name, **params)
+    return ErrorFeedback(compressor) if error_feedback else compressor

@@ -16,6 +16,8 @@ with ``n_s`` the first count for which these are <= 1.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -34,17 +36,21 @@ def atomo_probabilities(lam: Tensor, budget: float) -> Tensor:
     a = lam.abs().double()
     m = a.shape[1]
     budget = min(float(budget), float(m))  # s >= m: keep everything (§3.8, consequence 1)
-    vals, order = a.sort(dim=1, descending=True)
-    suffix = vals.flip(1).cumsum(1).flip(1)  # sum_{j >= i} |lambda_j|
-    i = torch.arange(m, device=a.device, dtype=torch.double)
-    balanced = vals * (budget - i) <= suffix  # the test of Algorithm 1 at step i (s reduced by i)
-    n_s = balanced.double().argmax(dim=1, keepdim=True)  # first step that passes (step m-1 always does)
-    rest = suffix.gather(1, n_s.long())
-    p_sorted = torch.where(
-        i < n_s, 1.0, vals * (budget - n_s) / rest.clamp_min(torch.finfo(torch.double).tiny)
-    )
-    p_sorted = torch.where(vals > 0, p_sorted.clamp(0.0, 1.0), 0.0)
-    return torch.empty_like(p_sorted).scatter_(1, order, p_sorted)
+    # at most ceil(s) atoms saturate (§3.8: Algorithm 1 stops within s steps), so only the
+    # ceil(s) + 1 largest |lambda| need sorting: O(m + s log s) instead of O(m log m)
+    top = min(m, math.ceil(budget) + 1)
+    vals, order = a.topk(top, dim=1, sorted=True)
+    total = a.sum(dim=1, keepdim=True)
+    suffix = total - (vals.cumsum(dim=1) - vals)  # sum_{j >= i} |lambda_j| in sorted order
+    i = torch.arange(top, device=a.device, dtype=torch.double)
+    passes = vals * (budget - i) <= suffix  # Algorithm 1's test at step i (s reduced by i)
+    passes[:, -1] = True  # reached only when top = m, where the last step always passes
+    n_s = passes.double().argmax(dim=1, keepdim=True)  # first passing step
+    rest = suffix.gather(1, n_s.long()).clamp_min(torch.finfo(torch.double).tiny)
+    p = (a * (budget - n_s) / rest).clamp(0.0, 1.0)
+    saturated = torch.where(i < n_s, 1.0, 0.0).to(p.dtype)
+    p.scatter_(1, order, torch.maximum(saturated, p.gather(1, order)))
+    return torch.where(a > 0, p, 0.0)
 
 
 @COMPRESSORS.register("atomo")

@@ -202,6 +202,15 @@ class Compressor(ABC):
     def reset(self) -> None:
         """Forget state kept between calls (PowerSGD's warm start); stateless compressors: nothing."""
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """State kept between calls, for checkpoints (empty for stateless compressors)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore ``state_dict()`` output."""
+        if state:
+            raise ValueError(f"{type(self).__name__} is stateless but got state {sorted(state)}")
+
     def params(self) -> dict[str, Any]:
         """Constructor parameters, for ``repr`` and a run's resolved config."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}

@@ -188,17 +188,14 @@ class EliasSparse(Codec):
 
     def bits(self, t: Tensor) -> Tensor:
         rows = as_rows(t)
-        n, d = rows.shape
-        nz = rows != 0
-        pos = torch.arange(1, d + 1, device=rows.device).expand(n, d)
-        prev = torch.cummax(torch.where(nz, pos, torch.zeros_like(pos)), dim=1).values
-        prev = torch.cat([torch.zeros(n, 1, dtype=prev.dtype, device=prev.device), prev[:, :-1]], dim=1)
-        gap = (pos - prev).clamp(min=1)
-        lev = rows.abs().long().clamp(min=1)
-        per_entry = gamma_length(gap[nz]) + 1 + gamma_length(lev[nz])
-        counts = torch.zeros(n, dtype=torch.long, device=rows.device)
-        counts.index_add_(0, nz.nonzero()[:, 0], per_entry)
-        return counts.cpu()
+        r, c = rows.nonzero(as_tuple=True)  # row-major order: positions ascend within each row
+        pos = c + 1
+        first = torch.ones_like(r, dtype=torch.bool)
+        first[1:] = r[1:] != r[:-1]
+        prev = torch.where(first, torch.zeros_like(pos), torch.roll(pos, 1))
+        per_entry = gamma_length(pos - prev) + 1 + gamma_length(rows[r, c].abs().long())
+        counts = torch.zeros(rows.shape[0], dtype=torch.long, device=rows.device)
+        return counts.index_add_(0, r, per_entry).cpu()
 
     def encode(self, t: Tensor) -> list[np.ndarray]:
         return [self._encode_row(r) for r in as_rows(t.detach().to("cpu", torch.int64)).numpy()]

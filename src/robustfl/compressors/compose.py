@@ -33,6 +33,19 @@ def _build(spec: Any, role: str) -> Compressor:
     )
 
 
+def restrict(inner: Elementwise, qmsg: Message, idx: Tensor) -> Message:
+    """The quantiser message ``qmsg`` cut down to coordinates ``idx: Tensor[n, k]``: its per-coordinate
+    codes gathered at ``idx``, its scales kept; field names get the ``inner.`` prefix."""
+    coordinate = set(inner.coordinate_fields)
+    fields = {}
+    for key, f in qmsg.fields.items():
+        data = f.data
+        assert isinstance(data, Tensor)
+        kept = data.gather(1, idx.to(data.device)) if key in coordinate else data
+        fields[PREFIX + key] = Field(kept, f.codec, f.per_row)
+    return Message(qmsg.compressor, qmsg.n, qmsg.d, qmsg.dtype, fields)
+
+
 @COMPRESSORS.register("compose")
 class Compose(Compressor):
     """``Compose(outer, inner)`` sends ``outer(inner(x))`` as one message.
@@ -65,17 +78,10 @@ class Compose(Compressor):
 
     def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
         assert isinstance(self.outer, Sparsifier) and isinstance(self.inner, Elementwise)
-        n, d = x.shape
         qmsg = self.inner._compress(x, rng)
         fields, idx = self.outer.select(self.inner._decompress(qmsg), rng)
-        coordinate = set(self.inner.coordinate_fields)
-        for key, f in qmsg.fields.items():
-            data = f.data
-            assert isinstance(data, Tensor)
-            fields[PREFIX + key] = Field(
-                data.gather(1, idx) if key in coordinate else data, f.codec, f.per_row
-            )
-        return Message(self.name, n, d, x.dtype, fields)
+        fields.update(restrict(self.inner, qmsg, idx).fields)
+        return Message(self.name, x.shape[0], x.shape[1], x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
         assert isinstance(self.outer, Sparsifier) and isinstance(self.inner, Elementwise)
@@ -102,6 +108,16 @@ class Compose(Compressor):
     def reset(self) -> None:
         self.outer.reset()
         self.inner.reset()
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {
+            **{f"outer.{k}": v for k, v in self.outer.state_dict().items()},
+            **{f"inner.{k}": v for k, v in self.inner.state_dict().items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        for prefix, part in (("outer.", self.outer), ("inner.", self.inner)):
+            part.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
 
     def params(self) -> dict[str, Any]:
         return {"outer": self.outer, "inner": self.inner}

@@ -29,7 +29,7 @@ class Identity(Compressor):
             raise ValueError(
                 f"identity message values have shape {tuple(values.shape)}, expected ({msg.n}, {msg.d})"
             )
-        return values.to(msg.dtype)
+        return values.to(msg.dtype, copy=True)
 
     def omega(self, d: int) -> float:
         return 0.0

@@ -99,5 +99,14 @@ class PowerSGD(Compressor):
     def reset(self) -> None:
         self._q.clear()
 
+    def state_dict(self) -> dict[str, Tensor]:
+        return {f"q.{i}": q.clone() for i, q in self._q.items()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        try:
+            self._q = {int(k.split(".", 1)[1]): v.clone() for k, v in state.items()}
+        except (IndexError, ValueError):
+            raise ValueError(f"PowerSGD state keys must look like 'q.<block>', got {sorted(state)}") from None
+
     def params(self) -> dict[str, object]:
         return {"rank": self.rank, "shapes": self.shapes}

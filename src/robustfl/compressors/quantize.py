@@ -22,9 +22,15 @@ class Elementwise(Compressor):
 
     coordinate_fields: ClassVar[tuple[str, ...]]
 
-    def coordinates(self, msg: Message) -> int:
-        """Number of coordinates the codes cover (``msg.d``, or ``k`` inside ``Compose``)."""
-        return msg.get(self.coordinate_fields[0]).reshape(msg.n, -1).shape[1]
+
+def _codes(msg: Message, name: str) -> Tensor:
+    """Per-coordinate field ``name`` as ``Tensor[n, d]``; a wrong size raises ``ValueError``."""
+    t = msg.get(name)
+    if t.numel() != msg.n * msg.d:
+        raise ValueError(
+            f"{msg.compressor} message field {name!r} has {t.numel()} codes, expected {msg.n * msg.d}"
+        )
+    return t.reshape(msg.n, msg.d)
 
 
 def _scale_field(msg: Message, name: str) -> Tensor:
@@ -49,12 +55,12 @@ class Sign(Elementwise):
         n, d = x.shape
         fields = {
             "scale": Field(x.abs().mean(dim=1, keepdim=True), Float(x.dtype)),
-            "signs": Field((x < 0).to(torch.int64), UInt(1)),
+            "signs": Field((x < 0).to(torch.uint8), UInt(1)),
         }
         return Message(self.name, n, d, x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
-        signs = msg.get("signs").reshape(msg.n, -1)
+        signs = _codes(msg, "signs")
         return _scale_field(msg, "scale") * (1 - 2 * signs.to(msg.dtype))
 
     def delta(self, d: int) -> float:
@@ -90,24 +96,25 @@ class QSGD(Elementwise):
         n, d = x.shape
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
         ratio = torch.where(norm > 0, x.abs() / norm.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
-        levels = (
-            torch.floor(ratio * self.s + uniform((n, d), rng, x.device).to(x.dtype)).clamp_(0, self.s).long()
-        )
+        noise = uniform((n, d), rng, x.device).to(x.dtype)
+        levels = torch.floor(ratio * self.s + noise).clamp_(0, self.s)
+        levels = levels.to(torch.int32 if self.s < 2**31 else torch.int64)
         fields = {"norm": Field(norm, Float(x.dtype))}
         if self.coding == "elias":
             fields["levels"] = Field(torch.where(x < 0, -levels, levels), EliasSparse())
         else:
             fields["levels"] = Field(levels, UInt(self.s.bit_length()))
-            fields["signs"] = Field((x < 0).to(torch.int64), UInt(1))
+            fields["signs"] = Field((x < 0).to(torch.uint8), UInt(1))
         return Message(self.name, n, d, x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
-        levels = msg.get("levels").reshape(msg.n, -1)
-        if self.coding == "fixed":
-            levels = levels * (1 - 2 * msg.get("signs").reshape(msg.n, -1))
+        levels = _codes(msg, "levels")
         if levels.numel() and int(levels.abs().max()) > self.s:
             raise ValueError(f"qsgd message has a level above s={self.s}")
-        return _scale_field(msg, "norm") * levels.to(msg.dtype) / self.s
+        values = levels.to(msg.dtype)
+        if self.coding == "fixed":
+            values = values * (1 - 2 * _codes(msg, "signs").to(msg.dtype))
+        return _scale_field(msg, "norm") * values / self.s
 
     def omega(self, d: int) -> float:
         return min(d / self.s**2, math.sqrt(d) / self.s)
@@ -131,12 +138,12 @@ class TernGrad(Elementwise):
         scale = x.abs().amax(dim=1, keepdim=True)
         p = torch.where(scale > 0, x.abs() / scale.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
         keep = uniform((n, d), rng, x.device).to(x.dtype) < p
-        codes = keep.long() * (1 + (x < 0).long())  # 0: zero, 1: +scale, 2: -scale
+        codes = keep.to(torch.uint8) * (1 + (x < 0).to(torch.uint8))  # 0: zero, 1: +scale, 2: -scale
         fields = {"scale": Field(scale, Float(x.dtype)), "codes": Field(codes, UInt(2))}
         return Message(self.name, n, d, x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
-        codes = msg.get("codes").reshape(msg.n, -1)
+        codes = _codes(msg, "codes")
         if codes.numel() and int(codes.max()) > 2:
             raise ValueError("terngrad message has a code outside {0, 1, 2}")
         signed = (codes == 1).to(msg.dtype) - (codes == 2).to(msg.dtype)

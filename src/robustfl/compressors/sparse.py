@@ -23,9 +23,22 @@ SEED_BITS = 63
 
 
 def mask_from_seed(seed: int, d: int, k: int) -> Tensor:
-    """The ``k`` sorted coordinates of ``range(d)`` that ``seed`` selects (uniform, no repeats)."""
+    """The ``k`` sorted coordinates of ``range(d)`` that ``seed`` selects (uniform, no repeats).
+
+    For ``k <= d / 4``: draw indices with replacement until ``k`` distinct ones are seen, then keep a
+    random ``k`` of them, ``O(k log k)``; by symmetry under permutations of ``range(d)`` the result is
+    a uniform ``k``-subset. Otherwise the first ``k`` of a random permutation.
+    """
     gen = torch.Generator().manual_seed(int(seed))
-    return torch.randperm(d, generator=gen)[:k].sort().values
+    if 4 * k > d:
+        return torch.randperm(d, generator=gen)[:k].sort().values
+    chosen = torch.empty(0, dtype=torch.long)
+    while chosen.numel() < k:
+        draw = torch.randint(0, d, (k + k // 4 + 16,), generator=gen)
+        chosen = torch.unique(torch.cat([chosen, draw]))
+    if chosen.numel() > k:
+        chosen = chosen[torch.randperm(chosen.numel(), generator=gen)[:k]].sort().values
+    return chosen
 
 
 class Sparsifier(Compressor):
@@ -72,7 +85,7 @@ class _KRatio(Sparsifier):
         self.k, self.ratio = k, ratio
 
     def kept(self, d: int) -> int:
-        return resolve_k(self.k, self.ratio, d, type(self).__name__)
+        return resolve_k(self.k, self.ratio, d)
 
 
 @COMPRESSORS.register("topk", "top_k")
@@ -161,11 +174,11 @@ class RandL(Sparsifier):
     name = "randl"
 
     def __init__(self, l: int | None = None, ratio: float | None = None, sign: bool = False) -> None:
-        check_k_ratio(l, ratio, "RandL")
+        check_k_ratio(l, ratio, "RandL", k_name="l")
         self.l, self.ratio, self.sign = l, ratio, bool(sign)
 
     def kept(self, d: int) -> int:
-        return resolve_k(self.l, self.ratio, d, "RandL")
+        return resolve_k(self.l, self.ratio, d)
 
     def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
         n, d = x.shape
@@ -184,7 +197,7 @@ class RandL(Sparsifier):
             return super()._compress(x, rng)
         fields, idx = self.select(x, rng)
         kept = x.gather(1, idx)
-        fields["signs"] = Field((kept > 0).long() + 2 * (kept < 0).long(), UInt(2))
+        fields["signs"] = Field((kept > 0).to(torch.uint8) + 2 * (kept < 0).to(torch.uint8), UInt(2))
         return Message(self.name, x.shape[0], x.shape[1], x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
@@ -224,7 +237,7 @@ class BlockSampling(Sparsifier):
         self.k, self.ratio = k, ratio
 
     def kept(self, d: int) -> int:
-        return resolve_k(self.k, self.ratio, d, "BlockSampling")
+        return resolve_k(self.k, self.ratio, d)
 
     def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
         n, d = x.shape

@@ -17,6 +17,7 @@ checksum) raises ``ValueError``.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 
@@ -93,7 +94,7 @@ class _Reader:
         if ndim > 4:
             raise ValueError(f"compressed message field has {ndim} dimensions (at most 4)")
         dims = self.take(f"<{ndim}I")
-        if int(np.prod(dims, dtype=np.int64)) > limit:
+        if math.prod(dims) > limit:
             raise ValueError(f"compressed message field shape {dims} is larger than the message allows")
         return dims
 
@@ -130,7 +131,7 @@ def decode(data: bytes) -> Message:
         shapes = [r.shape(limit) for _ in range(n if kind == PER_ROW_LIST else 1)]
         lengths = []
         for s in shapes:
-            rows = 1 if len(s) == 0 else int(np.prod(s[:-1], dtype=np.int64))
+            rows = 1 if len(s) == 0 else math.prod(s[:-1])
             lengths.append(r.take(f"<{rows}I"))
         specs.append((key, codec, kind, shapes, lengths))
     payload = np.unpackbits(np.frombuffer(body, dtype=np.uint8, offset=r.pos), bitorder="little").astype(bool)

@@ -19,7 +19,7 @@ Reading of ψ for data corruption: the seed corrupts "ψ fraction of samples"; w
 robust aggregator can see it (one corrupted worker = one outlying message).
 
 Hyper-parameters (ours, chosen so the 28 runs take minutes on 2 CPU cores, not the seed's): ``n = 10``
-workers, batch 32 per worker, ``lr = 0.05`` (no momentum), 150 rounds, evaluation every 25 rounds, the
+workers, batch 32 per worker, ``lr = 0.1`` (no momentum), 150 rounds, evaluation every 25 rounds, the
 embedded MNIST sample (4000 train / 1000 test) by default, Fashion-MNIST when ``--data-dir`` holds its files.
 
 The configs live as TOML files in ``robustfl/configs/bgmd_table2/<method>_<corruption>.toml`` (and the
@@ -81,7 +81,7 @@ def table2_config(method: str, corruption: str) -> dict[str, Any]:
             "algorithm": "sgd",
             "rounds": ROUNDS,
             "batch_size": 32,
-            "lr": 0.05,
+            "lr": 0.1,
             "seed": 0,
             "eval_every": 25,
         },

@@ -114,9 +114,9 @@ class _TensorBoard:
 
 def default_build(config: ExperimentConfig) -> Any:
     """The real simulator for ``config`` (imported here: torch models load only when a run starts)."""
-    from robustfl.experiment.build import build_simulator
+    from robustfl.experiment.build import build_run
 
-    return build_simulator(config)
+    return build_run(config)
 
 
 def run(

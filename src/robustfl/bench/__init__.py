@@ -1,0 +1,1 @@
+"""Speed benchmarks shared by the ``robustfl bench`` command and the scripts in ``benchmarks/``."""

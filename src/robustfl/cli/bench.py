@@ -1,0 +1,43 @@
+"""``robustfl bench ...``: speed benchmarks (the same code as the scripts in ``benchmarks/``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from robustfl.cli.app import app
+
+bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks; they print ratios measured in one run.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("aggregators")
+def aggregators(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small d, few repeats: a smoke run, not a measurement.")
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report to this JSON file.")
+    ] = None,
+    byzfl: Annotated[
+        str | None,
+        typer.Option("--byzfl", help="A ByzFL checkout to time side by side (default: $ROBUSTFL_BYZFL)."),
+    ] = None,
+    rule: Annotated[list[str] | None, typer.Option("--rule", help="Only this rule (repeatable).")] = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch intra-op threads.")] = 2,
+) -> None:
+    """Every registered aggregator on n in {16, 64}, d in {10^4, 65536}, float32: time, passes over
+    the input, and speed-up over ByzFL; then the target checks (PASS/MISS)."""
+    from robustfl.bench.aggregators import Settings, run, write_json
+
+    settings = Settings.quick() if quick else Settings()
+    settings.threads = threads
+    try:
+        report = run(settings, byzfl_path=byzfl, only=rule or None, echo=typer.echo)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if json_path is not None:
+        write_json(report, json_path)
+        typer.echo(f"wrote {json_path}")

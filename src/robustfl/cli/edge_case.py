@@ -1,0 +1,47 @@
+"""``robustfl edge-case``: edge-case backdoor attacks against the chapter's defences (seed 004 ch. 8)."""
+
+from typing import Annotated
+
+import typer
+
+from robustfl.cli.app import app
+
+
+@app.command("edge-case")
+def edge_case(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Two modes, two defences, 3 rounds (seconds).")
+    ] = False,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="FedAvg rounds per run.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Root seed.")] = 0,
+) -> None:
+    """Main-task and backdoor accuracy of FedAvg on MNIST under black-box / PGD / PGD+replacement attacks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from robustfl.attacks.edge_case_experiment import DEFENCES, MODES, run_grid
+
+    modes, defences = (("none", "pgd-mr"), ("none", "ndc")) if quick else (MODES, DEFENCES)
+    console = Console()
+    with console.status("running") as status:
+        results = run_grid(
+            modes,
+            defences,
+            progress=lambda s: status.update(f"running {s}"),
+            rounds=3 if quick else rounds,
+            seed=seed,
+        )
+    table = Table(
+        title="Edge-case backdoor: main accuracy / backdoor accuracy / parity (10 clients, 1 attacker)"
+    )
+    table.add_column("attack")
+    for d in defences:
+        table.add_column(d, justify="right")
+    for mode in modes:
+        cells = [
+            f"{r.main_accuracy:.3f} / {r.backdoor_accuracy:.3f} / {r.parity:.2f}"
+            for r in results
+            if r.mode == mode
+        ]
+        table.add_row(mode, *cells)
+    Console(width=max(console.width, 16 + 22 * len(defences))).print(table)

@@ -1,0 +1,199 @@
+"""Config -> simulator: every object is built through its registry, errors name the config field.
+
+Conveniences (documented in docs/experiments.md):
+
+* a rule, pre-aggregator or attack whose constructor takes ``f`` gets ``workers.f`` unless its ``params``
+  set it;
+* a constructor that takes ``seed`` (BGMD's sampling, bucketing's shuffle, ...) gets a seed derived from
+  ``training.seed`` and the config field (``derive_seed(seed, "aggregator")``) unless its ``params`` set
+  it, so changing ``training.seed`` changes every random stream of the run;
+* the model's initial weights are drawn from ``derive_seed(training.seed, "model")`` (the global torch
+  random state is left as it was);
+* ``training.momentum`` / ``training.local_steps`` go to the algorithm when its constructor takes them;
+  a non-default value for an algorithm that does not take it is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from robustfl.experiment.config import Component, ConfigError, ExperimentConfig
+from robustfl.registry import Registry
+from robustfl.utils import derive_seed, make_generator
+
+
+@contextmanager
+def config_field(path: str) -> Iterator[None]:
+    """Re-raise a ``ValueError``/``TypeError``/``FileNotFoundError`` from a builder as a ``ConfigError`` naming ``path``."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise ConfigError(f"config error: {path}: {err}") from None
+
+
+def build_component(registry: Registry[Any], component: Component, path: str, *, f: int, seed: int) -> Any:
+    """``registry.get(name, **params)`` with ``f`` and a derived ``seed`` filled in where accepted."""
+    with config_field(f"{path}.name"):
+        accepted = registry.parameters(component.name)
+    params = dict(component.params)
+    if "f" in accepted and "f" not in params:
+        params["f"] = f
+    if "seed" in accepted and "seed" not in params:
+        params["seed"] = derive_seed(seed, path)
+    with config_field(f"{path}.params"):
+        return registry.get(component.name, **params)
+
+
+def build_aggregator(config: ExperimentConfig) -> Any:
+    """The rule of ``[aggregator]``, behind its ``pre`` stages when there are any."""
+    from robustfl.aggregators import AGGREGATORS
+
+    f, seed = config.workers.f, config.training.seed
+    rule = build_component(AGGREGATORS, config.aggregator, "aggregator", f=f, seed=seed)
+    if not config.aggregator.pre:
+        return rule
+    from robustfl.aggregators import Pipeline
+
+    stages = [
+        build_component(AGGREGATORS, stage, f"aggregator.pre[{i}]", f=f, seed=seed)
+        for i, stage in enumerate(config.aggregator.pre)
+    ]
+    with config_field("aggregator.pre"):
+        return Pipeline(*stages, rule)
+
+
+def build_algorithm(config: ExperimentConfig) -> Any:
+    from robustfl.algorithms import ALGORITHMS
+
+    tr = config.training
+    with config_field("training.algorithm"):
+        accepted = ALGORITHMS.parameters(tr.algorithm)
+    params: dict[str, Any] = {}
+    for key, value, default in (("momentum", tr.momentum, 0.0), ("local_steps", tr.local_steps, 1)):
+        if key in accepted:
+            params[key] = value
+        elif value != default:
+            raise ConfigError(
+                f"config error: training.{key}: algorithm {tr.algorithm!r} does not take {key} "
+                f"(its parameters: {', '.join(accepted) or 'none'})"
+            )
+    with config_field("training.algorithm"):
+        return ALGORITHMS.get(tr.algorithm, **params)
+
+
+class ConfiguredRun:
+    """A simulator plus the extra evaluation sets its config calls for (the runner's view of a run).
+
+    With a ``backdoor`` data attack, ``evaluate`` adds ``backdoor_accuracy``: the share of the test samples
+    whose true label is not the target that the model assigns to the target (the attack's success rate).
+    """
+
+    def __init__(self, sim: Any, extra: dict[str, tuple[Tensor, Tensor]]) -> None:
+        self.sim, self.extra = sim, extra
+
+    @property
+    def round(self) -> int:
+        return int(self.sim.round)
+
+    def step(self) -> Any:
+        return self.sim.step()
+
+    def evaluate(self) -> dict[str, float]:
+        result: dict[str, float] = self.sim.evaluate(extra=self.extra or None)
+        return {k: v for k, v in result.items() if k != "backdoor_loss"}
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = self.sim.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sim.load_state_dict(state)
+
+
+def build_run(config: ExperimentConfig) -> ConfiguredRun:
+    """:func:`build_simulator` plus the backdoor test set when the data attack is a backdoor."""
+    sim = build_simulator(config)
+    extra: dict[str, tuple[Tensor, Tensor]] = {}
+    attack = config.data_attack
+    if attack is not None and attack.name.lower() in ("backdoor", "target-label"):
+        from robustfl.attacks.data import DATA_ATTACKS
+
+        target = int(attack.params.get("target", DATA_ATTACKS.parameters(attack.name)["target"]))
+        keep = sim.y_test != target
+        extra["backdoor"] = (sim.x_test[keep], torch.full_like(sim.y_test[keep], target))
+    return ConfiguredRun(sim, extra)
+
+
+def build_simulator(config: ExperimentConfig) -> Any:
+    """The :class:`robustfl.engine.Simulator` the config describes (data, model, rule, attacks, compressor)."""
+    from robustfl.data import load_dataset, partition
+    from robustfl.engine import Simulator
+    from robustfl.models import build_model
+
+    tr, data = config.training, config.data
+    with config_field("data.name"):
+        # Any: the frozen Dataset has read-only fields, the engine's DatasetLike protocol declares settable ones
+        dataset: Any = load_dataset(data.name, data.data_dir)
+    with config_field("data.partition"):
+        params = dict(data.partition_params)
+        if data.partition == "dirichlet":
+            params.setdefault("alpha", data.alpha)
+        parts = partition(
+            dataset.y_train,
+            config.workers.n,
+            data.partition,
+            generator=make_generator(tr.seed, "partition"),
+            **params,
+        )
+    with config_field("model"), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(tr.seed, "model"))  # the initial weights follow training.seed
+        model = build_model(
+            config.model.name, dataset.input_shape, dataset.num_classes, **config.model.params
+        )
+    algorithm = build_algorithm(config)
+    aggregator = build_aggregator(config)
+    with config_field("workers"):
+        aggregator.check_n(config.workers.n)
+    attack = data_attack = compressor = None
+    f = config.workers.f
+    if config.attack is not None:
+        from robustfl.attacks import ATTACKS
+
+        attack = build_component(ATTACKS, config.attack, "attack", f=f, seed=tr.seed)
+    if config.data_attack is not None:
+        from robustfl.attacks.data import DATA_ATTACKS
+
+        data_attack = build_component(DATA_ATTACKS, config.data_attack, "data_attack", f=f, seed=tr.seed)
+    if config.compressor is not None:
+        from robustfl.compressors import COMPRESSORS
+
+        compressor = build_component(COMPRESSORS, config.compressor, "compressor", f=f, seed=tr.seed)
+        if config.compressor.error_feedback:
+            from robustfl.compressors import ErrorFeedback
+
+            with config_field("compressor.error_feedback"):
+                compressor = ErrorFeedback(compressor)
+    with config_field("training"):
+        return Simulator(
+            model,
+            dataset,
+            parts,
+            algorithm,
+            aggregator,
+            num_byzantine=f,
+            attack=attack,
+            data_attack=data_attack,
+            compressor=compressor,
+            batch_size=tr.batch_size,
+            lr=tr.lr,
+            seed=tr.seed,
+            device=tr.device,
+            vectorise=tr.vectorise,
+        )
