@@ -5,16 +5,17 @@ A round (``Simulator.step``):
 1. **compute** — every client (Byzantine ones too, so attacks can read their true messages) draws
    ``local_steps`` minibatches of ``batch_size`` from its own partition with its own generator and runs
    the algorithm's client step. Vectorised: one ``torch.func.vmap`` call over all clients; loop: a
-   Python loop with ``torch.autograd.grad`` (same math, used for batch norm in training mode or when
-   ``vmap`` fails).
+   Python loop with ``torch.autograd.grad`` (same math, for models ``vmap`` cannot serve well; see
+   ``Simulator``).
 2. **attack** — a message attack replaces the last ``f`` rows:
    ``attack(honest[h, d], f, rng=..., round=..., own=true_byzantine[f, d])``. A data attack
    ``data_attack(x, y, generator=g) -> (x', y', touched)`` instead poisoned the Byzantine clients'
    local data once at construction; they then train honestly on it.
 3. **compress** — the ``[n, d]`` messages are compressed and decompressed as one batch; ``bits_up`` is
-   the compressor's exact count (32 bits per float without a compressor).
+   the compressor's exact count (without a compressor, every value at its dtype's width: 32 bits for
+   float32).
 4. **aggregate** + **update** — the algorithm's server step. ``bits_down`` counts the broadcast of the
-   new model to all ``n`` clients at 32 bits per parameter.
+   new model to all ``n`` clients, every parameter at its dtype's width.
 
 All randomness comes from generators derived from ``seed`` (``robustfl.utils.make_generator``):
 ``("sample", i)`` for client ``i``'s minibatches, ``("data_attack", i)`` for its poisoning,
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 
 _VMAP_FALLBACK = "not yet implemented the batching rule"
 PHASES = ("compute", "attack", "compress", "aggregate", "update")
-FLOAT_BITS = 32
 
 
 class DatasetLike(Protocol):
@@ -292,7 +292,7 @@ class Simulator:
             messages = self.compressor.decompress(packed)
             bits_up = int(packed.bits)
         else:
-            bits_up = FLOAT_BITS * messages.numel()
+            bits_up = 8 * messages.element_size() * messages.numel()
         seconds["compress"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -318,7 +318,7 @@ class Simulator:
             loss=float(losses[:h].mean()),
             lr=lr,
             bits_up=bits_up,
-            bits_down=FLOAT_BITS * self.flat.dim * self.n,
+            bits_down=8 * self.params.element_size() * self.flat.dim * self.n,
             seconds=seconds,
         )
 
