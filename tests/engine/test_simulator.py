@@ -6,7 +6,7 @@ from torch import Tensor
 
 from robustfl.aggregators import NNM, Average, BlockGeometricMedian, Median
 from robustfl.aggregators.base import Aggregator
-from robustfl.algorithms import DistributedSGD, FedAvg
+from robustfl.algorithms import DistributedSGD, FedAvg, GradFn, State
 from robustfl.attacks import BitFlip
 from robustfl.attacks.data import LabelFlip
 from robustfl.compressors import ErrorFeedback, TopK
@@ -224,6 +224,29 @@ def test_round_stats() -> None:
 def test_user_errors(kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make(**kw)
+
+
+class TwoPartMessage(DistributedSGD):
+    """Sends [g, 2g] (length 2d); the server reads the second half: the same math as SGD."""
+
+    def client_step(
+        self, params: Tensor, xs: Tensor, ys: Tensor, state: State, lr: float, grad_fn: GradFn
+    ) -> tuple[Tensor, State, Tensor]:
+        g, state, loss = super().client_step(params, xs, ys, state, lr, grad_fn)
+        return torch.cat([g, 2 * g]), state, loss
+
+    def server_step(
+        self, params: Tensor, messages: Tensor, aggregator: Aggregator, state: State, lr: float
+    ) -> tuple[Tensor, State]:
+        return params - lr * aggregator(messages[:, params.numel() :]) / 2, state
+
+
+def test_messages_may_be_longer_than_the_parameters() -> None:
+    expected = run(make(algorithm=DistributedSGD()), 2)
+    sim = make(algorithm=TwoPartMessage(), compressor=ErrorFeedback(TopK(k=10**6)))
+    assert sim.step().bits_up > 2 * 32 * sim.flat.dim * sim.n
+    sim.step()
+    torch.testing.assert_close(sim.params, expected)
 
 
 def test_a_lone_pre_aggregator_is_reported() -> None:
