@@ -24,6 +24,7 @@ compute done) and in wall time; on a shared machine the wall time includes waiti
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -150,12 +151,14 @@ def main() -> None:
         rss_probe()
         return
     rounds = 2 if args.quick else args.rounds
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {rounds} timed rounds per row")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {rounds} timed rounds per row; load {load}")
     clients = [20] if args.quick else [20, 100]
     vectorised_vs_loop(clients, rounds)
     for n in clients:
         phases_by_rule(n, rounds)
     peak_rss()
+    print(f"\nload average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":
