@@ -249,6 +249,13 @@ def test_messages_may_be_longer_than_the_parameters() -> None:
     torch.testing.assert_close(sim.params, expected)
 
 
+def test_a_schedule_that_returns_a_bad_lr_is_reported() -> None:
+    sim = make(lr=lambda r: 0.1 if r == 0 else 0.0)
+    sim.step()
+    with pytest.raises(ValueError, match="lr schedule returned 0.0 for round 1"):
+        sim.step()
+
+
 def test_a_lone_pre_aggregator_is_reported() -> None:
     sim = make(aggregator=NNM(f=1))
     with pytest.raises(ValueError, match=r"must reduce \[n, d\] to \[d\]"):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -237,7 +238,14 @@ class Simulator:
     # --------------------------------------------------------------------------------------- a round
     def lr_at(self, round_index: int) -> float:
         """The learning rate of round ``round_index`` (from 0)."""
-        return float(self._lr(round_index)) if callable(self._lr) else float(self._lr)
+        if not callable(self._lr):
+            return float(self._lr)
+        lr = float(self._lr(round_index))
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(
+                f"the lr schedule returned {lr!r} for round {round_index}; it must be positive and finite"
+            )
+        return lr
 
     def _vmapped(self, lr: float) -> Callable[..., tuple[Tensor, State, Tensor]]:
         step = functools.partial(self.algorithm.client_step, lr=lr, grad_fn=self.flat.vmap_grad_fn())
