@@ -20,7 +20,7 @@ def test_full_block_with_zero_memory_is_geometric_median(dtype: torch.dtype, sam
 
 def test_output_is_gm_of_block_and_memory_is_the_residual_mean() -> None:
     x1, x2 = rows(6, 40, seed=1), rows(6, 40, seed=2)
-    bgmd = BlockGeometricMedian(k=8, nu=0.05, T=10)
+    bgmd = BlockGeometricMedian(k=8, nu=0.05, T=10, memory_weights="mean")
     out1 = bgmd(x1)
     i1 = bgmd.last_indices
     assert i1 is not None and i1.shape == (8,) and torch.equal(i1, i1.sort().values)
@@ -99,7 +99,7 @@ def test_bad_rows_do_not_poison_sampling_or_memory(bad: float, dtype: torch.dtyp
         out = bgmd(x)
         assert torch.isfinite(out).all() and torch.isfinite(bgmd.memory).all()  # type: ignore[arg-type]
     if bad == 1e38 and dtype == torch.float64:
-        return  # a finite row (1e38**2 fits in float64) enters the memory's plain mean, as in Alg. 1
+        return  # a finite row (1e38**2 fits in float64) enters the memory with its small Weiszfeld weight
     clean = BlockGeometricMedian(ratio=0.3, T=50)
     for _ in range(3):
         expected = clean(honest)
@@ -122,3 +122,36 @@ def test_validation_errors() -> None:
     with pytest.raises(ValueError, match="memory has d=4 but the messages have d=5.*reset"):
         bgmd(torch.ones(3, 5))
     assert isinstance(AGGREGATORS.get("bgmd", ratio=0.1), BlockGeometricMedian)
+
+
+def test_robust_memory_is_the_weiszfeld_weighted_residual() -> None:
+    x = rows(6, 40, seed=4)
+    bgmd = BlockGeometricMedian(k=8, nu=0.05, T=10)
+    out = bgmd(x)
+    idx = bgmd.last_indices
+    assert idx is not None
+    block = x[:, idx]
+    # the weights of the last Weiszfeld step, recomputed from the previous iterate by hand
+    previous = GeometricMedian(nu=0.05, T=9)(block)
+    w = 1.0 / torch.linalg.vector_norm(block - previous, dim=1).clamp(min=0.05)
+    w = w / w.sum()
+    assert torch.allclose(out[idx], (w[:, None] * block).sum(0))
+    residual = x.clone()
+    residual[:, idx] = 0.0
+    assert torch.allclose(bgmd.memory, (w[:, None] * residual).sum(0))  # type: ignore[arg-type]
+
+
+def test_robust_memory_resists_scaled_bit_flip_rows_that_poison_the_mean_memory() -> None:
+    gen = torch.Generator().manual_seed(0)
+    honest = 1.0 + 0.1 * torch.randn(8, 200, dtype=torch.float64, generator=gen)
+    x = torch.cat([honest, -100.0 * honest[:2]])
+    robust = BlockGeometricMedian(ratio=0.1, T=20)
+    literal = BlockGeometricMedian(ratio=0.1, T=20, memory_weights="mean")
+    robust(x), literal(x)
+    off = torch.ones(200, dtype=torch.bool)
+    off[robust.last_indices] = False  # type: ignore[index]
+    # honest coordinates are ~1: the robust memory stays near them, the mean memory is pulled to ~ -19
+    assert robust.memory[off].min() > 0.5  # type: ignore[index]
+    off_literal = torch.ones(200, dtype=torch.bool)
+    off_literal[literal.last_indices] = False  # type: ignore[index]
+    assert literal.memory[off_literal].max() < -10  # type: ignore[index]

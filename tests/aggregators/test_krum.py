@@ -99,3 +99,15 @@ def test_bounds_and_validation() -> None:
     with pytest.raises(ValueError, match="f must be >= 0"):
         Krum(f=-1)
     assert isinstance(AGGREGATORS.get("multikrum", f=1, m=2), MultiKrum)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 8), st.integers(1, 4), st.integers(0, 2**31 - 1), st.floats(-100, 100))
+def test_translation_equivariance(n: int, d: int, seed: int, shift: float) -> None:
+    f = (n - 1) // 2
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    s = scores_by_hand(x, n - f - 1)
+    moved = Krum(f)(x + shift) - shift
+    # the pick after translating is a best-scoring row of the original (up to round-off in near-ties)
+    chosen = int(((x - moved) ** 2).sum(1).argmin())
+    assert s[chosen] <= s.min() + 1e-6 * (1 + shift**2)

@@ -85,11 +85,11 @@ def distances_to_point(x: Tensor, sq: Tensor, z: Tensor) -> Tensor:
     becomes +inf.
     """
     zz = torch.dot(z, z)
-    d2 = sq - 2.0 * torch.mv(x, z) + zz
-    suspect = d2 <= _CANCELLATION.get(x.dtype, 1e-3) * (sq + zz)
+    scale = sq + zz
+    d2 = torch.addmv(scale, x, z, alpha=-2.0)
+    suspect = d2 <= _CANCELLATION.get(x.dtype, 1e-3) * scale
     if bool(suspect.any()):
         idx = suspect.nonzero().squeeze(1)
-        diff = x.index_select(0, idx) - z
-        d2[idx] = row_sq_norms(diff)
-    d2 = torch.where(torch.isfinite(d2), d2.clamp(min=0.0), torch.full_like(d2, float("inf")))
-    return d2.sqrt()
+        d2[idx] = row_sq_norms(x.index_select(0, idx) - z)
+    inf = float("inf")
+    return torch.nan_to_num(d2.clamp_(min=0.0), nan=inf, posinf=inf).sqrt_()

@@ -1,9 +1,9 @@
 """Small inputs run on one intra-op thread.
 
-Below ``SMALL_NUMEL`` elements (4 MiB of float32) each op takes well under a millisecond, so a second
+Below ``SMALL_NUMEL`` elements (8 MiB of float32) each op takes well under a millisecond, so a second
 thread saves little, while every parallel op pays a fork/join barrier that, on a busy machine, waits
-for a descheduled worker (measured on the project's shared 2-core machine: ``GeometricMedian`` on
-``[64, 65536]`` took 3 ms on one thread and 79 ms on two while other jobs ran).
+for a descheduled worker: on the project's shared 2-core machine ``GeometricMedian`` on ``[64, 65536]``
+took a few milliseconds on one thread and tens of milliseconds on two while other jobs ran.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import Tensor
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import Aggregator
 
-SMALL_NUMEL = 1 << 20
+SMALL_NUMEL = 1 << 21
 
 
 class OneThreadWhenSmall(Aggregator):

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import distances_to_point, row_sq_norms
+from robustfl.aggregators._distances import distances_to_point
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, check_positive
 
@@ -97,14 +97,17 @@ class CenteredClipping(OneThreadWhenSmall):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
+        from_zero = self.center is None
         v = self._start(x)
-        sq = row_sq_norms(x)
+        norms = torch.linalg.vector_norm(x, dim=1)
+        sq = norms.square()
         usable = torch.isfinite(sq)
         if not bool(usable.all()):
-            x, sq = x[usable], sq[usable]
-        for _ in range(self.L):
-            dist = distances_to_point(x, sq, v)
-            s = torch.where(dist > self.tau, self.tau / dist, torch.ones_like(dist))
-            v = v + (torch.mv(x.T, s) - s.sum() * v) / n
+            x, norms, sq = x[usable], norms[usable], sq[usable]
+        for step in range(self.L):
+            dist = norms if step == 0 and from_zero else distances_to_point(x, sq, v)
+            # s_i = min(1, tau / ||x_i - v||); v + (1/n) sum_i s_i (x_i - v) as one fused addmv
+            s = (self.tau / dist).clamp_(max=1.0) if self.tau > 0 else torch.zeros_like(dist)
+            v = torch.addmv(v, x.T, s, beta=1.0 - float(s.sum()) / n, alpha=1.0 / n)
         self._v = v
         return v.clone()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import distances_to_point, row_sq_norms
+from robustfl.aggregators._distances import distances_to_point
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, check_int, check_positive
 
@@ -20,23 +20,41 @@ def smoothed_weiszfeld(x: Tensor, nu: float, T: int, tol: float | None = None) -
     are left out; if no row is left, the result is the starting point ``0``. Distances come from
     ``distances_to_point`` (one matrix-vector product per step, no ``[n, d]`` temporary).
     """
-    sq = row_sq_norms(x)
+    return weiszfeld_with_weights(x, nu, T, tol)[0]
+
+
+def weiszfeld_with_weights(x: Tensor, nu: float, T: int, tol: float | None = None) -> tuple[Tensor, Tensor]:
+    """``smoothed_weiszfeld`` plus the normalised Weiszfeld weights ``w [n]`` of its last step.
+
+    ``w_i = (1 / beta_i) / sum_j (1 / beta_j)`` with ``beta_i = max(||z_{T-1} - x_i||, nu)``, so the
+    returned median is exactly ``sum_i w_i x_i``; rows left out (non-finite) get weight 0. Far-away
+    (Byzantine) rows get small weights, which is what BGMD's robust memory uses.
+    """
+    norms = torch.linalg.vector_norm(x, dim=1)
+    sq = norms.square()
     usable = torch.isfinite(sq)
-    if not bool(usable.all()):
-        x, sq = x[usable], sq[usable]
+    all_usable = bool(usable.all())
+    if not all_usable:
+        x, norms, sq = x[usable], norms[usable], sq[usable]
     z = torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-    if x.shape[0] == 0:
-        return z
-    for _ in range(T):
-        beta = distances_to_point(x, sq, z).clamp(min=nu)
-        w = beta.reciprocal()
-        z_next = torch.mv(x.T, w) / w.sum()
-        if tol is not None and float(torch.linalg.vector_norm(z_next - z)) <= tol * float(
-            torch.linalg.vector_norm(z_next)
-        ):
-            return z_next
-        z = z_next
-    return z
+    w = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    if x.shape[0] > 0:
+        for t in range(T):
+            dist = norms.clone() if t == 0 else distances_to_point(x, sq, z)  # z_0 = 0: ||x_i||
+            w = dist.clamp_(min=nu).reciprocal_()
+            w.div_(w.sum())
+            z_next = torch.mv(x.T, w)
+            converged = tol is not None and float(torch.linalg.vector_norm(z_next - z)) <= tol * float(
+                torch.linalg.vector_norm(z_next)
+            )
+            z = z_next
+            if converged:
+                break
+    if all_usable:
+        return z, w
+    full = torch.zeros(usable.shape[0], dtype=w.dtype, device=w.device)
+    full[usable] = w
+    return z, full
 
 
 @AGGREGATORS.register("geometric-median", "geomed", "gm", "rfa")
