@@ -204,6 +204,23 @@ def qbgmd_bits(n: int, d: int) -> list[str]:
     return rows
 
 
+def wire_timing(d: int, repeats: int) -> list[str]:
+    """Seconds to turn one QSGD message into bytes and back (the Elias stream dominates)."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(1, d, generator=gen)
+    rows = ["| message | non-zeros | bytes | to_bytes s | from_bytes s |", "|---|---|---|---|---|"]
+    print("\n".join(rows))
+    for s in (4, 64, 1024):
+        msg = C.QSGD(s=s).compress(x, gen)
+        data = msg.to_bytes()
+        t_enc = median_time(msg.to_bytes, repeats)
+        t_dec = median_time(lambda data=data: C.Message.from_bytes(data), repeats)
+        nnz = int((msg.get("levels") != 0).sum())
+        rows.append(f"| qsgd s={s}, d={d:.0e} | {nnz} | {len(data)} | {t_enc:.3f} | {t_dec:.3f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -221,6 +238,8 @@ def main() -> None:
     print("\n## Throughput (one sender, float32 input)\n")
     for d in sizes:
         throughput(d, repeats)
+    print("\n## Wire format: QSGD (Elias) message to bytes and back\n")
+    wire_timing(sizes[0], repeats)
     d_q = 5_000 if args.quick else 100_000
     print(f"\n## QBGMD bits per round (n = 10, d = {d_q})\n")
     qbgmd_bits(10, d_q)

@@ -129,3 +129,10 @@ def test_atomo_rejects_bad_parameters() -> None:
         C.ATOMO(atoms="svd")
     with pytest.raises(ValueError, match="only used with"):
         C.ATOMO(shapes=[(2, 2)])
+
+
+def test_atomo_variance_is_within_omega(rng: torch.Generator) -> None:
+    x = torch.randn(30, dtype=torch.float64, generator=rng) ** 3
+    for c in (C.ATOMO(budget=5.0), C.ATOMO(budget=1.0, atoms="svd", shapes=[(5, 6)])):
+        err = ((c(x.expand(1500, -1).contiguous(), rng) - x) ** 2).sum(1).mean()
+        assert float(err) <= c.omega(30) * float(x @ x) * 1.1

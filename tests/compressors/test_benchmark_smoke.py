@@ -15,6 +15,7 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path, capsys: pytest.CaptureFixt
     spec.loader.exec_module(bench)
     rows = bench.throughput(4_000, repeats=1)
     assert len(rows) == 2 + len(bench.throughput_configs(bench.layer_shapes(4_000)))
+    assert len(bench.wire_timing(2_000, repeats=1)) == 5
     rows = bench.qbgmd_bits(4, 3_000)
     assert len(rows) == 7 and rows[2].startswith("| BGMD, float32 rows | 384000 |")
     plot = tmp_path / "tradeoff.png"

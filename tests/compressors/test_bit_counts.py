@@ -112,3 +112,55 @@ def test_cli_lists_compressors() -> None:
     assert result.exit_code == 0, result.output
     for name in ("qsgd", "atomo", "powersgd", "blocksampling", "compose", "randl"):
         assert name in result.output
+
+
+def _reference_decode(bits: np.ndarray, d: int) -> np.ndarray:
+    """Plain sequential reading of the (gap, sign, level) stream, to check the vectorised decoder."""
+    out = np.zeros(d, dtype=np.int64)
+    p, pos = 0, 0
+
+    def gamma(p: int) -> tuple[int, int]:
+        zeros = 0
+        while not bits[p + zeros]:
+            zeros += 1
+        v = int("".join("1" if b else "0" for b in bits[p + zeros : p + 2 * zeros + 1]), 2)
+        return v, p + 2 * zeros + 1
+
+    while p < bits.size:
+        gap, p = gamma(p)
+        negative, p = bool(bits[p]), p + 1
+        level, p = gamma(p)
+        pos += gap
+        out[pos - 1] = -level if negative else level
+    return out
+
+
+def test_vectorised_elias_decoder_matches_a_sequential_reading(rng: torch.Generator) -> None:
+    codec = EliasSparse()
+    for s, d in ((1, 50), (7, 300), (1000, 64), (3, 1)):
+        levels = C.QSGD(s=s).compress(torch.randn(3, d, generator=rng), rng).get("levels")
+        streams = codec.encode(levels)
+        decoded = codec.decode(streams, (3, d))
+        assert torch.equal(decoded, levels.long())
+        for r, bits in enumerate(streams):
+            assert np.array_equal(_reference_decode(bits, d), levels[r].long().numpy())
+
+
+def test_elias_decoder_rejects_malformed_streams(rng: torch.Generator) -> None:
+    codec = EliasSparse()
+    levels = torch.tensor([[0, 3, 0, -1, 0, 0, 2, 0]])
+    (bits,) = codec.encode(levels)
+    # triplets: (gap 2, +, 3) = 3+1+3 bits, (gap 2, -, 1) = 3+1+1, (gap 3, +, 2) = 3+1+3
+    boundaries = {7, 12}
+    for cut in range(1, bits.size):
+        if cut in boundaries:  # a whole number of triplets is a valid, shorter message
+            assert codec.decode([bits[:cut]], (1, 8))[0, 6] == 0
+            continue
+        with pytest.raises(ValueError, match="Elias"):
+            codec.decode([bits[:cut]], (1, 8))
+    with pytest.raises(ValueError, match="Elias"):
+        codec.decode([np.zeros(5, dtype=bool)], (1, 8))
+    with pytest.raises(ValueError, match="beyond the row length"):
+        codec.decode([bits], (1, 5))
+    extended = np.concatenate([bits, np.array([True, False, True])])  # gap 1, sign +, level 1: fits d=8
+    assert codec.decode([extended], (1, 8))[0, 7] == 1

@@ -78,3 +78,22 @@ def test_randomness_is_reproducible_from_the_generator() -> None:
         a = c(x, torch.Generator().manual_seed(7))
         b = c(x, torch.Generator().manual_seed(7))
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("inner", [C.QSGD(s=2), C.TernGrad(), C.RandK(k=8), C.ATOMO(budget=6.0)], ids=repr)
+def test_contractive_wrapper_meets_one_over_one_plus_omega(inner: C.Compressor, rng: torch.Generator) -> None:
+    c = C.Contractive(inner)
+    d = 40
+    delta = c.delta(d)
+    assert not c.unbiased and delta == pytest.approx(1 / (1 + inner.omega(d)))
+    x = torch.randn(d, dtype=torch.float64, generator=rng) ** 3
+    err = ((draws(c, x, rng, 1000) - x) ** 2).sum(dim=1).mean()
+    assert float(err) <= (1 - delta) * float(x @ x) * 1.05
+    same = (
+        c.compress(x, torch.Generator().manual_seed(5)),
+        inner.compress(x, torch.Generator().manual_seed(5)),
+    )
+    assert same[0].bits == same[1].bits  # the message is the inner one; only decoding shrinks
+    torch.testing.assert_close(c.decompress(same[0]), inner.decompress(same[1]) / (1 + inner.omega(d)))
+    with pytest.raises(ValueError, match="unbiased"):
+        C.Contractive(C.TopK(k=2))

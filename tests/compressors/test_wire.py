@@ -126,3 +126,73 @@ def test_oversized_shapes_in_the_header_raise() -> None:
     body += b"\x04norm" + struct.pack("<BBB", 1, 3, 0) + struct.pack("<B4I", 4, *(2**32 - 1,) * 4)
     with pytest.raises(ValueError, match="larger than the message allows"):
         Message.from_bytes(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def test_non_finite_rows_do_not_break_compression(rng: torch.Generator) -> None:
+    """A Byzantine row of inf/NaN must not crash the batch: finite rows decode as usual."""
+    shapes = [(5, 4)]
+    x = torch.randn(3, 20, generator=rng)
+    x[1, 3], x[2, 5] = float("inf"), float("nan")
+    for c in [
+        *instances(),
+        C.RandL(l=3),
+        C.BlockSampling(k=3),
+        C.Compose(C.BlockSampling(k=3), C.QSGD(s=4)),
+        C.PowerSGD(rank=1, shapes=shapes),
+        C.ATOMO(budget=3.0),
+        C.ATOMO(budget=2.0, atoms="svd", shapes=shapes),
+    ]:
+        msg = c.compress(x, rng)
+        out = c.decompress(Message.from_bytes(msg.to_bytes()))
+        assert out.shape == x.shape, c
+        assert bool(torch.isfinite(out[0]).all()), c
+
+
+def _mutations(msg: Message):
+    """Well-formed bytes with wrong content: a field dropped, shortened, lengthened, saturated, NaN."""
+    from robustfl.compressors.codecs import EliasSparse, Float, UInt
+
+    for key, f in msg.fields.items():
+
+        def edit(fn, key=key, f=f):
+            data = [fn(t) for t in f.data] if isinstance(f.data, list) else fn(f.data)
+            return {**msg.fields, key: C.Field(data, f.codec, f.per_row)}
+
+        yield {k: v for k, v in msg.fields.items() if k != key}
+        yield edit(lambda t: t[..., :-1] if t.dim() and t.shape[-1] > 0 else t)
+        yield edit(lambda t: torch.cat([t, t[..., :1]], -1) if t.dim() and t.shape[-1] > 0 else t)
+        if isinstance(f.codec, UInt):
+            yield edit(lambda t, b=f.codec.b: torch.full_like(t, (1 << b) - 1))
+        if isinstance(f.codec, EliasSparse):
+            yield edit(lambda t: t * 1000)
+        if isinstance(f.codec, Float):
+            yield edit(lambda t: torch.full_like(t, float("nan")))
+
+
+def test_forged_messages_raise_value_error_or_decode_to_the_right_shape(rng: torch.Generator) -> None:
+    shapes = [(5, 4), (5,)]
+    x = torch.randn(2, 25, generator=rng)
+    compressors = [
+        *instances(),
+        C.RandL(l=3),
+        C.RandL(l=3, sign=True),
+        C.BlockSampling(k=3),
+        C.Compose(C.BlockSampling(k=3), C.QSGD(s=4)),
+        C.PowerSGD(rank=1, shapes=shapes),
+        C.ATOMO(budget=3.0),
+        C.ATOMO(budget=2.0, atoms="svd", shapes=shapes),
+    ]
+    for c in compressors:
+        row = c.compress(x, rng).row(1)
+        forged = [Message(row.compressor, 1, 25, row.dtype, fields) for fields in _mutations(row)]
+        forged.append(Message(row.compressor, 2, 25, row.dtype, row.fields))  # claims two rows
+        for msg in forged:
+            try:
+                data = msg.to_bytes()
+            except ValueError:
+                continue  # e.g. a saturated value that no longer fits its width
+            try:
+                out = c.decompress(Message.from_bytes(data))
+            except ValueError:
+                continue
+            assert out.shape == (msg.n, 25), c

@@ -13,6 +13,7 @@ from robustfl.compressors.error_feedback import ErrorFeedback
 from robustfl.compressors.identity import Identity
 from robustfl.compressors.lowrank import PowerSGD
 from robustfl.compressors.quantize import QSGD, Elementwise, Sign, TernGrad
+from robustfl.compressors.scaled import Contractive
 from robustfl.compressors.sparse import BlockSampling, RandK, RandL, Sparsifier, TopK
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "BlockSampling",
     "Compose",
     "Compressor",
+    "Contractive",
     "Elementwise",
     "ErrorFeedback",
     "Field",

@@ -62,9 +62,11 @@ class ATOMO(Compressor):
     ``sum_rest / (s - n_s)`` for all of them, sent once), and the two counts: ``32 + 2 ceil(log2(d + 1))
     + |sat| (ceil(log2 d) + 32) + |rest| (ceil(log2 d) + 1)`` bits. ``svd`` message per sender and
     layer: for each kept atom ``(sigma_i / p_i) u_i`` and ``v_i`` at 32 bits per entry, plus the count
-    of kept atoms; vector blocks raw.
-    ``omega(d)``: ``E||g_hat||^2 <= ||lambda||_1^2 / s <= (m / s) ||g||^2`` for ``m`` atoms, so
-    ``omega <= m / s - 1`` (``m = d`` for entries, the largest ``min(a, b)`` for svd).
+    of kept atoms; vector blocks raw. A sender's layer with a non-finite entry has no SVD: it sends no
+    atoms for that layer (decoded as zeros).
+    ``omega(d)``: the optimal ``p`` is no worse than the uniform ``p_i = s / m`` for ``m`` orthonormal
+    atoms, so ``E||g_hat||^2 <= (m / s) ||g||^2`` and ``omega <= m / s - 1`` (``m = d`` for entries,
+    the largest ``min(a, b)`` for svd).
     """
 
     name = "atomo"
@@ -120,8 +122,8 @@ class ATOMO(Compressor):
         return Message(self.name, n, d, x.dtype, fields)
 
     def _entries_back(self, msg: Message) -> Tensor:
-        scale = msg.get("scale").reshape(-1)
-        counts = msg.get("counts").reshape(msg.n, 2)
+        scale = msg.get_rows("scale", 1).reshape(-1)
+        counts = msg.get_rows("counts", 2)
         lists = [msg.get_list(k) for k in ("sat_idx", "sat_val", "part_idx", "part_sign")]
         out = torch.zeros(msg.n, msg.d, dtype=msg.dtype, device=scale.device)
         for i, (si, sv, pi, ps) in enumerate(zip(*lists, strict=True)):
@@ -150,7 +152,10 @@ class ATOMO(Compressor):
             if not b.is_matrix:
                 raws.append(part)
                 continue
-            u, sigma, vh = torch.linalg.svd(part.reshape(n, b.rows, b.cols), full_matrices=False)
+            mats = part.reshape(n, b.rows, b.cols)
+            finite = torch.isfinite(mats).flatten(1).all(dim=1)  # a non-finite layer sends no atoms
+            mats = torch.where(finite[:, None, None], mats, torch.zeros_like(mats))
+            u, sigma, vh = torch.linalg.svd(mats, full_matrices=False)
             p = self.probabilities(sigma)
             keep = uniform(tuple(sigma.shape), rng, x.device).to(x.dtype) < p
             weight = torch.where(keep, sigma / p.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
@@ -173,8 +178,8 @@ class ATOMO(Compressor):
         check_dimension(self._blocks, msg.d, "ATOMO(atoms='svd')")
         n = msg.n
         mats = [b for b in self._blocks if b.is_matrix]
-        counts = msg.get("counts").reshape(n, len(mats)).long()
-        raw = msg.get("raw").reshape(n, -1).to(msg.dtype)
+        counts = msg.get_rows("counts", len(mats)).long()
+        raw = msg.get_rows("raw").to(msg.dtype)
         us, vs = msg.get_list("u"), msg.get_list("v")
         if raw.shape[1] != msg.d - sum(b.numel for b in mats):
             raise ValueError("atomo svd message has the wrong number of raw values")

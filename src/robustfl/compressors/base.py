@@ -100,6 +100,18 @@ class Message:
             raise ValueError(f"{self.compressor} message has no tensor field {name!r}")
         return f.data
 
+    def get_rows(self, name: str, width: int | None = None) -> Tensor:
+        """Per-row field ``name`` as ``Tensor[n, width]`` (``width`` inferred when ``None``); a size
+        that does not fit raises ``ValueError``."""
+        t = self.get(name)
+        m = width if width is not None else t.numel() // self.n
+        if t.numel() != self.n * m:
+            expect = f"{self.n} x {width}" if width is not None else f"a multiple of {self.n}"
+            raise ValueError(
+                f"{self.compressor} message field {name!r} has {t.numel()} entries, expected {expect}"
+            )
+        return t.reshape(self.n, m)
+
     def get_list(self, name: str) -> list[Tensor]:
         """The per-row tensors of ragged field ``name``."""
         f = self.fields.get(name)

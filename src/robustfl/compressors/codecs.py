@@ -231,30 +231,57 @@ class EliasSparse(Codec):
 
     @staticmethod
     def _decode_row(bits: np.ndarray, out: np.ndarray) -> None:
-        ones = np.flatnonzero(bits)
+        """Vectorised decode of one row's (gap, sign, level) stream.
+
+        For every bit position ``p``, ``end[p]`` is where a gamma code starting at ``p`` would end;
+        a triplet starting at ``p`` ends at ``T[p] = end[end[p] + 1]``. The triplet starts are the
+        orbit of 0 under ``T``, found by pointer doubling in ``O(N log N)`` array operations.
+        Positions ``N`` (exact end of the stream) and ``N + 1`` (overrun) are sentinels.
+        """
         total, d = bits.size, out.size
-        p, pos = 0, 0
+        if total == 0:
+            return
+        bad = ValueError("Elias-coded field is truncated or malformed")
+        ones = np.flatnonzero(bits)
+        if ones.size == 0:
+            raise bad
+        p = np.arange(total, dtype=np.int64)
+        k = np.searchsorted(ones, p)
+        q = np.where(k < ones.size, ones[np.minimum(k, ones.size - 1)], total + 1)  # first 1 at or after p
+        end = np.full(total + 2, total + 1, dtype=np.int64)
+        end[:total] = np.where(q <= total, 2 * q - p + 1, total + 1)
+        end[end > total] = total + 1
+        after_gap = end[:total]
+        sign_ok = after_gap < total
+        step = np.full(total + 2, total + 1, dtype=np.int64)
+        step[:total] = np.where(sign_ok, end[np.minimum(after_gap + 1, total + 1)], total + 1)
+        step[total] = total
+        on_orbit = np.zeros(total + 2, dtype=bool)  # after round j: T^i(0) for all i < 2^(j+1)
+        on_orbit[0] = True
+        jump = step
+        for _ in range(int(np.ceil(np.log2(total + 1))) + 1):
+            on_orbit[jump[np.flatnonzero(on_orbit)]] = True
+            jump = jump[jump]
+        if on_orbit[total + 1] or not on_orbit[total]:  # overran the stream, or never reached its end
+            raise bad
+        starts = np.flatnonzero(on_orbit[:total])
 
-        def gamma(p: int) -> tuple[int, int]:
-            k = int(np.searchsorted(ones, p))
-            if k >= ones.size or 2 * int(ones[k]) - p + 1 > total:
-                raise ValueError("Elias-coded field is truncated or malformed")
-            q = int(ones[k])
-            v = 0
-            for b in bits[q : 2 * q - p + 1]:
-                v = (v << 1) | int(b)
-            return v, 2 * q - p + 1
+        def gamma_values(at: np.ndarray) -> np.ndarray:
+            first = q[at]
+            width = first - at  # the code is `width` zeros, then width + 1 value bits
+            value = np.zeros(at.size, dtype=np.int64)
+            for j in range(int(width.max()) + 1 if at.size else 0):
+                sel = j <= width
+                value[sel] = (value[sel] << 1) | bits[first[sel] + j]
+            return value
 
-        while p < total:
-            gap, p = gamma(p)
-            if p >= total:
-                raise ValueError("Elias-coded field is truncated or malformed")
-            negative, p = bool(bits[p]), p + 1
-            level, p = gamma(p)
-            pos += gap
-            if pos > d:
-                raise ValueError(f"Elias-coded position {pos} is beyond the row length {d}")
-            out[pos - 1] = -level if negative else level
+        gaps = gamma_values(starts)
+        sign_at = end[starts]
+        levels = gamma_values(sign_at + 1)
+        pos = np.cumsum(gaps)
+        if pos.size and pos[-1] > d:
+            raise ValueError(f"Elias-coded position {int(pos[-1])} is beyond the row length {d}")
+        out[pos - 1] = np.where(bits[sign_at], -levels, levels)
 
 
 def codec_from_wire(tag: int, param: int) -> Codec:

@@ -20,7 +20,8 @@ from robustfl.compressors.sparse import Sparsifier, scatter_rows
 PREFIX = "inner."
 
 
-def _build(spec: Any, role: str) -> Compressor:
+def build_part(spec: Any, role: str) -> Compressor:
+    """A compressor given as an object, a registry name, or ``{"name": ..., **params}``."""
     if isinstance(spec, Compressor):
         return spec
     if isinstance(spec, str):
@@ -63,7 +64,7 @@ class Compose(Compressor):
     name = "compose"
 
     def __init__(self, outer: Any, inner: Any) -> None:
-        self.outer, self.inner = _build(outer, "outer"), _build(inner, "inner")
+        self.outer, self.inner = build_part(outer, "outer"), build_part(inner, "inner")
         if not isinstance(self.outer, Sparsifier) or isinstance(self.outer, Compose):
             raise ValueError(
                 f"outer must be a sparsifier (topk, randk, randl, blocksampling), got {self.outer!r}"

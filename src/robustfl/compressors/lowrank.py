@@ -72,7 +72,7 @@ class PowerSGD(Compressor):
     def _decompress(self, msg: Message) -> Tensor:
         check_dimension(self._blocks, msg.d, "PowerSGD")
         n, r = msg.n, self.rank
-        p, q, raw = (msg.get(k).reshape(n, -1).to(msg.dtype) for k in ("p", "q", "raw"))
+        p, q, raw = (msg.get_rows(k).to(msg.dtype) for k in ("p", "q", "raw"))
         low = [b for b in self._blocks if low_rank_pays(b, r)]
         expect = (
             sum(b.rows * r for b in low),

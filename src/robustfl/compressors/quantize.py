@@ -76,7 +76,8 @@ class QSGD(Elementwise):
     ``coding="elias"``: the levels use QSGD's gap/sign/level Elias code (``codecs.EliasSparse``),
     ``32 + sum over non-zeros of (gamma(gap) + 1 + gamma(level))`` bits. ``coding="fixed"``: a plain
     fixed-width count, ``32 + d (1 + ceil(log2(s + 1)))`` bits. With ``s = 1`` this is 1-bit QSGD, the
-    l2-quantisation of seed 004 §3.3.1.
+    l2-quantisation of seed 004 §3.3.1. A row with a non-finite entry gets all levels 0 (its norm is
+    sent as is, so it decodes to NaN) instead of undefined integer codes.
     """
 
     name = "qsgd"
@@ -97,7 +98,7 @@ class QSGD(Elementwise):
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
         ratio = torch.where(norm > 0, x.abs() / norm.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
         noise = uniform((n, d), rng, x.device).to(x.dtype)
-        levels = torch.floor(ratio * self.s + noise).clamp_(0, self.s)
+        levels = torch.floor(ratio * self.s + noise).nan_to_num_(0.0).clamp_(0, self.s)  # non-finite rows: 0
         levels = levels.to(torch.int32 if self.s < 2**31 else torch.int64)
         fields = {"norm": Field(norm, Float(x.dtype))}
         if self.coding == "elias":

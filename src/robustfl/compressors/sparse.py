@@ -63,7 +63,7 @@ class Sparsifier(Compressor):
 
     def _decompress(self, msg: Message) -> Tensor:
         idx = self.indices(msg)
-        values = msg.get("values")
+        values = msg.get_rows("values")
         if values.shape != idx.shape:
             raise ValueError(
                 f"{self.name} message has {tuple(values.shape)} values for {tuple(idx.shape)} indices"
@@ -104,7 +104,7 @@ class TopK(_KRatio):
         return {"indices": Field(idx, UInt(index_bits(d)))}, idx
 
     def indices(self, msg: Message) -> Tensor:
-        return msg.get("indices").reshape(msg.n, -1).long()
+        return msg.get_rows("indices", self.kept(msg.d)).long()
 
     def delta(self, d: int) -> float:
         return self.kept(d) / d
@@ -139,10 +139,10 @@ class RandK(_KRatio):
         return {"indices": Field(idx, UInt(index_bits(d)))}, idx
 
     def indices(self, msg: Message) -> Tensor:
-        if not self.shared_seed:
-            return msg.get("indices").reshape(msg.n, -1).long()
         k = self.kept(msg.d)
-        seeds = msg.get("seed").reshape(-1)
+        if not self.shared_seed:
+            return msg.get_rows("indices", k).long()
+        seeds = msg.get_rows("seed", 1).reshape(-1)
         return torch.stack([mask_from_seed(int(s), msg.d, k) for s in seeds])
 
     def scale(self, d: int, k: int) -> float:
@@ -204,7 +204,7 @@ class RandL(Sparsifier):
         if not self.sign:
             return super()._decompress(msg)
         idx = self.indices(msg)
-        codes = msg.get("signs").reshape(msg.n, -1)
+        codes = msg.get_rows("signs")
         if codes.shape != idx.shape or (codes.numel() and int(codes.max()) > 2):
             raise ValueError("randl sign message is malformed (codes must be 0, 1 or 2, one per index)")
         signs = (codes == 1).to(msg.dtype) - (codes == 2).to(msg.dtype)
@@ -260,7 +260,10 @@ class BlockSampling(Sparsifier):
         return {"indices": Field(idx, UInt(index_bits(d)), per_row=False)}, idx.expand(n, -1)
 
     def indices(self, msg: Message) -> Tensor:
-        return msg.get("indices").reshape(-1).long().expand(msg.n, -1)
+        idx = msg.get("indices").reshape(-1).long()
+        if idx.numel() != self.kept(msg.d):
+            raise ValueError(f"blocksampling message has {idx.numel()} indices, expected {self.kept(msg.d)}")
+        return idx.expand(msg.n, -1)
 
     def delta(self, d: int) -> float:
         return self.kept(d) / d

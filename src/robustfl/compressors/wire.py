@@ -129,6 +129,8 @@ def decode(data: bytes) -> Message:
         if kind not in (PER_ROW, PER_ROW_LIST, SHARED):
             raise ValueError(f"compressed message field {key!r} has unknown kind {kind}")
         shapes = [r.shape(limit) for _ in range(n if kind == PER_ROW_LIST else 1)]
+        if kind == PER_ROW and (len(shapes[0]) == 0 or shapes[0][0] != n):
+            raise ValueError(f"compressed message field {key!r} has shape {shapes[0]}, expected {n} rows")
         lengths = []
         for s in shapes:
             rows = 1 if len(s) == 0 else math.prod(s[:-1])
