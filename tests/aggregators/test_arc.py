@@ -62,3 +62,15 @@ def test_validation() -> None:
         ARC(f=-2)
     with pytest.raises(ValueError, match=r"n >= f, got n=2, f=3"):
         ARC(f=3)(torch.ones(2, 2))
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 8), d=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_permutation_equivariant_and_never_writes_its_input(n: int, d: int, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    before = x.clone()
+    perm = torch.randperm(n, generator=gen)
+    f = n // 2
+    assert torch.allclose(ARC(f)(x[perm]), ARC(f)(x)[perm])
+    assert torch.equal(x, before)

@@ -63,3 +63,14 @@ def test_validation() -> None:
     with pytest.raises(ValueError, match=r"n > f, got n=2, f=2"):
         NNM(f=2)(torch.zeros(2, 3))
     assert isinstance(get("NNM", f=1), NNM)
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(2, 8), d=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_permutation_equivariant_and_identical_rows(n: int, d: int, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    f = (n - 1) // 2
+    perm = torch.randperm(n, generator=gen)
+    assert torch.allclose(NNM(f)(x[perm]), NNM(f)(x)[perm])
+    assert torch.allclose(NNM(f)(x[:1].expand(n, d)), x[:1].expand(n, d))

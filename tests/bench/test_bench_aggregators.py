@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -6,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from robustfl.aggregators import AGGREGATORS
-from robustfl.bench.aggregators import Row, Settings, build, checks, rule_classes, run
+from robustfl.bench.aggregators import Row, Settings, build, checks, rule_classes, run, timed
 from robustfl.bench.byzfl_loader import find_package
 from robustfl.cli import app
 
@@ -30,6 +33,10 @@ def test_quick_run_writes_valid_json(tmp_path: Path) -> None:
             assert r["status"] in {"refused", "skipped"} and r["note"]
     assert {(r["rule"], r["n"]) for r in rows if r["status"] == "refused"} >= {("MDA", 64), ("SMEA", 64)}
     assert "rule" in result.output and "passes" in result.output
+    block = report["bgmd_vs_gm"]
+    assert {(b["n"], b["T"]) for b in block} == {(n, T) for n in Settings.quick().ns for T in (3, 20)}
+    assert all(b["ratio"] == pytest.approx(b["gm_seconds"] / b["bgmd_seconds"]) for b in block)
+    assert any(c["name"] == "BGMD (k = d/10) vs full GM, T=20 (worst case)" for c in report["checks"])
 
 
 def test_build_lowers_f_to_the_rules_bound_and_refuses_subset_blowup() -> None:
@@ -45,7 +52,10 @@ def test_checks_report_pass_and_miss() -> None:
         Row("Krum", 64, 10, "ok", seconds=1.0, speedup=1.1),
         Row("NNM", 16, 10, "ok", seconds=1.0, speedup=9.0),
     ]
-    by_name = {c["name"]: c for c in checks(rows, byzfl_loaded=True)}
+    block = [{"T": 3, "ratio": 2.0}, {"T": 3, "ratio": 6.0}, {"T": 20, "ratio": 7.0}]
+    by_name = {c["name"]: c for c in checks(rows, byzfl_loaded=True, block=block)}
+    assert by_name["BGMD (k = d/10) vs full GM, T=3 (worst case)"]["value"] == 2.0
+    assert by_name["BGMD (k = d/10) vs full GM, T=20 (worst case)"]["ok"] is True
     assert by_name["Krum vs ByzFL (worst case)"]["ok"] is False
     assert by_name["NNM vs ByzFL (worst case)"]["ok"] is True
     assert by_name["geometric mean over rules vs ByzFL"]["value"] == pytest.approx((4.4**0.5 * 9.0) ** 0.5)
@@ -71,3 +81,42 @@ def test_byzfl_side_by_side_when_a_checkout_is_present(tmp_path: Path) -> None:
         "NNM vs ByzFL (worst case)",
     }
     assert torch.get_num_threads() == before
+
+
+def test_timed_interleaves_and_respects_repeat_bounds() -> None:
+    calls: list[str] = []
+    settings = Settings(min_time=0.0, min_repeats=3, max_repeats=5, single_shot=1.0)
+    x = torch.zeros(2, 2)
+    results = timed([lambda t: calls.append("a"), lambda t: calls.append("b")], x, settings, [False, True])
+    assert calls == ["a", "b"] * 4  # one warm-up each, then three interleaved rounds
+    assert all(0 <= lo <= med for lo, med in results)
+
+
+def test_average_is_shown_but_not_a_target() -> None:
+    rows = [
+        Row("Average", 16, 10, "ok", seconds=1.0, speedup=1.0),
+        Row("NNM", 16, 10, "ok", seconds=1.0, speedup=4.0),
+    ]
+    names = {c["name"] for c in checks(rows, byzfl_loaded=True)}
+    assert "Average vs ByzFL (worst case)" not in names
+    assert "NNM vs ByzFL (worst case)" in names
+
+
+def test_script_sets_passive_openmp_waiting(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "avg.json"
+    env = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "ROBUSTFL_BYZFL"}}
+    env["PYTHONPATH"] = str(root / "src")
+    cmd = [
+        sys.executable,
+        str(root / "benchmarks" / "aggregators.py"),
+        "--quick",
+        "--rule",
+        "mean",
+        "--json",
+        str(out),
+    ]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=120)
+    report = json.loads(out.read_text())
+    assert report["machine"]["omp_wait_policy"] == "PASSIVE"
+    assert {r["rule"] for r in report["rows"]} == {"Average"}

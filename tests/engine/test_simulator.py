@@ -1,12 +1,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_task import DataDependent, split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
+from tiny_task import DataDependent, TinyLSTM, split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
 from torch import Tensor
 
 from robustfl.aggregators import NNM, Average, BlockGeometricMedian, Median
 from robustfl.aggregators.base import Aggregator
-from robustfl.algorithms import DistributedSGD, FedAvg
+from robustfl.algorithms import DistributedSGD, FedAvg, GradFn, State
 from robustfl.attacks import BitFlip
 from robustfl.attacks.data import LabelFlip
 from robustfl.compressors import ErrorFeedback, TopK
@@ -128,6 +128,13 @@ def test_a_model_vmap_cannot_serve_falls_back_to_the_loop() -> None:
     assert sim.step().loss > 0
 
 
+def test_a_model_vmap_would_loop_over_internally_gets_the_loop() -> None:
+    torch.manual_seed(0)
+    sim = make(model=TinyLSTM())
+    assert not sim.vectorised and "no batching rule" in sim.path_reason
+    assert sim.step().loss > 0
+
+
 @pytest.mark.parametrize("vectorise", [True, False])
 def test_dropout_is_reproducible_and_resumes(vectorise: bool) -> None:
     def build() -> Simulator:
@@ -217,6 +224,36 @@ def test_round_stats() -> None:
 def test_user_errors(kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make(**kw)
+
+
+class TwoPartMessage(DistributedSGD):
+    """Sends [g, 2g] (length 2d); the server reads the second half: the same math as SGD."""
+
+    def client_step(
+        self, params: Tensor, xs: Tensor, ys: Tensor, state: State, lr: float, grad_fn: GradFn
+    ) -> tuple[Tensor, State, Tensor]:
+        g, state, loss = super().client_step(params, xs, ys, state, lr, grad_fn)
+        return torch.cat([g, 2 * g]), state, loss
+
+    def server_step(
+        self, params: Tensor, messages: Tensor, aggregator: Aggregator, state: State, lr: float
+    ) -> tuple[Tensor, State]:
+        return params - lr * aggregator(messages[:, params.numel() :]) / 2, state
+
+
+def test_messages_may_be_longer_than_the_parameters() -> None:
+    expected = run(make(algorithm=DistributedSGD()), 2)
+    sim = make(algorithm=TwoPartMessage(), compressor=ErrorFeedback(TopK(k=10**6)))
+    assert sim.step().bits_up > 2 * 32 * sim.flat.dim * sim.n
+    sim.step()
+    torch.testing.assert_close(sim.params, expected)
+
+
+def test_a_schedule_that_returns_a_bad_lr_is_reported() -> None:
+    sim = make(lr=lambda r: 0.1 if r == 0 else 0.0)
+    sim.step()
+    with pytest.raises(ValueError, match="lr schedule returned 0.0 for round 1"):
+        sim.step()
 
 
 def test_a_lone_pre_aggregator_is_reported() -> None:

@@ -53,3 +53,17 @@ class DataDependent(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.linear(x.flatten(1))
         return out if bool(out.sum() > 0) else -out
+
+
+class TinyLSTM(nn.Module):
+    """Reads the 8 rows of an 8x8 input as a sequence; vmap has no batching rule for its CPU kernel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 4, batch_first=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, _ = self.lstm(x.flatten(1, 2))
+        result: Tensor = self.head(out[:, -1])
+        return result

@@ -80,3 +80,13 @@ def test_interrupt_tells_how_to_resume(tmp_path: Path, monkeypatch: Any, toy_con
     assert result.exit_code == 130
     assert "--resume" in result.output
     assert (tmp_path / "r" / "checkpoints" / "round_000004.pt").exists()
+
+
+def test_default_out_never_reuses_a_folder(tmp_path: Path, monkeypatch: Any) -> None:
+    from robustfl.cli.run import default_out
+
+    monkeypatch.chdir(tmp_path)
+    first = default_out("x")
+    first.mkdir(parents=True)
+    second = default_out("x")
+    assert second != first and second.name.startswith(first.name)

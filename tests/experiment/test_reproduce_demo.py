@@ -41,7 +41,7 @@ def test_shape_checks_on_a_hand_made_table() -> None:
 
     rows = {
         "clean": row(sgd=90.0, bgmd=89.5),
-        "bitflip_20": {**row(sgd=10.0), "sgd_diverged": True},
+        "bitflip_20": {**row(sgd=10.0), "sgd_diverged": 1},
         "additive_20": row(sgd=85.0),
         "additive_40": row(bgmd=80.0, gmd=82.0, cmd=70.0),
         "backdoor_40": row(bgmd=80.0, sgd=75.0),
@@ -67,7 +67,7 @@ def test_reproduce_rows_and_tables(tmp_path: Path, toy_build: Any) -> None:
     assert rows["backdoor_40"]["bgmd_seed"] == 84.69
     assert 0 < rows["clean"]["sgd_ours"] <= 100
     assert (tmp_path / "table2.md").read_text().count("\n") == 4
-    assert (tmp_path / "bgmd_backdoor_40" / "summary.json").exists()
+    assert (tmp_path / "bgmd_backdoor_40" / "seed0" / "summary.json").exists()
     with pytest.raises(ConfigError, match="unknown method krum"):
         t2.reproduce(tmp_path, methods=["krum"])
 
@@ -84,10 +84,14 @@ def test_reproduce_cli(tmp_path: Path, toy_build: Any) -> None:
         "bgmd",
         "--corruption",
         "clean",
+        "--seed",
+        "0",
+        "--seed",
+        "1",
     ]
     result = runner.invoke(app, [*args, "--out", str(tmp_path), "-q"])
     assert result.exit_code == 0, result.output
-    assert "(89.39)" in result.output and "(89.25)" in result.output
+    assert "(89.39)" in result.output and "(89.25)" in result.output and "±" in result.output
     assert "clean: BGMD within 1 point of SGD" in result.output
     result = runner.invoke(app, ["reproduce", "bgmd-table2", "--write-configs", str(tmp_path / "c")])
     assert result.exit_code == 0 and len(list((tmp_path / "c").glob("*.toml"))) == 28
@@ -99,3 +103,20 @@ def test_demo_cli(tmp_path: Path, toy_build: Any) -> None:
     assert "BGMD" in result.output and f"plot: {tmp_path / 'accuracy.png'}" in result.output
     assert (tmp_path / "accuracy.png").exists()
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 4
+
+
+def test_reproduce_over_seeds(tmp_path: Path, toy_build: Any) -> None:
+    rows = t2.reproduce(
+        tmp_path, methods=["sgd"], corruptions=["clean"], seeds=[0, 1, 2], overrides=["training.rounds=3"]
+    )
+    row = rows["clean"]
+    assert row["sgd_runs"] == 3 and row["sgd_diverged"] == 0
+    assert row["sgd_std"] is not None and row["sgd_std"] > 0
+    assert t2.cell_text(row, "sgd") == f"{row['sgd_ours']:.2f} ± {row['sgd_std']:.2f} (89.39)"
+    assert sorted(p.name for p in (tmp_path / "sgd_clean").iterdir()) == ["seed0", "seed1", "seed2"]
+
+
+def test_cell_text_divergence() -> None:
+    assert t2.cell_text({"sgd_diverged": 2, "sgd_runs": 2, "sgd_seed": None}, "sgd") == "div (-)"
+    row = {"cmd_ours": 50.0, "cmd_std": 1.0, "cmd_diverged": 1, "cmd_runs": 3, "cmd_seed": 84.2}
+    assert t2.cell_text(row, "cmd") == "50.00 ± 1.00 (1 div) (84.20)"

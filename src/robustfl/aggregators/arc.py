@@ -6,20 +6,20 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import finite_rows
-from robustfl.aggregators._threads import single_thread
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, require_n
 
 
 @AGGREGATORS.register("arc")
-class ARC(PreAggregator):
+class ARC(OneThreadWhenSmall, PreAggregator):
     """Clip the ``k = floor(2 (f/n) (n - f))`` largest-norm rows to the norm of the ``(k+1)``-th
     largest: ``out_i = min(1, tau / ||x_i||) x_i`` with ``tau = ||x_pi(n-k)||`` for norms sorted
     ascending (ByzFL's definition; ``k`` is computed in exact integer arithmetic). Rows at or below
     ``tau`` are unchanged. Output ``Tensor[n, d]``.
 
-    Norms are taken in float64 where float32 would overflow (a 1e38 row is finite and is scaled, not
-    zeroed). A non-finite row has no direction to keep: it counts as the largest and is replaced by
-    the zero vector. For ``f <= n/2`` we have ``k >= f``, so every such row is among the clipped ones.
+    Norms are taken in the input dtype, and again in float64 when float32 overflows (a 1e38 row is
+    finite and is scaled, not zeroed). A non-finite row has no direction to keep: it counts as the
+    largest and is replaced by the zero vector. For ``f <= n/2`` we have ``k >= f``, so every such row is among the clipped ones.
     """
 
     breakdown = "needs n >= f (clips floor(2f(n-f)/n) rows)"
@@ -35,16 +35,15 @@ class ARC(PreAggregator):
         k = (2 * self.f * (n - self.f)) // n
         if k == 0:
             return x.clone()
-        norms = torch.linalg.vector_norm(x, dim=1).to(torch.float64)
+        norms = torch.linalg.vector_norm(x, dim=1)
         ok = None
         if not bool(torch.isfinite(norms).all()):
             ok = finite_rows(x)
             if bool((torch.isinf(norms) & ok).any()):
                 norms = torch.linalg.vector_norm(x.to(torch.float64), dim=1)
             norms = torch.where(ok, norms, float("inf"))
-        with single_thread(x.device):
-            tau = torch.sort(norms).values[n - k - 1]
-            scale = torch.where(norms > tau, tau / norms, 1.0).to(x.dtype)
+        tau = norms.kthvalue(n - k).values  # the (k+1)-th largest norm
+        scale = torch.where(norms > tau, tau / norms, 1.0).to(x.dtype)
         out = x * scale.unsqueeze(1)
         if ok is not None:
             out = torch.where(ok.unsqueeze(1), out, torch.zeros((), dtype=x.dtype, device=x.device))

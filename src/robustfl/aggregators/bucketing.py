@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int
 from robustfl.utils import make_generator
 
 
 @AGGREGATORS.register("bucketing")
-class Bucketing(PreAggregator):
+class Bucketing(OneThreadWhenSmall, PreAggregator):
     """Shuffle the rows with a random permutation ``pi`` and average consecutive buckets of ``s``:
     ``out_b = mean(x_pi(bs+1), ..., x_pi(min((b+1)s, n)))``, giving ``ceil(n/s)`` rows (the last bucket
     holds the ``n mod s`` leftover rows when ``s`` does not divide ``n``). ByzFL's definition and name.
@@ -20,7 +21,7 @@ class Bucketing(PreAggregator):
     its bucket's mean non-finite: the robust aggregator after bucketing must treat that bucket as bad.
     """
 
-    breakdown = "any n (pair it with a robust aggregator; s * f < n/2 buckets stay clean)"
+    breakdown = "any n; up to f of the ceil(n/s) buckets hold a Byzantine row (follow it with a robust rule)"
 
     def __init__(self, s: int = 1, seed: int = 0) -> None:
         self.s = check_int("s", s, minimum=1)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import finite_rows, pairwise_sq_distances
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
+from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
 
 @AGGREGATORS.register("caf")
-class CAF(Aggregator):
+class CAF(OneThreadWhenSmall):
     """Iterative spectral filtering with soft weights ``c`` (ByzFL's definition), starting from ``c = 1``:
 
     while ``sum(c) > n - 2f``: ``mu = sum_i c_i x_i / sum(c)``; ``(lambda, v)`` = top eigenpair of the
@@ -45,26 +47,41 @@ class CAF(Aggregator):
         infinite = torch.isinf(dist)
         ok = finite_rows(x) if bool(infinite.any()) else torch.ones(n, dtype=torch.bool, device=x.device)
         dist = torch.where(infinite, 0.0, dist)
-        with single_thread(x.device):
-            c = ok.to(dist.dtype)
-            best_w = c / c.sum()
-            best_val = float("inf")
-            while float(c.sum()) > n - 2 * self.f:
-                w = c / c.sum()
-                dw = dist @ w
-                gram = -0.5 * (dist - dw.unsqueeze(0) - dw.unsqueeze(1) + w @ dw)
-                sw = w.sqrt()
-                vals, vecs = torch.linalg.eigh(sw.unsqueeze(1) * gram * sw.unsqueeze(0))
-                top = float(vals[-1])
-                if top < best_val:
-                    best_val, best_w = top, w
-                if top <= 0.0:
-                    break
-                tau = (gram @ (sw * vecs[:, -1])).square()
-                tau_max = tau[c > 0].max()
-                if not tau_max > 0:
-                    break
-                c = (c * (1.0 - tau / tau_max)).clamp_(min=0.0)
+        with single_thread(torch.device("cpu")):
+            weights = filter_weights(dist.cpu().numpy(), ok.cpu().numpy(), n - 2 * self.f)
         if not bool(ok.all()):
             x = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        return best_w.to(x.dtype) @ x
+        return torch.from_numpy(weights).to(device=x.device, dtype=x.dtype) @ x
+
+
+def filter_weights(dist: np.ndarray, ok: np.ndarray, stop: int) -> np.ndarray:
+    """CAF's rounds on the ``[n, n]`` squared distances; returns the weights ``w`` (summing to 1) of
+    the mean with the smallest top eigenvalue. Rows with weight 0 add nothing to the mean or the
+    covariance and keep weight 0, so each round works on the support only.
+
+    The rounds are tiny dense linear algebra (at most ``n`` of them, each an ``m x m`` eigenproblem
+    with ``m <= n``): the elementwise work runs in NumPy (a few microseconds per op, against tens for
+    torch ops on such small tensors), the eigenproblem in torch on one thread (the caller's
+    ``single_thread``).
+    """
+    c = ok.astype(np.float64)
+    best_w, best_val = c / c.sum(), np.inf
+    while c.sum() > stop:
+        w = c / c.sum()
+        keep = np.flatnonzero(c > 0)
+        sub, ws = dist[np.ix_(keep, keep)], w[keep]
+        dw = sub @ ws
+        gram = -0.5 * (sub - dw[None, :] - dw[:, None] + ws @ dw)
+        sw = np.sqrt(ws)
+        vals, vecs = torch.linalg.eigh(torch.from_numpy(sw[:, None] * gram * sw[None, :]))
+        top = float(vals[-1])
+        if top < best_val:
+            best_val, best_w = top, w
+        if top <= 0.0:
+            break
+        tau = np.square(gram @ (sw * vecs[:, -1].numpy()))
+        tau_max = tau.max()
+        if not tau_max > 0:
+            break
+        c[keep] = np.clip(c[keep] * (1.0 - tau / tau_max), 0.0, None)
+    return best_w

@@ -6,13 +6,14 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import pairwise_sq_distances
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._subsets import DEFAULT_MAX_SUBSETS, check_subset_count, subset_chunks
 from robustfl.aggregators._threads import single_thread
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
+from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
 
 @AGGREGATORS.register("mda")
-class MDA(Aggregator):
+class MDA(OneThreadWhenSmall):
     """Average the subset ``S`` of ``n - f`` rows with the smallest diameter
     ``max_{i, j in S} ||x_i - x_j||`` (ByzFL's definition).
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, require_n
+from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
 
 @AGGREGATORS.register("monna")
-class MoNNA(Aggregator):
+class MoNNA(OneThreadWhenSmall):
     """Average the ``n - f`` rows nearest (Euclidean) to the reference row ``x_idx``, itself included.
 
     ByzFL's definition and parameters: ``idx`` names a worker the server trusts (e.g. its own

@@ -6,12 +6,13 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import finite_rows, pairwise_sq_distances
+from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, require_n
 
 
 @AGGREGATORS.register("nnm")
-class NNM(PreAggregator):
+class NNM(OneThreadWhenSmall, PreAggregator):
     """``NNM_f(x)_i = (1/(n-f)) sum_{j in N_i} x_j`` with ``N_i`` the ``n - f`` rows nearest to ``x_i``
     (Euclidean, ``x_i`` itself included). Output ``Tensor[n, d]``; ByzFL's definition and parameter name.
 

@@ -29,6 +29,10 @@ def bgmd_table2(
         list[str] | None, typer.Option(help="Only these methods (sgd, cmd, gmd, bgmd); repeatable.")
     ] = None,
     corruption: Annotated[list[str] | None, typer.Option(help="Only these corruptions; repeatable.")] = None,
+    seed: Annotated[
+        list[int] | None,
+        typer.Option(help="Run every cell with these seeds (repeatable; mean ± std). Default 0."),
+    ] = None,
     set_: SetOption = None,
     workers: Annotated[
         int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
@@ -57,12 +61,13 @@ def bgmd_table2(
     if data_dir is not None:
         overrides += ["data.name=fashion-mnist", f"data.data_dir={str(data_dir)!r}"]
     out_dir = out or default_out("bgmd-table2")
-    total = len(method or t2.METHODS) * len(corruption or t2.CORRUPTIONS)
+    total = len(method or t2.METHODS) * len(corruption or t2.CORRUPTIONS) * len(seed or [0])
     with user_errors(), runs_progress(total, "bgmd-table2", quiet) as on_done:
         rows = t2.reproduce(
             out_dir,
             methods=method,
             corruptions=corruption,
+            seeds=seed,
             overrides=overrides,
             workers=workers,
             on_done=on_done,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,8 +18,13 @@ SetOption = Annotated[
 
 
 def default_out(name: str) -> Path:
-    """``runs/<name>-<UTC timestamp>`` under the current folder."""
-    return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    """``runs/<name>-<UTC timestamp>`` under the current folder (``-2``, ``-3``, ... if that exists)."""
+    base = Path("runs") / f"{name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
 
 
 @app.command()

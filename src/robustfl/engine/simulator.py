@@ -5,16 +5,17 @@ A round (``Simulator.step``):
 1. **compute** — every client (Byzantine ones too, so attacks can read their true messages) draws
    ``local_steps`` minibatches of ``batch_size`` from its own partition with its own generator and runs
    the algorithm's client step. Vectorised: one ``torch.func.vmap`` call over all clients; loop: a
-   Python loop with ``torch.autograd.grad`` (same math, used for batch norm in training mode or when
-   ``vmap`` fails).
+   Python loop with ``torch.autograd.grad`` (same math, for models ``vmap`` cannot serve well; see
+   ``Simulator``).
 2. **attack** — a message attack replaces the last ``f`` rows:
    ``attack(honest[h, d], f, rng=..., round=..., own=true_byzantine[f, d])``. A data attack
    ``data_attack(x, y, generator=g) -> (x', y', touched)`` instead poisoned the Byzantine clients'
    local data once at construction; they then train honestly on it.
 3. **compress** — the ``[n, d]`` messages are compressed and decompressed as one batch; ``bits_up`` is
-   the compressor's exact count (32 bits per float without a compressor).
+   the compressor's exact count (without a compressor, every value at its dtype's width: 32 bits for
+   float32).
 4. **aggregate** + **update** — the algorithm's server step. ``bits_down`` counts the broadcast of the
-   new model to all ``n`` clients at 32 bits per parameter.
+   new model to all ``n`` clients, every parameter at its dtype's width.
 
 All randomness comes from generators derived from ``seed`` (``robustfl.utils.make_generator``):
 ``("sample", i)`` for client ``i``'s minibatches, ``("data_attack", i)`` for its poisoning,
@@ -32,7 +33,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,8 +54,8 @@ from robustfl.utils import derive_seed, make_generator
 
 log = logging.getLogger(__name__)
 
+_VMAP_FALLBACK = "not yet implemented the batching rule"
 PHASES = ("compute", "attack", "compress", "aggregate", "update")
-FLOAT_BITS = 32
 
 
 class DatasetLike(Protocol):
@@ -81,8 +84,10 @@ class Simulator:
 
     ``partitions[i]`` holds the indices of client ``i``'s samples in ``dataset.x_train``. ``lr`` is a
     float or a schedule ``round -> lr`` (round counted from 0). ``vectorise=None`` picks ``vmap`` unless
-    the model cannot be vmapped (batch norm in training mode, or a trial call fails), logging why;
-    ``sim.vectorised`` tells which path runs.
+    the model cannot be vmapped (batch norm in training mode, a trial call fails, or the trial warns that
+    vmap lacks a batching rule and would loop internally, as for LSTMs on CPU), logging why;
+    ``sim.vectorised`` tells which path runs and ``sim.path_reason`` why. The choice depends only on the
+    model, never on timings, so a configuration always runs the same path.
     """
 
     def __init__(
@@ -216,10 +221,16 @@ class Simulator:
             steps, b = self.algorithm.local_steps, min(self.batch_size, len(self.x_store))
             idx = torch.arange(b).repeat(min(self.n, 2), steps, 1).to(self.device)
             state = {k: v[: idx.shape[0]] for k, v in self.client_state.items()}
-            with self._model_rng(-1):
+            with self._model_rng(-1), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 self._vmapped(0.0)(self.params, self.x_store[idx], self.y_store[idx], state)
         except Exception as err:  # any failure of vmap means: use the loop
             reason = f"vmap failed: {type(err).__name__}: {err}"
+            log.info("simulator: per-client loop path (%s)", reason)
+            return False, reason
+        slow = [str(w.message) for w in caught if _VMAP_FALLBACK in str(w.message)]
+        if slow:  # vmap would loop over clients internally, slower than our loop (LSTM on CPU: 3.5x)
+            reason = f"vmap has no batching rule for an operator of this model: {slow[0]}"
             log.info("simulator: per-client loop path (%s)", reason)
             return False, reason
         return True, "vmap over clients"
@@ -227,7 +238,14 @@ class Simulator:
     # --------------------------------------------------------------------------------------- a round
     def lr_at(self, round_index: int) -> float:
         """The learning rate of round ``round_index`` (from 0)."""
-        return float(self._lr(round_index)) if callable(self._lr) else float(self._lr)
+        if not callable(self._lr):
+            return float(self._lr)
+        lr = float(self._lr(round_index))
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(
+                f"the lr schedule returned {lr!r} for round {round_index}; it must be positive and finite"
+            )
+        return lr
 
     def _vmapped(self, lr: float) -> Callable[..., tuple[Tensor, State, Tensor]]:
         step = functools.partial(self.algorithm.client_step, lr=lr, grad_fn=self.flat.vmap_grad_fn())
@@ -282,7 +300,7 @@ class Simulator:
             messages = self.compressor.decompress(packed)
             bits_up = int(packed.bits)
         else:
-            bits_up = FLOAT_BITS * messages.numel()
+            bits_up = 8 * messages.element_size() * messages.numel()
         seconds["compress"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -308,7 +326,7 @@ class Simulator:
             loss=float(losses[:h].mean()),
             lr=lr,
             bits_up=bits_up,
-            bits_down=FLOAT_BITS * self.flat.dim * self.n,
+            bits_down=8 * self.params.element_size() * self.flat.dim * self.n,
             seconds=seconds,
         )
 

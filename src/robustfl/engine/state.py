@@ -9,14 +9,16 @@ configuration, not state, and are left out.
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-_LEAVES = (bool, int, float, str, type(None), torch.dtype, torch.device)
+_LEAVES = (bool, int, float, str, bytes, type(None), torch.dtype, torch.device)
 
 
 def object_state(obj: object) -> dict[str, Any]:
@@ -46,6 +48,12 @@ def _encode(value: Any) -> Any:
         return value
     if isinstance(value, torch.Generator):
         return {"__generator__": value.get_state()}
+    if isinstance(value, enum.Enum):
+        return {"__enum__": value.name}
+    if isinstance(value, np.ndarray):
+        return {"__numpy__": torch.from_numpy(value.copy())}
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, list | tuple):
         return {"__sequence__": [_encode(v) for v in value], "__tuple__": isinstance(value, tuple)}
     if isinstance(value, dict):
@@ -64,6 +72,12 @@ def _decode(current: Any, value: Any) -> Any:
         gen = current if isinstance(current, torch.Generator) else torch.Generator()
         gen.set_state(value["__generator__"])
         return gen
+    if "__enum__" in value:
+        if not isinstance(current, enum.Enum):
+            raise ValueError("cannot restore an enum attribute that the target does not have")
+        return type(current)[value["__enum__"]]
+    if "__numpy__" in value:
+        return value["__numpy__"].numpy().copy()
     if "__sequence__" in value:
         old = list(current) if isinstance(current, list | tuple) else []
         items = [_decode(old[i] if i < len(old) else None, v) for i, v in enumerate(value["__sequence__"])]

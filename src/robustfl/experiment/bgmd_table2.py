@@ -4,7 +4,10 @@ under seven corruption settings.
 Methods (seed 000, "Robust Gradient Aggregation"): SGD = mean, CMD = coordinate-wise median, GMD =
 geometric median, BGMD = block geometric median with memory (Alg. 1–2) at ``k = 10% of d``. GM and BGMD
 use the same GM oracle (smoothed Weiszfeld, ``nu = 1e-6``, at most ``T = 20`` steps, relative tolerance
-``1e-5``): the seed's GM oracle is an ε-approximate one, ours stops at that tolerance.
+``1e-5``): the seed's GM oracle is an ε-approximate one, ours stops at that tolerance. BGMD's memory is the
+residual averaged with the block GM's Weiszfeld weights (``memory_weights = "robust"``); the literal row-mean
+of Algorithm 1 (``"mean"``) lets the Byzantine rows' residuals into the memory, which is added unfiltered to
+every row (docs/RESULTS.md shows what that does under bit flip).
 
 Corruptions (seed 000, "Empirical Evidence"; ``ψ`` = fraction of the ``n = 10`` workers):
 
@@ -38,7 +41,10 @@ METHODS: dict[str, dict[str, Any]] = {
     "sgd": {"name": "mean"},
     "cmd": {"name": "median"},
     "gmd": {"name": "geometric-median", "params": {"nu": 1e-6, "T": 20, "tol": 1e-5}},
-    "bgmd": {"name": "bgmd", "params": {"ratio": 0.1, "nu": 1e-6, "T": 20, "tol": 1e-5}},
+    "bgmd": {
+        "name": "bgmd",
+        "params": {"ratio": 0.1, "nu": 1e-6, "T": 20, "tol": 1e-5, "memory_weights": "robust"},
+    },
 }
 
 # corruption -> (f out of n = 10, the attack or data_attack table)
@@ -117,9 +123,10 @@ def write_configs(folder: Path) -> list[Path]:
 
 
 def collapsed(row: dict[str, Any], method: str) -> bool:
-    """Diverged, or a final accuracy below 50% (what we call 'collapsed')."""
+    """Every seed diverged, or a mean final accuracy below 50% (what we call 'collapsed')."""
     acc = row.get(f"{method}_ours")
-    return bool(row.get(f"{method}_diverged")) or acc is None or acc < 50.0
+    runs = row.get(f"{method}_runs", 1)
+    return row.get(f"{method}_diverged", 0) >= runs or acc is None or acc < 50.0
 
 
 def shape_checks(rows: dict[str, dict[str, Any]]) -> list[tuple[str, bool | None]]:
@@ -153,9 +160,15 @@ def shape_checks(rows: dict[str, dict[str, Any]]) -> list[tuple[str, bool | None
 
 
 def cell_text(row: dict[str, Any], method: str) -> str:
-    """``ours (seed)`` in percent; ``div`` for a diverged run, ``-`` for the seed's diverged entries."""
-    ours = "div" if row.get(f"{method}_diverged") else _pct(row.get(f"{method}_ours"))
-    return f"{ours} ({_pct(row.get(f'{method}_seed'))})"
+    """``ours (seed)`` in percent: our mean over seeds ``± std`` (2+ seeds), ``div`` when every seed diverged
+    (``k div`` appended when some did); ``-`` in the paper's column = it reports divergence."""
+    paper = f"({_pct(row.get(f'{method}_seed'))})"
+    diverged, runs = row.get(f"{method}_diverged", 0), row.get(f"{method}_runs", 1)
+    if diverged >= runs:
+        return f"div {paper}"
+    std = row.get(f"{method}_std")
+    ours = _pct(row.get(f"{method}_ours")) + ("" if std is None else f" ± {std:.2f}")
+    return f"{ours}{f' ({diverged} div)' if diverged else ''} {paper}"
 
 
 def _pct(value: Any) -> str:
@@ -167,35 +180,49 @@ def reproduce(
     *,
     methods: list[str] | None = None,
     corruptions: list[str] | None = None,
+    seeds: list[int] | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     workers: int = 1,
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run the chosen cells from the packaged TOML files (plus ``overrides``) into ``out/<cell>/``.
+    """Run the chosen cells from the packaged TOML files (plus ``overrides``), once per seed, into
+    ``out/<method>_<corruption>/seed<s>/``.
 
-    Returns one row per corruption: ``<method>_ours`` (final test accuracy, %), ``<method>_seed`` (the
-    paper's number), ``<method>_diverged``; also writes ``out/table2.csv`` and ``out/table2.md``.
+    Returns one row per corruption: ``<method>_ours`` (mean final test accuracy over the seeds, %),
+    ``<method>_std`` (sample std, ``None`` for one seed), ``<method>_diverged`` (how many seeds diverged),
+    ``<method>_runs`` and ``<method>_seed`` (the paper's number); also writes ``out/table2.csv`` / ``.md``.
     """
+    import statistics
+
     from robustfl.experiment.config import ConfigError, load_config
     from robustfl.experiment.sweep import run_many
     from robustfl.experiment.table import write_tables
 
     methods = list(methods or METHODS)
     corruptions = list(corruptions or CORRUPTIONS)
+    seeds = list(seeds or [0])
     for name, chosen, known in (("method", methods, METHODS), ("corruption", corruptions, CORRUPTIONS)):
         unknown = [c for c in chosen if c not in known]
         if unknown:
             raise ConfigError(f"unknown {name} {', '.join(unknown)}; choose from: {', '.join(known)}")
-    cells = [(m, c) for c in corruptions for m in methods]
-    configs = [load_config(config_dir() / f"{m}_{c}.toml", overrides) for m, c in cells]
-    summaries = run_many(configs, [out / f"{m}_{c}" for m, c in cells], workers=workers, on_done=on_done)
+    cells = [(m, c, s) for c in corruptions for m in methods for s in seeds]
+    configs = [
+        load_config(config_dir() / f"{m}_{c}.toml", [*overrides, f"training.seed={s}"]) for m, c, s in cells
+    ]
+    dirs = [out / f"{m}_{c}" / f"seed{s}" for m, c, s in cells]
+    summaries = run_many(configs, dirs, workers=workers, on_done=on_done)
+    accs: dict[tuple[str, str], list[float]] = {}
     rows: dict[str, dict[str, Any]] = {}
-    for (m, c), summary in zip(cells, summaries, strict=True):
+    for (m, c, _), summary in zip(cells, summaries, strict=True):
         row = rows.setdefault(c, {"corruption": c, "f": CORRUPTIONS[c][0]})
         acc = summary.get("final", {}).get("test_accuracy")
-        row[f"{m}_ours"] = None if acc is None else round(100.0 * float(acc), 2)
+        accs.setdefault((m, c), []).append(0.0 if acc is None else 100.0 * float(acc))
+        row[f"{m}_diverged"] = row.get(f"{m}_diverged", 0) + bool(summary.get("diverged"))
+        row[f"{m}_runs"] = row.get(f"{m}_runs", 0) + 1
         row[f"{m}_seed"] = SEED_TABLE[c][m]
-        row[f"{m}_diverged"] = bool(summary.get("diverged"))
+    for (m, c), values in accs.items():
+        rows[c][f"{m}_ours"] = round(statistics.fmean(values), 2)
+        rows[c][f"{m}_std"] = round(statistics.stdev(values), 2) if len(values) > 1 else None
     table = [{**r, **{m.upper(): cell_text(r, m) for m in methods}} for r in rows.values()]
     write_tables(table, ["corruption", "f", *(m.upper() for m in methods)], out / "table2")
     return rows

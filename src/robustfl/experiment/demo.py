@@ -15,7 +15,7 @@ RULES: dict[str, dict[str, Any]] = {
     "SGD (mean)": {"name": "mean"},
     "CMD (median)": {"name": "median"},
     "GMD (geometric median)": {"name": "geometric-median", "params": {"T": 10, "tol": 1e-5}},
-    "BGMD (k = 10% of d)": {"name": "bgmd", "params": {"ratio": 0.1, "T": 10}},
+    "BGMD (k = 10% of d)": {"name": "bgmd", "params": {"ratio": 0.1, "T": 10, "tol": 1e-5}},
 }
 
 

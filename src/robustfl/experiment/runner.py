@@ -75,14 +75,14 @@ def _check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
     stored["training"]["rounds"] = config["training"]["rounds"]
     if stored != config:
         diffs = [
-            f"{sec}.{k}"
+            f"{sec}.{k}".rstrip(".")
             for sec in sorted(set(stored) | set(config))
             for k in sorted(set(_as_dict(stored.get(sec))) | set(_as_dict(config.get(sec))))
             if _as_dict(stored.get(sec)).get(k) != _as_dict(config.get(sec)).get(k)
         ]
         raise ConfigError(
             f"config error: --resume: the configuration differs from {rd.config_path} in: "
-            f"{', '.join(diffs) or 'name'}; resume with the same config (only training.rounds may change)"
+            f"{', '.join(diffs)}; resume with the same config (only training.rounds may change)"
         )
 
 
