@@ -28,3 +28,12 @@ def test_unknown_kind_is_a_clear_error() -> None:
     result = CliRunner().invoke(app, ["list", "widgets"])
     assert result.exit_code != 0
     assert "unknown kind 'widgets'" in result.output
+
+
+def test_list_attacks_and_data_attacks_show_registered_names() -> None:
+    result = CliRunner().invoke(app, ["list", "attacks"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "bit-flip" in result.output and "ALittleIsEnough" in result.output
+    result = CliRunner().invoke(app, ["list", "data-attacks"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "BackdoorLabels" in result.output

@@ -16,6 +16,8 @@ KINDS: dict[str, str] = {
     "compressors": "robustfl.compressors:COMPRESSORS",
     "models": "robustfl.models:MODELS",
     "datasets": "robustfl.data:DATASETS",
+    "attacks": "robustfl.attacks:ATTACKS",
+    "data-attacks": "robustfl.attacks.data:DATA_ATTACKS",
 }
 
 
