@@ -25,7 +25,9 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False
+    )
 
 
 class Component(_Section):
@@ -183,7 +185,12 @@ def validate(data: dict[str, Any]) -> ExperimentConfig:
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value: a TOML literal when it parses as one, otherwise the raw string."""
+    """A ``--set`` value: a TOML literal when it parses as one, otherwise the raw string.
+
+    ``inf`` and ``nan`` stay strings (they name attacks); a number given for a text field becomes text.
+    """
+    if text.lstrip("+-") in ("inf", "nan"):
+        return text
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
