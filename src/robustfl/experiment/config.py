@@ -42,10 +42,17 @@ class Component(_Section):
 class DataConfig(_Section):
     name: str = Field(
         default="embedded-mnist",
-        description="Data set name: embedded-mnist (shipped, no files), mnist, fashion-mnist, emnist, cifar10, npz.",
+        description=(
+            "Data set name: embedded-mnist (shipped, no files), mnist, fashion-mnist, emnist, cifar10, "
+            "cifar100, femnist, shakespeare, npz (see `robustfl list datasets`)."
+        ),
     )
     data_dir: str | None = Field(
         default=None, description="Folder holding the data set's files (unused for embedded-mnist)."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further keyword arguments of the loader (e.g. emnist split, npz path).",
     )
     partition: str = Field(
         default="iid", description="How training samples are split among workers: iid, dirichlet, ..."
