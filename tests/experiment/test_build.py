@@ -142,3 +142,47 @@ def test_real_resume_matches_uninterrupted(tmp_path: Path) -> None:
 
     assert [m["round"] for m in stable(tmp_path / "full")] == [2, 4, 6]
     assert stable(tmp_path / "cut") == stable(tmp_path / "full")
+
+
+def test_layer_compressors_get_the_model_shapes() -> None:
+    cfg = load_config(None, [*TINY, "compressor.name=powersgd", "compressor.params={rank = 1}"])
+    sim = build_simulator(cfg)
+    stats = sim.step()
+    assert 0 < stats.bits_up < 32 * 4 * sim.params.numel()
+
+
+def test_optimal_attacks_search_against_the_runs_rule() -> None:
+    cfg = load_config(
+        None, [*TINY, "workers.n=6", "workers.f=1", "aggregator.name=median", "attack.name=optimal-alie"]
+    )
+    sim = build_simulator(cfg)
+    assert sim.attack.agg is sim.aggregator
+    explicit = load_config(
+        None,
+        [
+            *TINY,
+            "workers.n=6",
+            "workers.f=1",
+            "aggregator.name=median",
+            "attack.name=optimal-alie",
+            "attack.params={agg = 'mean'}",
+        ],
+    )
+    assert type(build_simulator(explicit).attack.agg).__name__ == "Average"
+
+
+def test_loader_options_reach_the_loader(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tiny.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 255, (40, 6, 6), dtype=np.uint8),
+        y_train=np.arange(40) % 3,
+        x_test=rng.integers(0, 255, (9, 6, 6), dtype=np.uint8),
+        y_test=np.arange(9) % 3,
+    )
+    cfg = load_config(None, [*TINY, "data.name=npz", f"data.params={{path = '{path}'}}"])
+    sim = build_simulator(cfg)
+    assert tuple(sim.x_test.shape) == (9, 1, 6, 6)

@@ -60,6 +60,15 @@ def test_set_coerces_through_schema() -> None:
     assert cfg.aggregator.pre[0].name == "nnm"
 
 
+def test_words_that_toml_reads_as_numbers_stay_names() -> None:
+    cfg = load_config(None, ["attack.name=inf", "data_attack.name=nan", "name=2024", "workers.f=1"])
+    assert cfg.attack is not None and cfg.attack.name == "inf"
+    assert cfg.data_attack is not None and cfg.data_attack.name == "nan"
+    assert cfg.name == "2024"
+    with pytest.raises(ConfigError, match=r"training\.lr: Input should be a finite number"):
+        load_config(None, ["training.lr=inf"])
+
+
 def test_parse_value_keeps_plain_strings() -> None:
     assert parse_value("krum") == "krum"
     assert parse_value("3") == 3

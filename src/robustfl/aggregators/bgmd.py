@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -21,11 +22,22 @@ Sampling = Literal["proportional", "topk"]
 MemoryRule = Literal["robust", "mean"]
 
 
+def kth_smallest(keys: Tensor, k: int) -> Tensor:
+    """The ``k``-th smallest entry (1-based) of a 1-D CPU tensor, as a 0-d tensor.
+
+    NumPy's introselect (``np.partition``) is several times faster than ``torch.kthvalue`` on CPU
+    (measured 0.27 ms vs 1.9 ms for 2e5 float32 values); other devices use ``kthvalue``.
+    """
+    if keys.device.type != "cpu":
+        return keys.kthvalue(k).values
+    return torch.as_tensor(np.partition(keys.numpy(), k - 1)[k - 1])
+
+
 def smallest_k(keys: Tensor, k: int, threshold: Tensor | None = None) -> Tensor:
-    """Sorted indices of the ``k`` smallest ``keys``: a ``kthvalue`` threshold and a mask, which on CPU is
+    """Sorted indices of the ``k`` smallest ``keys``: a selection threshold and a mask, which on CPU is
     faster than ``topk`` and needs no sort; ``topk`` only when ties straddle the threshold."""
     if threshold is None:
-        threshold = keys.kthvalue(k).values
+        threshold = kth_smallest(keys, k)
     idx = (keys <= threshold).nonzero().squeeze(1)
     if idx.numel() != k:
         idx = keys.topk(k, largest=False).indices.sort().values
@@ -46,7 +58,7 @@ def sample_block(s: Tensor, k: int, sampling: Sampling, generator: torch.Generat
     # E = -log(1 - U) with U in [0, 1): always finite, so only zero scores give infinite keys
     e = torch.rand(s.shape, dtype=torch.float64, generator=generator).neg_().log1p_().neg_()
     keys = e / s.to(torch.float64)  # zero score -> +inf
-    threshold = keys.kthvalue(k).values
+    threshold = kth_smallest(keys, k)
     if bool(torch.isfinite(threshold)):
         return smallest_k(keys, k, threshold)
     positive = s > 0

@@ -140,11 +140,13 @@ def build_simulator(config: ExperimentConfig) -> Any:
     tr, data = config.training, config.data
     with config_field("data.name"):
         # Any: the frozen Dataset has read-only fields, the engine's DatasetLike protocol declares settable ones
-        dataset: Any = load_dataset(data.name, data.data_dir)
+        dataset: Any = load_dataset(data.name, data.data_dir, **data.params)
     with config_field("data.partition"):
         params = dict(data.partition_params)
         if data.partition == "dirichlet":
             params.setdefault("alpha", data.alpha)
+        if data.partition == "natural":  # one writer/speaker per client: the loader's ownership labels
+            params.setdefault("groups", dataset.groups_train)
         parts = partition(
             dataset.y_train,
             config.workers.n,
@@ -167,19 +169,27 @@ def build_simulator(config: ExperimentConfig) -> Any:
         from robustfl.attacks import ATTACKS
 
         attack = build_component(ATTACKS, config.attack, "attack", f=f, seed=tr.seed)
+        if "agg" in ATTACKS.parameters(config.attack.name) and "agg" not in config.attack.params:
+            attack.agg = aggregator  # optimal attacks search against the run's own rule
     if config.data_attack is not None:
         from robustfl.attacks.data import DATA_ATTACKS
 
         data_attack = build_component(DATA_ATTACKS, config.data_attack, "data_attack", f=f, seed=tr.seed)
     if config.compressor is not None:
-        from robustfl.compressors import COMPRESSORS
+        from robustfl.compressors import COMPRESSORS, build
 
-        compressor = build_component(COMPRESSORS, config.compressor, "compressor", f=f, seed=tr.seed)
-        if config.compressor.error_feedback:
-            from robustfl.compressors import ErrorFeedback
-
-            with config_field("compressor.error_feedback"):
-                compressor = ErrorFeedback(compressor)
+        with config_field("compressor.name"):
+            accepted = COMPRESSORS.parameters(config.compressor.name)
+        params = dict(config.compressor.params)
+        if "seed" in accepted and "seed" not in params:
+            params["seed"] = derive_seed(tr.seed, "compressor")
+        with config_field("compressor"):
+            compressor = build(
+                config.compressor.name,
+                params,
+                error_feedback=config.compressor.error_feedback,
+                shapes=[tuple(p.shape) for p in model.parameters()],
+            )
     with config_field("training"):
         return Simulator(
             model,

@@ -25,7 +25,9 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False
+    )
 
 
 class Component(_Section):
@@ -40,10 +42,17 @@ class Component(_Section):
 class DataConfig(_Section):
     name: str = Field(
         default="embedded-mnist",
-        description="Data set name: embedded-mnist (shipped, no files), mnist, fashion-mnist, emnist, cifar10, npz.",
+        description=(
+            "Data set name: embedded-mnist (shipped, no files), mnist, fashion-mnist, emnist, cifar10, "
+            "cifar100, femnist, shakespeare, npz (see `robustfl list datasets`)."
+        ),
     )
     data_dir: str | None = Field(
         default=None, description="Folder holding the data set's files (unused for embedded-mnist)."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further keyword arguments of the loader (e.g. emnist split, npz path).",
     )
     partition: str = Field(
         default="iid", description="How training samples are split among workers: iid, dirichlet, ..."
@@ -183,7 +192,12 @@ def validate(data: dict[str, Any]) -> ExperimentConfig:
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value: a TOML literal when it parses as one, otherwise the raw string."""
+    """A ``--set`` value: a TOML literal when it parses as one, otherwise the raw string.
+
+    ``inf`` and ``nan`` stay strings (they name attacks); a number given for a text field becomes text.
+    """
+    if text.lstrip("+-") in ("inf", "nan"):
+        return text
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
