@@ -66,6 +66,13 @@ def test_vectorised_equals_loop(algorithm: object) -> None:
     torch.testing.assert_close(vec.client_state, loop.client_state, rtol=1e-4, atol=1e-5)
 
 
+def test_chunked_vmap_matches_one_call() -> None:
+    whole = run(make(clients_per_call=10), 3)
+    chunked = make(clients_per_call=3)
+    assert chunked.clients_per_call == 3 and make().clients_per_call == 40  # 320 samples / batch 8
+    torch.testing.assert_close(run(chunked, 3), whole, rtol=1e-5, atol=1e-6)
+
+
 def test_mean_without_attack_is_minibatch_sgd_on_the_union_batch() -> None:
     data = tiny_data()
     # batch_size = partition size: each client's batch is its whole partition (in some order), so the
@@ -208,6 +215,7 @@ def test_round_stats() -> None:
         (dict(num_byzantine=10), "num_byzantine must be < the number of clients"),
         (dict(lr=-1.0), "lr must be a positive number"),
         (dict(batch_size=0), "batch_size must be >= 1"),
+        (dict(clients_per_call=0), "clients_per_call must be >= 1"),
         (dict(partitions=[torch.arange(5), torch.arange(0)]), r"partitions\[1\] is empty"),
         (dict(partitions=[torch.arange(5), torch.tensor([999])]), r"partitions\[1\] has indices outside"),
         (dict(partitions=split(3), aggregator=NeedsFour()), "needs n >= 4"),
