@@ -68,4 +68,6 @@ def test_any_message_round_trips_with_exact_payload_bits(
     assert torch.equal(back.float().nan_to_num(), direct.float().nan_to_num())
     for i in range(x.shape[0]):
         row = msg.row(i)
-        assert torch.equal(c.decompress(Message.from_bytes(row.to_bytes())), direct[i : i + 1])
+        single = c.decompress(Message.from_bytes(row.to_bytes()))
+        # a float16 row whose norm overflows decodes to NaN on both paths; compare NaN-safely
+        assert torch.equal(single.float().nan_to_num(), direct[i : i + 1].float().nan_to_num())
