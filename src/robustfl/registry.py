@@ -71,3 +71,15 @@ class Registry(Generic[T]):
     def parameters(self, name: str) -> dict[str, Any]:
         """The constructor parameters of ``name`` with their defaults (``inspect.Parameter.empty`` if none)."""
         return {k: p.default for k, p in inspect.signature(self[name]).parameters.items()}
+
+
+class Configurable:
+    """Mixin for registered components: ``params()`` lists the public attributes the constructor set
+    (for ``repr`` and a run's resolved config); subclasses with derived attributes override it."""
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"

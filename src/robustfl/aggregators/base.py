@@ -7,11 +7,11 @@ wrong shapes, empty input and an ``n`` it cannot serve with one clear ``ValueErr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from torch import Tensor
 
-from robustfl.registry import Registry
+from robustfl.registry import Configurable, Registry
 
 
 def check_messages(x: Tensor) -> Tensor:
@@ -54,7 +54,7 @@ def require_n(rule: str, n: int, f: int, ok: bool, bound: str) -> None:
         raise ValueError(f"{rule} needs {bound}, got n={n}, f={f}")
 
 
-class Aggregator(ABC):
+class Aggregator(Configurable, ABC):
     """A rule that maps the ``n`` messages ``x: Tensor[n, d]`` to one ``Tensor[d]``.
 
     ``breakdown`` states, for ``robustfl list aggregators``, which ``n`` and ``f`` the rule serves.
@@ -76,14 +76,6 @@ class Aggregator(ABC):
 
     def reset(self) -> None:
         """Forget any memory kept between calls (stateless rules: nothing to do)."""
-
-    def params(self) -> dict[str, Any]:
-        """The constructor parameters, for ``repr`` and the run's resolved config."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"
 
 
 class PreAggregator(Aggregator):

@@ -10,13 +10,13 @@ replacement) read it and raise a clear ``ValueError`` when it is missing; all ot
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from robustfl.aggregators.base import check_messages
-from robustfl.registry import Registry
+from robustfl.registry import Configurable, Registry
 
 
 def check_f(f: object) -> int:
@@ -38,7 +38,7 @@ def check_real(name: str, value: object) -> float:
     return v
 
 
-class Attack(ABC):
+class Attack(Configurable, ABC):
     """A Byzantine message attack: maps what the attacker sees to the ``f`` Byzantine messages.
 
     ``omniscient`` says whether the attack reads the honest messages of the round (ALIE, IPM, Mimic,
@@ -85,14 +85,6 @@ class Attack(ABC):
 
     def reset(self) -> None:
         """Forget any memory kept between rounds (stateless attacks: nothing to do)."""
-
-    def params(self) -> dict[str, Any]:
-        """The constructor parameters, for ``repr`` and the run's resolved config."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"
 
 
 def require_own(own: Tensor | None) -> Tensor:
