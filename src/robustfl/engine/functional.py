@@ -86,10 +86,15 @@ class FlatModel:
 def vmap_blocker(model: nn.Module) -> str | None:
     """Why ``vmap`` over clients cannot serve ``model`` in training mode, or ``None`` if nothing is known.
 
-    Batch norm in training mode updates its running statistics in place, which ``vmap`` rejects.
+    Batch norm in training mode updates its running statistics in place, which ``vmap`` rejects; fused
+    recurrent layers (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``) have no batching rule, so ``vmap`` would run
+    them one sample at a time, slower than the loop over clients.
     """
     for name, module in model.named_modules():
+        label = name or type(module).__name__
         is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
         if is_bn and module.training and module.track_running_stats:
-            return f"module {name or type(module).__name__!r} is batch norm in training mode"
+            return f"module {label!r} is batch norm in training mode"
+        if isinstance(module, nn.RNNBase):
+            return f"module {label!r} is a fused recurrent layer ({type(module).__name__}): no batching rule under vmap"
     return None
