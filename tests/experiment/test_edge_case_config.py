@@ -41,16 +41,31 @@ def test_short_run_writes_backdoor_accuracy(tmp_path: Path) -> None:
     assert all(0.0 <= m["backdoor_accuracy"] <= 1.0 for m in lines)
 
 
+def test_pgd_mode_arms_the_attackers_through_the_algorithm() -> None:
+    pgd_mr = [
+        "training.algorithm=fedavg-pgd",
+        "training.algorithm_params={radius = 0.1}",
+        "attack.name=model-replacement",
+        "attack.params={scale = 10.0}",
+    ]
+    run_ = build_run(load_config(CONFIG, [*SHORT, *pgd_mr]))
+    radius = run_.sim.client_state["radius"]
+    assert torch.isinf(radius[:8]).all() and torch.equal(radius[8:], torch.full((2,), 0.1))
+    run_.step()
+    assert 0.0 <= run_.evaluate()["backdoor_accuracy"] <= 1.0
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
         ("data_attack.params.tail_fraction=2", "data_attack.params: tail_fraction must lie in [0, 1]"),
         ("data_attack.params.fraction=1.5", "data_attack.params: fraction must lie in [0, 1]"),
         ("data_attack.params.edge_x=1", "data_attack.params: 'edge-case' has no parameter edge_x"),
+        ("training.algorithm_params={radius = -1}", "training.algorithm_params: radius must be >= 0"),
     ],
 )
 def test_bad_edge_case_parameter_is_a_one_line_config_error(override: str, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
-        build_run(load_config(CONFIG, [override]))
+        build_run(load_config(CONFIG, ["training.algorithm=fedavg-pgd", override]))
     message = str(err.value)
     assert "\n" not in message and message.startswith("config error: ") and expected in message

@@ -11,6 +11,8 @@ Conveniences (documented in docs/experiments.md):
   random state is left as it was);
 * ``training.momentum`` / ``training.local_steps`` go to the algorithm when its constructor takes them;
   a non-default value for an algorithm that does not take it is an error;
+* ``training.algorithm = "fedavg-pgd"`` with ``algorithm_params.radius`` arms the Byzantine workers with
+  that PGD budget (:func:`robustfl.attacks.pgd_training.arm_attackers`);
 * the ``edge-case`` data attack splits its edge cases off the loaded train split (its ``params`` take
   ``fraction`` and :func:`robustfl.attacks.edge_case.build_edge_case_set`'s ``source``, ``target``,
   ``tail_fraction``, ``test_fraction``, ``components``) and evaluates ``backdoor_accuracy`` on the
@@ -79,8 +81,12 @@ def build_algorithm(config: ExperimentConfig) -> Any:
     tr = config.training
     with config_field("training.algorithm"):
         accepted = ALGORITHMS.parameters(tr.algorithm)
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = dict(tr.algorithm_params)
     for key, value, default in (("momentum", tr.momentum, 0.0), ("local_steps", tr.local_steps, 1)):
+        if key in params:
+            raise ConfigError(
+                f"config error: training.algorithm_params: set {key} with training.{key}, not here"
+            )
         if key in accepted:
             params[key] = value
         elif value != default:
@@ -88,7 +94,7 @@ def build_algorithm(config: ExperimentConfig) -> Any:
                 f"config error: training.{key}: algorithm {tr.algorithm!r} does not take {key} "
                 f"(its parameters: {', '.join(accepted) or 'none'})"
             )
-    with config_field("training.algorithm"):
+    with config_field("training.algorithm_params" if tr.algorithm_params else "training.algorithm"):
         return ALGORITHMS.get(tr.algorithm, **params)
 
 
@@ -258,4 +264,9 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
             device=tr.device,
             vectorise=tr.vectorise,
         )
+    radius = getattr(algorithm, "radius", None)  # fedavg-pgd: the Byzantine workers' PGD budget
+    if radius is not None and f > 0:
+        from robustfl.attacks.pgd_training import arm_attackers
+
+        arm_attackers(sim, radius)
     return sim, edge
