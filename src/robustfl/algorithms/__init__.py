@@ -30,3 +30,6 @@ __all__ = [
 def get(name: str, **params: Any) -> Algorithm:
     """Build the algorithm registered as ``name`` (case-insensitive) with ``params``."""
     return ALGORITHMS.get(name, **params)
+
+
+import robustfl.attacks.pgd_training  # noqa: E402, F401  (registers "fedavg-pgd", the edge-case PGD attackers' FedAvg)

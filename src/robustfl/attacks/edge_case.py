@@ -14,14 +14,17 @@ samples mixed with 100 clean samples.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from robustfl.aggregators.base import check_int
-from robustfl.attacks.data import DataAttack, check_fraction
+from robustfl.attacks.data import DATA_ATTACKS, DataAttack, check_fraction
+from robustfl.utils import make_generator
 
 
 def ppca_log_density(x: Tensor, components: int = 20) -> Tensor:
@@ -126,6 +129,27 @@ def build_edge_case_set(
     )
 
 
+EDGE_CASE_SET_PARAMS = ("source", "target", "tail_fraction", "test_fraction", "components")
+"""The keyword arguments of :func:`build_edge_case_set` a config may set (next to ``EdgeCaseMix``'s)."""
+
+
+def split_off_edge_cases(dataset: Any, seed: int, **params: Any) -> tuple[Any, EdgeCaseSet]:
+    """The edge-case set of ``dataset``'s train split (:func:`build_edge_case_set` with ``params``, drawn
+    from ``make_generator(seed, "edge-case")``) and a copy of ``dataset`` (a frozen dataclass such as
+    :class:`robustfl.data.Dataset`) whose train split is the clean pool, i.e. without the edge cases.
+    ``groups_train``, when the dataset has it, is filtered the same way."""
+    edge = build_edge_case_set(
+        dataset.x_train, dataset.y_train, generator=make_generator(seed, "edge-case"), **params
+    )
+    changes: dict[str, Any] = {"x_train": edge.clean_x, "y_train": edge.clean_y}
+    groups = getattr(dataset, "groups_train", None)
+    if groups is not None:
+        keep = torch.ones(groups.shape[0], dtype=torch.bool, device=groups.device)
+        keep[torch.cat([edge.train_index, edge.test_index]).to(groups.device)] = False
+        changes["groups_train"] = groups[keep]
+    return dataclasses.replace(dataset, **changes), edge
+
+
 def poisoned_mix(
     edge_x: Tensor,
     edge_y: Tensor,
@@ -154,12 +178,17 @@ def poisoned_mix(
     return xs[order], ys[order]
 
 
+@DATA_ATTACKS.register("edge-case", "edge-case-mix")
 class EdgeCaseMix(DataAttack):
     """The black-box attacker's local data (seed 004 ch. 8, attack (a)): a ``fraction`` of the
     client's samples replaced by edge-case samples (e.g. ``EdgeCaseSet.train_x/train_y``, labelled
     with the target), the rest left clean. The default ``66/166`` is the chapter's Task 2 mix (66 ARDIS
     7s with 100 EMNIST images). Edge-case samples are used in a random order, each once before any is
-    repeated. The attacker then trains honestly on this data and sends an honest-looking update."""
+    repeated. The attacker then trains honestly on this data and sends an honest-looking update.
+
+    In an experiment config (``[data_attack] name = "edge-case"``) the edge-case samples are built from
+    the loaded data set by :func:`split_off_edge_cases`; ``params`` then take ``fraction`` and the
+    :data:`EDGE_CASE_SET_PARAMS` of :func:`build_edge_case_set`."""
 
     def __init__(self, edge_x: Tensor, edge_y: Tensor, fraction: float = 66 / 166) -> None:
         super().__init__(fraction)

@@ -36,11 +36,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
 from robustfl.aggregators.base import AGGREGATORS, Aggregator
 from robustfl.attacks.base import Attack
-from robustfl.attacks.edge_case import EdgeCaseMix, build_edge_case_set
+from robustfl.attacks.edge_case import EdgeCaseMix, split_off_edge_cases
 from robustfl.attacks.metrics import accuracy, accuracy_parity_ratio
 from robustfl.attacks.model_poisoning import ModelReplacement
 from robustfl.attacks.pgd_training import PGDFedAvg, arm_attackers
@@ -81,16 +80,6 @@ def build_attack(mode: str, n: int, delta: float) -> tuple[float, Attack | None]
     raise ValueError(f"unknown attack mode {mode!r}; choose one of: {', '.join(MODES)}")
 
 
-@dataclass
-class _Split:
-    """The clean train split (tail removed) and the test split, as the simulator reads them."""
-
-    x_train: Tensor
-    y_train: Tensor
-    x_test: Tensor
-    y_test: Tensor
-
-
 @dataclass(frozen=True)
 class EdgeCaseResult:
     mode: str
@@ -121,15 +110,13 @@ def run_edge_case(
 
     if mode not in MODES:
         raise ValueError(f"unknown attack mode {mode!r}; choose one of: {', '.join(MODES)}")
-    data = load_dataset("embedded-mnist")
-    edge = build_edge_case_set(data.x_train, data.y_train, generator=make_generator(seed, "edge-case"))
-    clean = _Split(edge.clean_x, edge.clean_y, data.x_test, data.y_test)
+    clean, edge = split_off_edge_cases(load_dataset("embedded-mnist"), seed)
     parts = partition(clean.y_train, n_clients, "iid", generator=make_generator(seed, "partition"))
     f = 0 if mode == "none" else attackers
     radius, attack = build_attack(mode, n_clients, delta)
     torch.manual_seed(seed)
     sim = Simulator(
-        build_model(model, tuple(clean.x_train.shape[1:]), data.num_classes),
+        build_model(model, clean.input_shape, clean.num_classes),
         clean,
         parts,
         algorithm=PGDFedAvg(local_steps=local_steps, project_every=10),

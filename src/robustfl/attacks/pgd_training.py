@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators.base import check_int, check_positive
-from robustfl.algorithms.base import ClientOutput, GradFn, State
+from robustfl.algorithms.base import ALGORITHMS, ClientOutput, GradFn, State
 from robustfl.algorithms.fedavg import FedAvg
 
 
@@ -27,20 +27,31 @@ def project_towards(local: Tensor, center: Tensor, radius: Tensor) -> Tensor:
     return torch.where(inside, local, center + diff * (radius / norm))
 
 
+@ALGORITHMS.register("fedavg-pgd", "pgd-fedavg")
 class PGDFedAvg(FedAvg):
     """FedAvg where clients with a finite ``state["radius"]`` project their local model onto the l2
     ball of that radius around the global model every ``project_every`` local steps and after the
     last one, so the update they send satisfies ``||w_i - w|| <= radius``.
 
     After building the simulator, give its attackers their budget with :func:`arm_attackers` (call it
-    again each round for the chapter's decaying budget ``delta * 0.998^t``).
+    again each round for the chapter's decaying budget ``delta * 0.998^t``). ``radius`` records the
+    budget for whoever builds the simulator: an experiment config
+    (``training.algorithm = "fedavg-pgd"``, ``training.algorithm_params = {radius = 1.0}``) arms the
+    Byzantine workers with it; ``None`` leaves every client unprojected until :func:`arm_attackers`.
     """
 
     name = "fedavg-pgd"
 
-    def __init__(self, local_steps: int = 1, server_lr: float = 1.0, project_every: int = 10) -> None:
+    def __init__(
+        self,
+        local_steps: int = 1,
+        server_lr: float = 1.0,
+        project_every: int = 10,
+        radius: float | None = None,
+    ) -> None:
         super().__init__(local_steps, server_lr)
         self.project_every = check_int("project_every", project_every, minimum=1)
+        self.radius = None if radius is None else check_positive("radius", radius, allow_zero=True)
 
     def init_client_state(self, params: Tensor) -> State:
         return {"radius": params.new_full((), float("inf"))}

@@ -10,7 +10,13 @@ Conveniences (documented in docs/experiments.md):
 * the model's initial weights are drawn from ``derive_seed(training.seed, "model")`` (the global torch
   random state is left as it was);
 * ``training.momentum`` / ``training.local_steps`` go to the algorithm when its constructor takes them;
-  a non-default value for an algorithm that does not take it is an error.
+  a non-default value for an algorithm that does not take it is an error;
+* ``training.algorithm = "fedavg-pgd"`` with ``algorithm_params.radius`` arms the Byzantine workers with
+  that PGD budget (:func:`robustfl.attacks.pgd_training.arm_attackers`);
+* the ``edge-case`` data attack splits its edge cases off the loaded train split (its ``params`` take
+  ``fraction`` and :func:`robustfl.attacks.edge_case.build_edge_case_set`'s ``source``, ``target``,
+  ``tail_fraction``, ``test_fraction``, ``components``) and evaluates ``backdoor_accuracy`` on the
+  edge-case test set.
 """
 
 from __future__ import annotations
@@ -75,8 +81,12 @@ def build_algorithm(config: ExperimentConfig) -> Any:
     tr = config.training
     with config_field("training.algorithm"):
         accepted = ALGORITHMS.parameters(tr.algorithm)
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = dict(tr.algorithm_params)
     for key, value, default in (("momentum", tr.momentum, 0.0), ("local_steps", tr.local_steps, 1)):
+        if key in params:
+            raise ConfigError(
+                f"config error: training.algorithm_params: set {key} with training.{key}, not here"
+            )
         if key in accepted:
             params[key] = value
         elif value != default:
@@ -84,7 +94,7 @@ def build_algorithm(config: ExperimentConfig) -> Any:
                 f"config error: training.{key}: algorithm {tr.algorithm!r} does not take {key} "
                 f"(its parameters: {', '.join(accepted) or 'none'})"
             )
-    with config_field("training.algorithm"):
+    with config_field("training.algorithm_params" if tr.algorithm_params else "training.algorithm"):
         return ALGORITHMS.get(tr.algorithm, **params)
 
 
@@ -93,6 +103,7 @@ class ConfiguredRun:
 
     With a ``backdoor`` data attack, ``evaluate`` adds ``backdoor_accuracy``: the share of the test samples
     whose true label is not the target that the model assigns to the target (the attack's success rate).
+    With the ``edge-case`` data attack it is the share of the edge-case test set assigned to the target.
     """
 
     def __init__(self, sim: Any, extra: dict[str, tuple[Tensor, Tensor]]) -> None:
@@ -118,11 +129,14 @@ class ConfiguredRun:
 
 
 def build_run(config: ExperimentConfig) -> ConfiguredRun:
-    """:func:`build_simulator` plus the backdoor test set when the data attack is a backdoor."""
-    sim = build_simulator(config)
+    """:func:`build_simulator` plus the backdoor test set when the data attack is a backdoor (the
+    non-target test samples, labelled with the target) or the edge-case mix (the edge-case test set)."""
+    sim, edge = _build_simulator(config)
     extra: dict[str, tuple[Tensor, Tensor]] = {}
     attack = config.data_attack
-    if attack is not None and attack.name.lower() in ("backdoor", "target-label"):
+    if edge is not None:
+        extra["backdoor"] = (edge.test_x, edge.test_y)
+    elif attack is not None and attack.name.lower() in ("backdoor", "target-label"):
         from robustfl.attacks.data import DATA_ATTACKS
 
         target = int(attack.params.get("target", DATA_ATTACKS.parameters(attack.name)["target"]))
@@ -131,8 +145,28 @@ def build_run(config: ExperimentConfig) -> ConfiguredRun:
     return ConfiguredRun(sim, extra)
 
 
+def _is_edge_case(component: Component | None) -> bool:
+    """Whether ``component`` names :class:`robustfl.attacks.edge_case.EdgeCaseMix` (under any of its names)."""
+    if component is None:
+        return False
+    from robustfl.attacks.data import DATA_ATTACKS
+    from robustfl.attacks.edge_case import EdgeCaseMix
+
+    return component.name in DATA_ATTACKS and DATA_ATTACKS[component.name] is EdgeCaseMix
+
+
 def build_simulator(config: ExperimentConfig) -> Any:
     """The :class:`robustfl.engine.Simulator` the config describes (data, model, rule, attacks, compressor)."""
+    return _build_simulator(config)[0]
+
+
+def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
+    """The simulator and, for the edge-case data attack, its :class:`EdgeCaseSet` (else ``None``).
+
+    With ``data_attack.name = "edge-case"`` the edge cases are split off the train split before it is
+    partitioned (:func:`robustfl.attacks.edge_case.split_off_edge_cases`, as ``robustfl edge-case`` does):
+    every worker holds clean data, and the Byzantine workers' mix draws from the edge-case train set.
+    """
     from robustfl.data import load_dataset, partition
     from robustfl.engine import Simulator
     from robustfl.models import build_model
@@ -141,6 +175,23 @@ def build_simulator(config: ExperimentConfig) -> Any:
     with config_field("data.name"):
         # Any: the frozen Dataset has read-only fields, the engine's DatasetLike protocol declares settable ones
         dataset: Any = load_dataset(data.name, data.data_dir, **data.params)
+    edge = None
+    mix_params: dict[str, Any] = {}
+    if config.data_attack is not None and _is_edge_case(config.data_attack):
+        from robustfl.attacks.edge_case import EDGE_CASE_SET_PARAMS, split_off_edge_cases
+
+        given = config.data_attack.params
+        allowed = ("fraction", *EDGE_CASE_SET_PARAMS)
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"config error: data_attack.params: {config.data_attack.name!r} has no parameter "
+                f"{', '.join(unknown)}; its parameters: {', '.join(allowed)}"
+            )
+        set_params = {k: v for k, v in given.items() if k in EDGE_CASE_SET_PARAMS}
+        mix_params = {k: v for k, v in given.items() if k not in EDGE_CASE_SET_PARAMS}
+        with config_field("data_attack.params"):
+            dataset, edge = split_off_edge_cases(dataset, tr.seed, **set_params)
     with config_field("data.partition"):
         params = dict(data.partition_params)
         if data.partition == "dirichlet":
@@ -174,7 +225,13 @@ def build_simulator(config: ExperimentConfig) -> Any:
     if config.data_attack is not None:
         from robustfl.attacks.data import DATA_ATTACKS
 
-        data_attack = build_component(DATA_ATTACKS, config.data_attack, "data_attack", f=f, seed=tr.seed)
+        if edge is not None:
+            from robustfl.attacks.edge_case import EdgeCaseMix
+
+            with config_field("data_attack.params"):
+                data_attack = EdgeCaseMix(edge.train_x, edge.train_y, **mix_params)
+        else:
+            data_attack = build_component(DATA_ATTACKS, config.data_attack, "data_attack", f=f, seed=tr.seed)
     if config.compressor is not None:
         from robustfl.compressors import COMPRESSORS, build
 
@@ -191,7 +248,7 @@ def build_simulator(config: ExperimentConfig) -> Any:
                 shapes=[tuple(p.shape) for p in model.parameters()],
             )
     with config_field("training"):
-        return Simulator(
+        sim = Simulator(
             model,
             dataset,
             parts,
@@ -207,3 +264,9 @@ def build_simulator(config: ExperimentConfig) -> Any:
             device=tr.device,
             vectorise=tr.vectorise,
         )
+    radius = getattr(algorithm, "radius", None)  # fedavg-pgd: the Byzantine workers' PGD budget
+    if radius is not None and f > 0:
+        from robustfl.attacks.pgd_training import arm_attackers
+
+        arm_attackers(sim, radius)
+    return sim, edge

@@ -75,7 +75,11 @@ class ModelConfig(_Section):
 
 class TrainingConfig(_Section):
     algorithm: str = Field(
-        default="sgd", description="Training algorithm: sgd (distributed SGD) or fedavg (local SGD)."
+        default="sgd",
+        description=(
+            "Training algorithm: sgd (distributed SGD), fedavg (local SGD) or fedavg-pgd (FedAvg whose "
+            "Byzantine workers project onto an l2 ball during local training, seed 004 ch. 8)."
+        ),
     )
     rounds: int = Field(default=100, ge=1, description="Number of communication rounds.")
     batch_size: int = Field(default=32, ge=1, description="Minibatch size per worker and local step.")
@@ -83,6 +87,13 @@ class TrainingConfig(_Section):
         default=0.05,
         gt=0,
         description="Learning rate (server step size for sgd; local step size for fedavg).",
+    )
+    algorithm_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Further keyword arguments of the algorithm (e.g. fedavg-pgd's radius and project_every); "
+            "momentum and local_steps have their own fields."
+        ),
     )
     momentum: float = Field(default=0.0, ge=0, lt=1, description="Worker momentum β (0 = none).")
     local_steps: int = Field(default=1, ge=1, description="Local SGD steps per round (fedavg).")
