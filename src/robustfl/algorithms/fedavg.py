@@ -26,6 +26,11 @@ class FedAvg(Algorithm):
         self.local_steps = check_int("local_steps", local_steps, minimum=1)
         self.server_lr = check_positive("server_lr", server_lr)
 
+    def after_local_step(self, local: Tensor, params: Tensor, step: int, state: State) -> Tensor:
+        """The local model after SGD step ``step``; variants that constrain it (PGD's projection onto
+        a ball around the global ``params``) override this. Plain FedAvg leaves it as is."""
+        return local
+
     def client_step(
         self, params: Tensor, xs: Tensor, ys: Tensor, state: State, lr: float, grad_fn: GradFn
     ) -> ClientOutput:
@@ -33,11 +38,11 @@ class FedAvg(Algorithm):
         first_loss = None
         for step in range(self.local_steps):
             grad, loss = grad_fn(local, xs[step], ys[step])
-            local = local - lr * grad
+            local = self.after_local_step(local - lr * grad, params, step, state)
             if first_loss is None:
                 first_loss = loss
-        assert first_loss is not None
-        return params - local, {}, first_loss
+        assert first_loss is not None  # local_steps >= 1
+        return params - local, state, first_loss
 
     def server_step(
         self, params: Tensor, messages: Tensor, aggregator: Aggregator, state: State, lr: float

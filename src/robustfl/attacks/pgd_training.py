@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators.base import check_int, check_positive
-from robustfl.algorithms.base import ALGORITHMS, ClientOutput, GradFn, State
+from robustfl.algorithms.base import ALGORITHMS, State
 from robustfl.algorithms.fedavg import FedAvg
 
 
@@ -56,21 +56,10 @@ class PGDFedAvg(FedAvg):
     def init_client_state(self, params: Tensor) -> State:
         return {"radius": params.new_full((), float("inf"))}
 
-    def client_step(
-        self, params: Tensor, xs: Tensor, ys: Tensor, state: State, lr: float, grad_fn: GradFn
-    ) -> ClientOutput:
-        radius = state["radius"]
-        local = params
-        first_loss = None
-        for step in range(self.local_steps):
-            grad, loss = grad_fn(local, xs[step], ys[step])
-            local = local - lr * grad
-            if first_loss is None:
-                first_loss = loss
-            if (step + 1) % self.project_every == 0 or step == self.local_steps - 1:
-                local = project_towards(local, params, radius)
-        assert first_loss is not None  # local_steps >= 1
-        return params - local, {"radius": radius}, first_loss
+    def after_local_step(self, local: Tensor, params: Tensor, step: int, state: State) -> Tensor:
+        if (step + 1) % self.project_every == 0 or step == self.local_steps - 1:
+            return project_towards(local, params, state["radius"])
+        return local
 
 
 def arm_attackers(sim: object, radius: float) -> None:
