@@ -43,7 +43,7 @@ def test_fedopt_first_step_by_hand(name: str) -> None:
     """Reddi et al. 2021, Alg. 2 from m = 0, v = tau^2: first step -lr * m / (sqrt(v) + tau)."""
     opt = make_server_optimizer(name, beta1=0.9, beta2=0.99, tau=1e-3)
     u = torch.tensor([0.2, -0.4])
-    x, state = opt.step(torch.zeros(2), u, opt.init_state(torch.zeros(2)), 0.1)
+    x, _ = opt.step(torch.zeros(2), u, opt.init_state(torch.zeros(2)), 0.1)
     m = 0.1 * u
     v0 = torch.full((2,), 1e-6)
     v = {

@@ -82,7 +82,7 @@ def test_powersgd_warm_start_lives_in_row_state() -> None:
     rng = RowStreams(
         tuple(Streams(0).clients("compress", [0, 1, 2], 0)), Streams(0).shared("compress-shared", 0)
     )
-    msg, state = c.encode(x, rng, state)
+    _, state = c.encode(x, rng, state)
     assert bool(state["powersgd_started"].all())
     one, _ = c.encode(x[1:2], rng.take(1), {k: v[1:2] for k, v in state.items()})
     two, _ = c.encode(x, rng, state)
