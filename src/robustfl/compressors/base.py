@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from robustfl.compressors.codecs import FLOAT_BITS, Codec
-from robustfl.registry import Registry
+from robustfl.registry import Configurable, Registry
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def draw_seeds(n: int, rng: Randomness) -> Tensor:
     return torch.randint(0, 2**63 - 1, (n,), generator=rng, device=gen_device, dtype=torch.long).cpu()
 
 
-class Compressor(ABC):
+class Compressor(Configurable, ABC):
     """``compress``/``decompress`` over a batch of flat vectors with exact bit accounting.
 
     Declared properties: ``unbiased`` (``E[x_hat] = x``), ``omega(d)`` (for unbiased compressors the
@@ -276,23 +276,6 @@ class Compressor(ABC):
 
     def reset(self) -> None:
         """Forget state kept between calls (PowerSGD's warm start); stateless compressors: nothing."""
-
-    def state_dict(self) -> dict[str, Tensor]:
-        """State kept between calls, for checkpoints (empty for stateless compressors)."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Restore ``state_dict()`` output."""
-        if state:
-            raise ValueError(f"{type(self).__name__} is stateless but got state {sorted(state)}")
-
-    def params(self) -> dict[str, Any]:
-        """Constructor parameters, for ``repr`` and a run's resolved config."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"
 
 
 COMPRESSORS: Registry[Compressor] = Registry("compressor")
