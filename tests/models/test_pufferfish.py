@@ -171,6 +171,8 @@ def test_factorise_validates_its_arguments() -> None:
         factorise(model, [], rank_ratio=1.5)
     with pytest.raises(ValueError, match="first_low_rank"):
         build_model("resnet18-pufferfish", CIFAR, 10, first_low_rank=0)
+    with pytest.raises(ValueError, match="no parameter width"):
+        build_model("resnet18-pufferfish", CIFAR, 10, width=2)
     with pytest.raises(ValueError, match="no full-rank counterpart"):
         svd_initialise(build_model("mlp", (1, 28, 28), 10), build_model("resnet18-pufferfish", CIFAR, 10))
 

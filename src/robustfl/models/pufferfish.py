@@ -203,7 +203,7 @@ def _builder(key: str, vanilla: Callable[..., nn.Module], doc: str) -> Callable[
         first_low_rank: int = spec.first_low_rank,
         **kwargs: Any,
     ) -> nn.Module:
-        model = vanilla(input_shape, num_classes, **kwargs)
+        model = MODELS.get(key, input_shape=input_shape, num_classes=num_classes, **kwargs)
         chosen = HybridSpec(first_low_rank, spec.keep_full)
         return hybrid(model, chosen, rank_ratio, svd=False, inplace=True)
 
