@@ -158,7 +158,7 @@ def test_svd_switch_copies_batchnorm_statistics_and_full_layers() -> None:
     low = built[3]
     assert isinstance(low, LowRankConv2d) and low.rank == 8
     left, right = svd_factors(vanilla[3].weight.detach().reshape(16, -1).double(), 8)
-    torch.testing.assert_close(low.full_weight().reshape(16, -1).double(), left @ right, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(low.full_weight().reshape(16, -1).double(), left @ right, rtol=1e-3, atol=2e-5)
     assert isinstance(vanilla[3], nn.Conv2d)  # the vanilla model is untouched
 
 

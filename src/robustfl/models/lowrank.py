@@ -43,7 +43,7 @@ def svd_factors(matrix: Tensor, rank: int) -> tuple[Tensor, Tensor]:
     """Algorithm 2 of seed 004 ch. 4: ``matrix [a, b] = P Σ Qᵀ`` -> ``(P_r Σ_r^½ [a, r], Σ_r^½ Q_rᵀ [r, b])``.
 
     Their product is the best rank-``r`` approximation of ``matrix`` in Frobenius and spectral norm.
-    Computed in float64 and returned in ``matrix``'s dtype.
+    Computed in ``matrix``'s precision (float32 for half types) and returned in its dtype.
     """
     if matrix.dim() != 2:
         raise ValueError(f"svd_factors needs a matrix, got shape {tuple(matrix.shape)}")
@@ -51,7 +51,9 @@ def svd_factors(matrix: Tensor, rank: int) -> tuple[Tensor, Tensor]:
         raise ValueError(
             f"rank must be in [1, {min(matrix.shape)}] for a {tuple(matrix.shape)} matrix, got {rank}"
         )
-    p, sigma, qh = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
+    work = matrix.detach()
+    work = work.float() if work.dtype in (torch.float16, torch.bfloat16) else work
+    p, sigma, qh = torch.linalg.svd(work, full_matrices=False)
     root = sigma[:rank].sqrt()
     left = p[:, :rank] * root
     right = root[:, None] * qh[:rank]
