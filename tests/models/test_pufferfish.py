@@ -171,6 +171,10 @@ def test_factorise_validates_its_arguments() -> None:
         factorise(model, [], rank_ratio=1.5)
     with pytest.raises(ValueError, match="first_low_rank"):
         build_model("resnet18-pufferfish", CIFAR, 10, first_low_rank=0)
+    with pytest.raises(ValueError, match="built for sequences of 3"):
+        build_model("transformer", (2, 3), 9, d_model=8, heads=2, d_ff=8, layers=1)(
+            torch.zeros(1, 2, 4).long()
+        )
     with pytest.raises(ValueError, match="no parameter width"):
         build_model("resnet18-pufferfish", CIFAR, 10, width=2)
     with pytest.raises(ValueError, match="no full-rank counterpart"):

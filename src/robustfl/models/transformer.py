@@ -122,7 +122,7 @@ class Transformer(nn.Module):
             raise ValueError(f"transformer: d_model={d_model} must be even and divisible by heads={heads}")
         if not isinstance(dropout, int | float) or not 0 <= dropout < 1:
             raise ValueError(f"transformer: dropout must be in [0, 1), got {dropout!r}")
-        self.d_model = d_model
+        self.d_model, self.max_length = d_model, input_shape[1]
         self.embedding = nn.Embedding(num_classes, d_model)
         self.register_buffer("position", sinusoid_table(input_shape[1], d_model), persistent=False)
         self.drop = nn.Dropout(dropout)
@@ -144,6 +144,11 @@ class Transformer(nn.Module):
         if tokens.dim() != 3 or tokens.shape[1] != 2:
             raise ValueError(
                 f"transformer input must be [batch, 2, T] token ids, got shape {tuple(tokens.shape)}"
+            )
+        length = self.max_length
+        if tokens.shape[2] > length:
+            raise ValueError(
+                f"transformer was built for sequences of {length} tokens (input_shape), got {tokens.shape[2]}"
             )
         memory = self.embed(tokens[:, 0], self.source_norm)
         for enc in self.encoder:
