@@ -1,6 +1,7 @@
 """Per-layer compression (seed 004 §3.5): LayerWise, b-bit QSGD, spectral-ATOMO views, SIGNUM."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,32 +105,53 @@ def test_messages_survive_the_wire(rng: torch.Generator) -> None:
             torch.testing.assert_close(c.decompress(back), c.decompress(msg.row(i)))
 
 
+def _row_states(c: C.Compressor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The engine's per-client state for the rows of ``x`` (``init_row_state`` stacked)."""
+    rows = [c.init_row_state(r) for r in x]
+    return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+
+
 def test_powersgd_with_error_feedback_on_a_pufferfish_layout(rng: torch.Generator) -> None:
     model = build_model("resnet18-pufferfish", (3, 8, 8), 10)
     shapes = [tuple(p.shape) for p in model.parameters()]
     d = sum(p.numel() for p in model.parameters())
     c = C.build("powersgd", {"rank": 4}, error_feedback=True, shapes=shapes)
     x = torch.randn(2, d, generator=rng)
-    msg = c.compress(x, rng)
+    msg, state = c.encode(x, rng, _row_states(c, x))  # the engine's path: state per client
     values = 0
     for s in shapes:
         a, b = s[0], math.prod(s) // s[0]
         values += 4 * (a + b) if len(s) >= 2 and a > 1 and b > 1 and 4 * (a + b) < a * b else math.prod(s)
     assert msg.bits_per_row.tolist() == [32 * values] * 2
-    assert c.memory is not None and torch.all(torch.isfinite(c.memory))
+    assert state["ef_memory"].shape == (2, d) and torch.all(torch.isfinite(state["ef_memory"]))
+    assert int(state["powersgd_started"].sum()) == 2
+
+
+def test_layerwise_keeps_per_client_state_like_the_object_path(rng: torch.Generator) -> None:
+    xs = [torch.randn(2, D, generator=rng) for _ in range(3)]
+    for inner in ({"name": "powersgd", "rank": 1}, "signum"):
+        held, engine = C.LayerWise(inner, SHAPES), C.LayerWise(inner, SHAPES)
+        state = _row_states(engine, xs[0])
+        for x in xs:
+            seed = int(torch.randint(0, 2**31, (1,), generator=rng))
+            a = held.decompress(held.compress(x, torch.Generator().manual_seed(seed)))
+            msg, state = engine.encode(x, torch.Generator().manual_seed(seed), state)
+            torch.testing.assert_close(engine.decompress(msg), a)
+        assert all(k.startswith("L") for k in state)
 
 
 def test_layerwise_state_and_validation(rng: torch.Generator) -> None:
     c = C.LayerWise({"name": "powersgd", "rank": 1}, SHAPES)
     c.compress(torch.randn(2, D, generator=rng), rng)
     state = c.state_dict()
-    assert sorted(state) == ["L0.q.0", "L2.q.0"]  # matrices only
+    assert sorted(state) == ["L0.q", "L1.q", "L2.q", "L3.q"]
+    assert state["L1.q"].numel() == 0 and state["L0.q"].shape == (2, 18)  # vectors have no warm start
     fresh = C.LayerWise({"name": "powersgd", "rank": 1}, SHAPES)
     fresh.load_state_dict(state)
     x = torch.randn(2, D, generator=rng)
     torch.testing.assert_close(fresh(x, rng), c(x, rng))
     with pytest.raises(ValueError, match="L<layer>"):
-        fresh.load_state_dict({"q.0": state["L0.q.0"]})
+        fresh.load_state_dict({"q": state["L0.q"]})
     with pytest.raises(ValueError, match="d=3"):
         c.compress(torch.randn(2, 3))
     with pytest.raises(ValueError, match="nested"):
@@ -160,3 +182,25 @@ def test_signum_sends_one_bit_per_coordinate_of_the_momentum() -> None:
         c.compress(torch.randn(3, 3))
     with pytest.raises(ValueError, match="beta"):
         C.Signum(beta=1.0)
+    # the engine's path keeps the momentum in per-client state and gives the same messages
+    engine = C.Signum(beta=0.5)
+    state = engine.init_row_state(x1[0])
+    state = {k: torch.stack([v, v]) for k, v in state.items()}
+    msg1, state = engine.encode(x1, None, state)
+    torch.testing.assert_close(engine.decompress(msg1), torch.sign(x1))
+    msg2, state = engine.encode(x2, None, state)
+    torch.testing.assert_close(engine.decompress(msg2), torch.tensor([[-1.0, 1.0, 1.0], [1.0, 1.0, -1.0]]))
+
+
+def test_layer_wise_codes_run_in_the_engine(tmp_path: Path) -> None:
+    from robustfl.experiment.config import load_config
+    from robustfl.experiment.runner import run
+
+    base = ["training.rounds=2", "training.eval_every=2", "workers.f=0", 'model.name="mlp"']
+    demo = Path(__file__).resolve().parents[2] / "src" / "robustfl" / "configs" / "demo.toml"
+    signum = load_config(demo, [*base, 'compressor.name="signum"', 'aggregator.name="sign-majority"'])
+    summary = run(signum, tmp_path / "signum", quiet=True)
+    assert summary["bits_up"] == 10 * 2 * 199_210  # one bit per coordinate, 10 workers, 2 rounds
+    atomo = load_config(demo, [*base, 'compressor.name="spectral-atomo"', "compressor.params={ budget = 2 }"])
+    summary = run(atomo, tmp_path / "atomo", quiet=True)
+    assert 0 < summary["bits_up"] < 10 * 2 * 32 * 199_210

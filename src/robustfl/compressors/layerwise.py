@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_int
-from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message
+from robustfl.checks import check_int
+from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, Randomness, check_vector
 from robustfl.compressors.compose import build_part
 from robustfl.compressors.layers import matrix_view, parse_shapes
 
@@ -107,13 +107,39 @@ class LayerWise(Compressor):
             offset += size
         return out
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         fields: dict[str, Field] = {}
         for layer, ((offset, size), part) in enumerate(zip(self._split(d), self._layers, strict=True)):
             msg = part._compress(x[:, offset : offset + size], rng)
             fields.update({_prefix(layer) + key: f for key, f in msg.fields.items()})
         return Message(self.name, n, d, x.dtype, fields)
+
+    def init_row_state(self, row: Tensor) -> dict[str, Tensor]:
+        """Each layer's per-sender state (PowerSGD's warm start, SIGNUM's momentum) under ``L<l>.``."""
+        return {
+            _prefix(layer) + key: value
+            for layer, ((offset, size), part) in enumerate(
+                zip(self._split(row.shape[-1]), self._layers, strict=True)
+            )
+            for key, value in part.init_row_state(row[offset : offset + size]).items()
+        }
+
+    def encode(
+        self, x: Tensor, rng: Randomness, state: dict[str, Tensor]
+    ) -> tuple[Message, dict[str, Tensor]]:
+        """Engine v2's stateful path: each layer's ``encode`` with its own rows of ``state``."""
+        batch, _ = check_vector(x)
+        n, d = batch.shape
+        fields: dict[str, Field] = {}
+        new: dict[str, Tensor] = {}
+        for layer, ((offset, size), part) in enumerate(zip(self._split(d), self._layers, strict=True)):
+            prefix = _prefix(layer)
+            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            msg, own = part.encode(batch[:, offset : offset + size], rng, own)
+            fields.update({prefix + key: f for key, f in msg.fields.items()})
+            new.update({prefix + key: v for key, v in own.items()})
+        return Message(self.name, n, d, batch.dtype, fields), new
 
     def _decompress(self, msg: Message) -> Tensor:
         pieces = []

@@ -3,8 +3,9 @@
 ``m <- beta m + (1 - beta) g``, message ``sign(m)``: exactly one bit per coordinate, no scale. The
 server combines the ±1 vectors (the PUFFERFISH comparison of seed 004 §4.3 gathers them with
 all-gather; ``sign-majority`` is the majority-vote aggregator of Bernstein et al., 2019) and steps
-``lr * aggregate``. ``sign(0)`` is sent as ``+1`` (one bit cannot say 0). The momentum is kept per
-sender on the object (like PowerSGD's warm start): ``reset()`` forgets it, ``state_dict`` saves it.
+``lr * aggregate``. ``sign(0)`` is sent as ``+1`` (one bit cannot say 0). The momentum is per sender:
+in the engine it lives in client state (``init_row_state`` / ``encode``), used on its own on the
+object (``compress``; ``reset()`` forgets it, ``state_dict`` saves it).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_positive
-from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message
+from robustfl.checks import check_positive
+from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, Randomness, check_vector
 from robustfl.compressors.codecs import UInt
+
+MOMENTUM = "signum_momentum"
+"""The key of a sender's momentum in its state."""
 
 
 @COMPRESSORS.register("signum")
@@ -34,18 +38,32 @@ class Signum(Compressor):
             raise ValueError(f"beta must be in [0, 1), got {beta!r}")
         self._m: Tensor | None = None
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
-        n, d = x.shape
-        if self._m is None:
-            m = (1 - self.beta) * x
-        elif self._m.shape != x.shape:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
+        if self._m is not None and self._m.shape != x.shape:
             raise ValueError(
                 f"SIGNUM momentum has shape {tuple(self._m.shape)} but x has {tuple(x.shape)}; call reset()"
             )
-        else:
-            m = self.beta * self._m.to(x) + (1 - self.beta) * x
-        self._m = m
-        return Message(self.name, n, d, x.dtype, {"signs": Field((m < 0).to(torch.uint8), UInt(1))})
+        self._m = self._momentum(x, self._m)
+        return self._message(self._m)
+
+    def init_row_state(self, row: Tensor) -> dict[str, Tensor]:
+        """Each sender's momentum, zero at the start (the engine keeps it per client)."""
+        return {MOMENTUM: row.new_zeros(row.shape)}
+
+    def encode(
+        self, x: Tensor, rng: Randomness, state: dict[str, Tensor]
+    ) -> tuple[Message, dict[str, Tensor]]:
+        batch, _ = check_vector(x)
+        m = self._momentum(batch, state[MOMENTUM])
+        return self._message(m), {MOMENTUM: m}
+
+    def _momentum(self, x: Tensor, m: Tensor | None) -> Tensor:
+        """``beta m + (1 - beta) x`` (``m = 0`` before the first call)."""
+        return (1 - self.beta) * x if m is None else self.beta * m.to(x) + (1 - self.beta) * x
+
+    def _message(self, m: Tensor) -> Message:
+        n, d = m.shape
+        return Message(self.name, n, d, m.dtype, {"signs": Field((m < 0).to(torch.uint8), UInt(1))})
 
     def _decompress(self, msg: Message) -> Tensor:
         signs = msg.get_rows("signs", msg.d)
