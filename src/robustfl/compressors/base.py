@@ -222,6 +222,10 @@ class Compressor(ABC):
 
     name: ClassVar[str]
     unbiased: bool = False
+    batch_coupled: ClassVar[bool] = False
+    """Whether a row's message depends on the other rows of the batch (block sampling picks its
+    coordinates from every sender's column norms): such a compressor must see the whole batch at once
+    and cannot run on the senders' side of a real deployment."""
 
     def compress(self, x: Tensor, rng: Randomness = None) -> Message:
         """Compress ``x: Tensor[d]`` or ``Tensor[n, d]`` (one row per sender)."""
