@@ -160,6 +160,10 @@ def test_svd_switch_copies_batchnorm_statistics_and_full_layers() -> None:
     left, right = svd_factors(vanilla[3].weight.detach().reshape(16, -1).double(), 8)
     torch.testing.assert_close(low.full_weight().reshape(16, -1).double(), left @ right, rtol=1e-3, atol=2e-5)
     assert isinstance(vanilla[3], nn.Conv2d)  # the vanilla model is untouched
+    # at full rank the switched network computes the vanilla one's function (BN statistics included)
+    exact = hybrid(vanilla.double(), spec, rank_ratio=1.0, svd=True).eval()
+    x = torch.randn(3, 3, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(exact(x), vanilla.eval()(x), rtol=1e-9, atol=1e-10)
 
 
 def test_factorise_validates_its_arguments() -> None:
