@@ -13,7 +13,7 @@ from robustfl.models.base import (
     uses_dropout,
 )
 from robustfl.models.crsa_cnn import CRSACNN
-from robustfl.models.lenet import LeNet
+from robustfl.models.lenet import CaffeLeNet, LeNet
 from robustfl.models.lstm import CharLSTM
 from robustfl.models.mlp import MLP
 from robustfl.models.resnet import ResNet18
@@ -21,6 +21,7 @@ from robustfl.models.vgg import VGG9
 
 __all__ = [
     "CRSACNN",
+    "CaffeLeNet",
     "MLP",
     "MODELS",
     "VGG9",
