@@ -21,10 +21,10 @@ from robustfl.models.vgg import VGG9
 
 __all__ = [
     "CRSACNN",
-    "CaffeLeNet",
     "MLP",
     "MODELS",
     "VGG9",
+    "CaffeLeNet",
     "CharLSTM",
     "LeNet",
     "ResNet18",

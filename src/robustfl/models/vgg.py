@@ -43,7 +43,11 @@ class VGG9(nn.Module):
         c, h, w = image_shape("vgg9", input_shape)
         h, w = h // 8, w // 8
         check_fits("vgg9", input_shape, h, w)
-        if isinstance(width_factor, bool) or not isinstance(width_factor, int | float) or not width_factor > 0:
+        if (
+            isinstance(width_factor, bool)
+            or not isinstance(width_factor, int | float)
+            or not width_factor > 0
+        ):
             raise ValueError(f"vgg9: width_factor must be a positive number, got {width_factor!r}")
         given = check_widths("vgg9", widths, 8)
         convs = [max(1, round(k * width_factor)) for k in given[:6]]
