@@ -27,11 +27,9 @@ def check_fits(model: str, input_shape: tuple[int, ...], h: int, w: int) -> None
 
 def check_widths(model: str, widths: object, count: int) -> tuple[int, ...]:
     """``widths`` as a tuple of ``count`` positive ints (one per hidden layer), or a clear ``ValueError``."""
-    if (
-        isinstance(widths, int | str)
-        or not hasattr(widths, "__len__")
-        or len(widths) != count  # type: ignore[arg-type]
-        or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)  # type: ignore[attr-defined]
+    values = tuple(widths) if isinstance(widths, list | tuple) else ()
+    if len(values) != count or not all(
+        isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in values
     ):
         raise ValueError(f"model {model!r}: widths must be {count} positive layer widths, got {widths!r}")
-    return tuple(widths)  # type: ignore[arg-type]
+    return values
