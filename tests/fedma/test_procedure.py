@@ -1,0 +1,104 @@
+"""Layer-wise FedMA (Algorithm 3) with communication, its byte counts and the §5.2 baselines."""
+
+import pytest
+import torch
+
+from robustfl.algorithms.fedma import BBPMAPCost, layer_chain, width_factory
+from robustfl.algorithms.fedma.baselines import ensemble_accuracy, fedavg, local_models
+from robustfl.algorithms.fedma.procedure import fedma
+from robustfl.algorithms.fedma.training import SGDTrainer, TrainRequest, accuracy
+
+
+def _blobs() -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, torch.Tensor]:
+    """Four well-separated Gaussian classes in 10-D; client 0 holds classes 0-1, client 1 classes 2-3."""
+    g = torch.Generator().manual_seed(0)
+    centers = 4 * torch.randn(4, 10, generator=g)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(4).repeat_interleave(n)
+        return centers[y] + torch.randn(4 * n, 10, generator=g), y
+
+    (x, y), (xt, yt) = draw(40), draw(40)
+    return [(x[y < 2], y[y < 2]), (x[y >= 2], y[y >= 2])], xt, yt
+
+
+TRAINER = SGDTrainer(epochs=4, lr=0.05, batch_size=16)
+
+
+def test_fedma_learns_classes_no_client_sees_together() -> None:
+    clients, xt, yt = _blobs()
+    make = width_factory("mlp", (10,), 4)
+    result = fedma(clients, make, [[16], [12]], 4, TRAINER, rounds=2, evaluate=lambda m: accuracy(m, xt, yt))
+    locals_ = local_models(clients, make, [[16], [12]], TRAINER)
+    assert all(accuracy(m, xt, yt) <= 0.5 for m in locals_)
+    assert [h.accuracy for h in result.history][-1] > 0.9  # type: ignore[operator]
+    assert ensemble_accuracy(locals_, xt, yt) > 0.9
+    # global size between the largest local model and their concatenation
+    assert 16 <= result.widths[0] <= 28
+    assert [h.communications for h in result.history] == [2, 4]
+
+
+def test_bytes_are_counted_per_layer_as_sent() -> None:
+    clients, _, _ = _blobs()
+    make = width_factory("mlp", (10,), 4)
+    result = fedma(clients, make, [[6], [5]], 4, SGDTrainer(epochs=1), cost=BBPMAPCost())
+    (record,) = result.history
+    big = result.widths[0]
+    # layer 1 up: each client's (10 + 1) x L_j; down: the global (10 + 1) x L plus L_j indices
+    # classifier up: each client's retrained (L + 1) x 4 (inputs lifted to L); down: the global one
+    up = 4 * (11 * 6 + 11 * 5) + 2 * 4 * (big + 1) * 4
+    down = 2 * 4 * 11 * big + 4 * (6 + 5) + 2 * 4 * (big + 1) * 4
+    assert (record.bytes_up, record.bytes_down) == (up, down)
+    _, history = fedavg(clients, make, [6], SGDTrainer(epochs=1), rounds=3)
+    assert history[-1].bytes_up == history[-1].bytes_down == 3 * 2 * 4 * (11 * 6 + 7 * 4)
+
+
+def test_layers_are_frozen_as_algorithm_3_says() -> None:
+    clients, _, _ = _blobs()
+    make = width_factory("mlp", (10,), 4)
+    chain = layer_chain(make([8, 8]))
+    names = [set(layer.names) for layer in chain]
+    seen = []
+
+    def trainer(request: TrainRequest) -> None:
+        seen.append((request.client, request.stage, set(request.trainable), request.last_layer_only))
+        TRAINER(request)
+
+    fedma(clients, make, [[8, 8], [8, 8]], 4, trainer)
+    everything = names[0] | names[1] | names[2]
+    expected = [(j, "local", everything, False) for j in range(2)]
+    expected += [(j, "retrain", names[1] | names[2], False) for j in range(2)]
+    expected += [(j, "retrain", names[2], True) for j in range(2)]
+    assert seen == expected
+
+
+def test_rounds_restart_from_the_global_model_at_each_clients_size() -> None:
+    clients, _, _ = _blobs()
+    make = width_factory("mlp", (10,), 4)
+    sizes = []
+
+    def trainer(request: TrainRequest) -> None:
+        if request.stage == "local":
+            sizes.append(request.model.net[1].out_features)  # type: ignore[index, union-attr]
+        TRAINER(request)
+
+    result = fedma(clients, make, [[7], [5]], 4, trainer, rounds=2)
+    assert sizes == [7, 5, 7, 5]
+    assert len(result.history) == 2 and result.history[1].bytes_up > result.history[0].bytes_up
+
+
+def test_errors_name_the_argument() -> None:
+    clients, _, _ = _blobs()
+    make = width_factory("mlp", (10,), 4)
+    with pytest.raises(ValueError, match="rounds"):
+        fedma(clients, make, [[4], [4]], 4, TRAINER, rounds=0)
+    with pytest.raises(ValueError, match="local_widths"):
+        fedma(clients, make, [[4]], 4, TRAINER)
+    with pytest.raises(ValueError, match="num_classes"):
+        fedma(clients, make, [[4], [4]], 3, TRAINER)
+    with pytest.raises(ValueError, match="clients"):
+        fedma([], make, [], 4, TRAINER)
+    with pytest.raises(ValueError, match="epochs"):
+        SGDTrainer(epochs=-1)
+    with pytest.raises(ValueError, match="lr"):
+        SGDTrainer(lr=-0.1)
