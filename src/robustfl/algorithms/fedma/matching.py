@@ -22,11 +22,15 @@ from robustfl.algorithms.fedma.costs import BBPMAPCost, MatchingCost
 class Matching:
     """``assignments[j][l]`` = the global neuron that client ``j``'s neuron ``l`` is matched to; ``size`` = L.
 
+    ``sweeps`` = how many passes over the clients were made (the last one changed nothing, unless the
+    ``iterations`` limit stopped it).
+
     Each client's entries are distinct (an injective map, the ``L_j × L`` matrix ``Π_j^T`` of the chapter).
     """
 
     assignments: tuple[np.ndarray, ...]
     size: int
+    sweeps: int = 1
 
     @property
     def counts(self) -> np.ndarray:
@@ -93,7 +97,9 @@ def match_neurons(
     for j in sorted(range(num_clients), key=lambda k: -vs[k].shape[0]):
         assign(j)
     rng = np.random.default_rng(seed)
+    sweeps = 1
     for _ in range(iterations - 1):
+        sweeps += 1
         before = _partition(assignments)
         for j in rng.permutation(num_clients).tolist():
             np.subtract.at(sums, assignments[j], vs[j])
@@ -107,4 +113,4 @@ def match_neurons(
             assign(j)
         if _partition(assignments) == before:
             break
-    return Matching(tuple(assignments), int(counts.size))
+    return Matching(tuple(assignments), int(counts.size), sweeps)
