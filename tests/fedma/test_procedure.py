@@ -102,3 +102,18 @@ def test_errors_name_the_argument() -> None:
         SGDTrainer(epochs=-1)
     with pytest.raises(ValueError, match="lr"):
         SGDTrainer(lr=-0.1)
+
+
+def test_growth_table_reproduces_table_5_7() -> None:
+    from robustfl.algorithms.fedma import growth_table
+
+    make = width_factory("vgg9", (3, 32, 32), 10, dropout=False)
+    original = make([32, 64, 128, 128, 256, 256, 512, 512]).state_dict()
+    grown = make([47, 79, 143, 143, 271, 271, 527, 527]).state_dict()
+    rows = growth_table(original, grown)
+    assert rows[-1].global_count == 3_900_235 and rows[-1].original_count == 3_491_530
+    assert round(rows[-1].rate, 2) == 1.12  # the chapter prints 1.11x (3,900,235 / 3,491,530 = 1.117)
+    first = rows[0]
+    assert (first.global_count, first.original_count) == (1_269, 864)
+    with pytest.raises(ValueError, match="same parameter names"):
+        growth_table(original, width_factory("mlp", (4,), 2)([3]).state_dict())

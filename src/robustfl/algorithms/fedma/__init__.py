@@ -14,19 +14,31 @@ from robustfl.algorithms.fedma.averaging import (
 )
 from robustfl.algorithms.fedma.builders import ModelFactory, width_factory
 from robustfl.algorithms.fedma.costs import BBPMAPCost, MatchingCost, SquaredEuclideanCost
+from robustfl.algorithms.fedma.growth import GrowthRow, growth_table
 from robustfl.algorithms.fedma.layers import Layer, layer_chain, permute, widths
 from robustfl.algorithms.fedma.matching import Matching, match_neurons
+from robustfl.algorithms.fedma.procedure import FedMAResult, RoundRecord, fedma
+from robustfl.algorithms.fedma.training import SGDTrainer, Trainer, TrainRequest, accuracy
 
 __all__ = [
     "BBPMAPCost",
+    "FedMAResult",
+    "GrowthRow",
     "Layer",
     "Matching",
     "MatchingCost",
     "ModelFactory",
+    "RoundRecord",
+    "SGDTrainer",
     "SquaredEuclideanCost",
+    "TrainRequest",
+    "Trainer",
+    "accuracy",
     "adopt",
     "average_classifier",
     "class_weights",
+    "fedma",
+    "growth_table",
     "layer_chain",
     "match_layer",
     "match_neurons",
