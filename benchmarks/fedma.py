@@ -3,7 +3,9 @@
 Synthetic layer (documented so the numbers can be reproduced): a base of L neurons in D dimensions
 with entries N(0, 4/D) (‖v‖² ≈ 4); each client holds a random 80% of the base neurons (permuted, plus
 N(0, 0.04/D) noise) and 20% neurons of its own. Prints, per (J, L), the seconds of one
-``match_neurons`` call (BBP-MAP, the chapter's γ0 = 7, σ0² = σ² = 1; up to 5 sweeps), the global width
+``match_neurons`` call (up to 5 sweeps) for three costs: BBP-MAP with the chapter's VGG-9 values
+(γ0 = 7, σ0² = σ² = 1), BBP-MAP with the variances of this synthetic layer (σ0² = 4/D, σ² = 0.04/D) and ``log_det=True``,
+and squared Euclidean with threshold ε = 2; the global width
 it finds (ideal: L + 0.2 L J, the base neurons plus every client's own), the sweeps made and the
 milliseconds per client visit (one cost matrix and one ``linear_sum_assignment``).
 
@@ -44,10 +46,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     grid = [(4, 16)] if args.quick else [(j, w) for j in (4, 16, 66) for w in (64, 256)]
-    costs = {"bbp-map": BBPMAPCost(), "sq-euclid(eps=2)": SquaredEuclideanCost(threshold=2.0)}
+    costs = {
+        "bbp-map": BBPMAPCost(),
+        "bbp-map(fit,logdet)": BBPMAPCost(sigma0_sq=4.0 / args.dim, sigma_sq=0.04 / args.dim, log_det=True),
+        "sq-euclid(eps=2)": SquaredEuclideanCost(threshold=2.0),
+    }
     print(f"D = {args.dim}, threads = {args.threads}")
     print(
-        f"{'cost':<17} {'J':>3} {'L':>4} {'global L':>9} {'ideal':>6} {'sweeps':>6} {'seconds':>9} {'ms/visit':>9}"
+        f"{'cost':<19} {'J':>3} {'L':>4} {'global L':>9} {'ideal':>6} {'sweeps':>6} {'seconds':>9} {'ms/visit':>9}"
     )
     for name, cost in costs.items():
         for clients, width in grid:
@@ -58,7 +64,7 @@ def main() -> None:
             ideal = width + (width - int(0.8 * width)) * clients
             visits = clients * matching.sweeps
             print(
-                f"{name:<17} {clients:>3} {width:>4} {matching.size:>9} {ideal:>6} {matching.sweeps:>6} {seconds:>9.3f} "
+                f"{name:<19} {clients:>3} {width:>4} {matching.size:>9} {ideal:>6} {matching.sweeps:>6} {seconds:>9.3f} "
                 f"{1000 * seconds / visits:>9.2f}"
             )
 
