@@ -191,3 +191,37 @@ def test_layer_chain_rejects_what_fedma_cannot_match() -> None:
             chain,
             [torch.tensor([0, 0, 1])],
         )
+
+
+def test_lstm_hidden_to_hidden_average_discounts_rows_and_pads_columns() -> None:
+    make = width_factory("lstm", (4,), 6)
+    chain = layer_chain(make([3, 2]))
+    g = torch.Generator().manual_seed(5)
+    emb = torch.randn(6, 3, generator=g)
+    w_ih = torch.randn(8, 3, generator=g)  # units u0, u1 of client 0
+    states = []
+    for j in range(2):
+        own = torch.randn(4, 3, generator=g) * 10  # each client's second unit is its own
+        rows = torch.cat([w_ih.view(4, 2, 3)[:, :1], own.view(4, 1, 3)], dim=1).reshape(8, 3)
+        states.append(
+            {
+                "encoder.weight": emb,
+                "lstm.weight_ih_l0": rows,
+                "lstm.weight_hh_l0": torch.full((8, 2), float(j + 1)),
+                "lstm.bias_ih_l0": torch.zeros(8),
+                "lstm.bias_hh_l0": torch.zeros(8),
+                "decoder.weight": torch.zeros(6, 2),
+                "decoder.bias": torch.zeros(6),
+            }
+        )
+    matching, params = match_layer(chain[1], states, SquaredEuclideanCost(threshold=1.0))
+    assert matching.size == 3
+    shared = int(matching.assignments[0][0])
+    assert shared == int(matching.assignments[1][0])
+    own0, own1 = int(matching.assignments[0][1]), int(matching.assignments[1][1])
+    h = params["lstm.weight_hh_l0"].view(4, 3, 3)
+    # row of the shared unit: the mean over both clients; a column only client 1 has: its value / 2
+    assert torch.allclose(h[:, shared, shared], torch.full((4,), 1.5))
+    assert torch.allclose(h[:, shared, own1], torch.full((4,), 1.0))
+    # row of client 0's own unit: client 0's values, zero where client 0 has no unit
+    assert torch.allclose(h[:, own0, own0], torch.full((4,), 1.0)) and torch.all(h[:, own0, own1] == 0)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from robustfl.algorithms.fedma.costs import MatchingCost
-from robustfl.algorithms.fedma.layers import Layer, StateDict, lift, select
+from robustfl.algorithms.fedma.layers import Layer, StateDict, lift, presence, select
 from robustfl.algorithms.fedma.matching import Matching, match_neurons
 
 
@@ -49,11 +49,16 @@ def match_layer(
         parts = []
         for s, a in zip(states, matching.assignments, strict=True):
             t, idx = s[name], torch.from_numpy(a)
-            mk = torch.ones_like(t)
-            for axis in layer.own_axes():
-                if axis.name == name:
-                    t, mk = lift(t, axis, idx, matching.size), lift(mk, axis, idx, matching.size)
-            parts.append((t, mk))
+            axes = [axis for axis in layer.own_axes() if axis.name == name]
+            for axis in axes:
+                t = lift(t, axis, idx, matching.size)
+            mask = torch.ones_like(t)
+            for axis in axes:
+                if not axis.reads:
+                    shape = [1] * t.dim()
+                    shape[axis.dim] = -1
+                    mask = mask * presence(axis, idx, matching.size).to(t.dtype).view(shape)
+            parts.append((t, mask))
         out[name] = _masked_mean(parts)
     return matching, out
 

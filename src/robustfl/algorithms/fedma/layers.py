@@ -24,12 +24,17 @@ StateDict = dict[str, Tensor]
 
 @dataclass(frozen=True)
 class Axis:
-    """An axis of parameter ``name`` indexed by a layer's neurons: ``index = (outer_k · L + unit) · inner + r``."""
+    """An axis of parameter ``name`` indexed by a layer's neurons: ``index = (outer_k · L + unit) · inner + r``.
+
+    ``reads`` marks an axis that *reads* the neurons (an input axis, like an LSTM's ``weight_hh``
+    columns) rather than being them: averaging keeps its zero padding (see ``averaging``).
+    """
 
     name: str
     dim: int
     outer: int = 1
     inner: int = 1
+    reads: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class Layer:
                 Axis(f"{p}.{s}", 0, outer=4)
                 for s in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
             ]
-            return [*gates, Axis(f"{p}.weight_hh_l0", 1)]
+            return [*gates, Axis(f"{p}.weight_hh_l0", 1, reads=True)]
         return [Axis(f"{p}.weight", 0), Axis(f"{p}.bias", 0)]
 
     def input_axis(self, state: StateDict, previous_width: int) -> Axis:
@@ -81,7 +86,7 @@ class Layer:
                 f"layer {self.prefix!r} reads {size} inputs, not a multiple of the previous layer's "
                 f"{previous_width} neurons; FedMA needs a plain chain of layers"
             )
-        return Axis(name, 1, inner=size // previous_width)
+        return Axis(name, 1, inner=size // previous_width, reads=True)
 
     def neurons(self, state: StateDict) -> Tensor:
         """``[L, D]``: one row per neuron, the vectors eq. 5.2 matches."""
@@ -134,6 +139,13 @@ def _split(t: Tensor, axis: Axis, units: int) -> Tensor:
 
 def _merge(t: Tensor, axis: Axis) -> Tensor:
     return t.reshape(-1, *t.shape[3:]).movedim(0, axis.dim)
+
+
+def presence(axis: Axis, assignment: Tensor, size: int) -> Tensor:
+    """A 0/1 vector along ``axis`` (of ``outer · size · inner`` entries): 1 where a unit in ``assignment`` sits."""
+    present = torch.zeros(size)
+    present[assignment] = 1.0
+    return present.view(1, size, 1).expand(axis.outer, size, axis.inner).reshape(-1)
 
 
 def lift(t: Tensor, axis: Axis, assignment: Tensor, size: int) -> Tensor:
