@@ -27,9 +27,8 @@ from robustfl.algorithms.fedma.matching import Matching, match_neurons
 
 
 def _masked_mean(parts: list[tuple[Tensor, Tensor]]) -> Tensor:
-    num = sum(t * m for t, m in parts)
-    den = sum(m for _, m in parts)
-    assert isinstance(num, Tensor) and isinstance(den, Tensor)
+    num = torch.stack([t * m for t, m in parts]).sum(0)
+    den = torch.stack([m for _, m in parts]).sum(0)
     return torch.where(den > 0, num / den.clamp(min=1e-30), torch.zeros_like(num))
 
 
@@ -41,6 +40,7 @@ def match_layer(
     seed: int = 0,
 ) -> tuple[Matching, StateDict]:
     """Match layer ``layer`` of the clients' ``states`` (inputs already in global coordinates) and average it.
+
     Returns the matching and the global layer's parameters.
     """
     matching = match_neurons([layer.neurons(s) for s in states], cost, iterations=iterations, seed=seed)

@@ -45,11 +45,11 @@ class BBPMAPCost:
     PFNM's cost leaves out the Gaussian normalising terms; ``log_det=True`` adds them (twice the
     log marginal likelihood, exact for the model): ``+ D log((λ_i + 1/σ²)/λ_i)`` for an existing and
     ``+ D log(1 + σ0²/σ²)`` for a new neuron, which favours matching more strongly as ``D`` grows.
-    Without them matching is favoured only as far as ``‖v‖²/σ0²`` outweighs the prior terms, so weights
-    with ``‖v‖² ≲ 1`` open many new neurons. The chapter's values:
+    ``σ²`` is a per-coordinate variance and must fit the weights' scale: when it is large against the
+    squared distances between neurons, the prior terms decide alone (popular global neurons absorb
+    unrelated ones when J is large; with few clients new neurons are opened). The chapter's values:
     ``γ0 = 7, σ0² = 1, σ² = 1`` for VGG-9 on CIFAR-10 and ``γ0 = 1e-3`` (``σ0² = σ² = 1``) for the
-    Shakespeare LSTM; it gives no values for LeNet/MNIST. ``σ²`` is in the units of the squared weights:
-    when weights are small (‖v‖² ≪ 1), the prior terms dominate and more neurons are matched.
+    Shakespeare LSTM; it gives no values for LeNet/MNIST.
     """
 
     gamma0: float = 7.0
