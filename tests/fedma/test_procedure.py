@@ -18,7 +18,7 @@ def _blobs() -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, tor
         y = torch.arange(4).repeat_interleave(n)
         return centers[y] + torch.randn(4 * n, 10, generator=g), y
 
-    (x, y), (xt, yt) = draw(40), draw(40)
+    (x, y), (xt, yt) = draw(25), draw(40)
     return [(x[y < 2], y[y < 2]), (x[y >= 2], y[y >= 2])], xt, yt
 
 
@@ -30,7 +30,7 @@ def test_fedma_learns_classes_no_client_sees_together() -> None:
     make = width_factory("mlp", (10,), 4)
     result = fedma(clients, make, [[16], [12]], 4, TRAINER, rounds=2, evaluate=lambda m: accuracy(m, xt, yt))
     locals_ = local_models(clients, make, [[16], [12]], TRAINER)
-    assert all(accuracy(m, xt, yt) <= 0.5 for m in locals_)
+    assert all(accuracy(m, xt, yt) < 0.6 for m in locals_)  # each knows 2 of the 4 classes
     assert [h.accuracy for h in result.history][-1] > 0.9  # type: ignore[operator]
     assert ensemble_accuracy(locals_, xt, yt) > 0.9
     # global size between the largest local model and their concatenation
@@ -117,3 +117,41 @@ def test_growth_table_reproduces_table_5_7() -> None:
     assert (first.global_count, first.original_count) == (1_269, 864)
     with pytest.raises(ValueError, match="same parameter names"):
         growth_table(original, width_factory("mlp", (4,), 2)([3]).state_dict())
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "hidden", "options"),
+    [
+        ("lenet-caffe", (1, 16, 16), [3, 4, 6], {}),
+        ("lenet", (1, 16, 16), [2, 3, 5, 4], {}),
+        ("vgg9", (3, 8, 8), [2, 2, 3, 3, 3, 3, 4, 4], {"dropout": False}),
+        ("lstm", (5,), [3, 6], {}),
+    ],
+)
+def test_fedma_runs_on_every_resizable_model(
+    name: str, shape: tuple[int, ...], hidden: list[int], options: dict
+) -> None:  # type: ignore[type-arg]
+    g = torch.Generator().manual_seed(6)
+    make = width_factory(name, shape, 4, **options)
+
+    def data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (
+            torch.randint(0, 4, (n, *shape), generator=g)
+            if name == "lstm"
+            else torch.randn(n, *shape, generator=g)
+        )
+        return x, torch.randint(0, 4, (n,), generator=g)
+
+    clients = [data(12), data(9), data(7)]
+    widths_ = [hidden, [h + 1 for h in hidden], hidden]
+    result = fedma(clients, make, widths_, 4, SGDTrainer(epochs=1, batch_size=8), rounds=2)
+    chain = layer_chain(make(hidden))
+    assert len(result.matchings) == len(chain) - 1 == len(result.widths)
+    for n, (m, w) in enumerate(zip(result.matchings, result.widths, strict=True)):
+        # each client's own size is kept by its matching; the global size is within the bounds
+        assert m.size == w and [a.size for a in m.assignments] == [ws[n] for ws in widths_]
+        assert max(ws[n] for ws in widths_) <= w <= sum(ws[n] for ws in widths_)
+    model = make(result.widths)
+    model.load_state_dict(result.global_state)
+    assert model(data(2)[0]).shape == (2, 4)
+    assert result.history[-1].communications == 2 * len(chain)
