@@ -11,8 +11,9 @@ milliseconds per client visit (one cost matrix and one ``linear_sum_assignment``
 
 With ``--compare``: FedMA vs FedAvg (same SGD trainer, same local epochs) vs the local models and
 their ensemble on the embedded MNIST sample split over J clients by Dirichlet(α); FedMA's R rounds
-take R·N communications (N layers), FedAvg gets as many rounds. Prints accuracy, communications,
-bytes and the growth rate per round.
+take R·N communications (N layers), FedAvg gets as many rounds; "PFNM" is the one-shot matched
+average of the local models (no retraining). Prints accuracy, communications, bytes and the growth
+rate per round.
 
     PYTHONPATH=src python benchmarks/fedma.py [--quick] [--threads 1]
     PYTHONPATH=src python benchmarks/fedma.py --compare [--clients 8 --alpha 0.1 --hidden 100 --epochs 5 --rounds 3]
@@ -32,8 +33,11 @@ from robustfl.algorithms.fedma import (
     accuracy,
     fedma,
     growth_table,
+    layer_chain,
     match_neurons,
+    matched_average,
     width_factory,
+    widths,
 )
 from robustfl.algorithms.fedma.baselines import ensemble_accuracy, fedavg, local_models
 from robustfl.data import load_dataset, partition
@@ -92,6 +96,17 @@ def compare(args: argparse.Namespace) -> None:
             f"{h.accuracy:>8.3f} {1.0:>6.2f}x"
         )
     models = local_models(clients, make, [hidden] * args.clients, trainer)
+    states = [{k: v.detach() for k, v in m.state_dict().items()} for m in models]
+    counts = torch.stack([torch.bincount(y, minlength=ds.num_classes) for _, y in clients])
+    pfnm, _ = matched_average(states, layer_chain(models[0]), BBPMAPCost(), counts)
+    one_shot = make(widths(layer_chain(models[0]), pfnm))
+    one_shot.load_state_dict(pfnm)
+    up = sum(v.numel() * 4 for s in states for v in s.values())
+    down = args.clients * sum(v.numel() * 4 for v in pfnm.values())
+    rate = growth_table(original, pfnm)[-1].rate
+    print(
+        f"{'PFNM':<9} {1:>5} {1:>5} {up / 1e6:>7.2f} {down / 1e6:>8.2f} {evaluate(one_shot):>8.3f} {rate:>6.2f}x"
+    )
     ensemble = ensemble_accuracy(models, ds.x_test, ds.y_test)
     print(f"{'ensemble':<9} {'':>5} {0:>5} {'':>7} {'':>8} {ensemble:>8.3f} {args.clients:>6.2f}x")
     local = [evaluate(m) for m in models]
