@@ -13,7 +13,13 @@ from robustfl.algorithms.fedma.averaging import (
     reconstruct,
 )
 from robustfl.algorithms.fedma.builders import ModelFactory, width_factory
-from robustfl.algorithms.fedma.costs import BBPMAPCost, MatchingCost, SquaredEuclideanCost
+from robustfl.algorithms.fedma.costs import (
+    CHAPTER_LSTM_COST,
+    CHAPTER_VGG9_COST,
+    BBPMAPCost,
+    MatchingCost,
+    SquaredEuclideanCost,
+)
 from robustfl.algorithms.fedma.growth import GrowthRow, growth_table
 from robustfl.algorithms.fedma.layers import Layer, layer_chain, permute, widths
 from robustfl.algorithms.fedma.matching import Matching, match_neurons
@@ -21,6 +27,8 @@ from robustfl.algorithms.fedma.procedure import FedMAResult, RoundRecord, fedma
 from robustfl.algorithms.fedma.training import SGDTrainer, Trainer, TrainRequest, accuracy
 
 __all__ = [
+    "CHAPTER_LSTM_COST",
+    "CHAPTER_VGG9_COST",
     "BBPMAPCost",
     "FedMAResult",
     "GrowthRow",

@@ -126,3 +126,10 @@ class SquaredEuclideanCost:
         else:
             new = np.broadcast_to(self.threshold + self.size_penalty * t[None, :], (lj, lj))
         return np.hstack([existing, new])
+
+
+CHAPTER_VGG9_COST = BBPMAPCost(gamma0=7.0, sigma0_sq=1.0, sigma_sq=1.0)
+"""BBP-MAP with the chapter's values for VGG-9 on CIFAR-10 (§5.4.4)."""
+
+CHAPTER_LSTM_COST = BBPMAPCost(gamma0=1e-3, sigma0_sq=1.0, sigma_sq=1.0)
+"""BBP-MAP with the chapter's values for the LSTM on Shakespeare (§5.4.4)."""
