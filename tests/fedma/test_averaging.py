@@ -4,6 +4,8 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from robustfl.algorithms.fedma import (
@@ -225,3 +227,32 @@ def test_lstm_hidden_to_hidden_average_discounts_rows_and_pads_columns() -> None
     assert torch.allclose(h[:, shared, own1], torch.full((4,), 1.0))
     # row of client 0's own unit: client 0's values, zero where client 0 has no unit
     assert torch.allclose(h[:, own0, own0], torch.full((4,), 1.0)) and torch.all(h[:, own0, own1] == 0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    outer=st.integers(1, 4),
+    inner=st.integers(1, 3),
+    units=st.integers(1, 5),
+    extra=st.integers(0, 4),
+    dim=st.integers(0, 2),
+    seed=st.integers(0, 1000),
+)
+def test_select_undoes_lift_on_any_axis_layout(
+    outer: int, inner: int, units: int, extra: int, dim: int, seed: int
+) -> None:
+    from robustfl.algorithms.fedma.layers import Axis, lift, presence, select
+
+    g = torch.Generator().manual_seed(seed)
+    size = units + extra
+    assignment = torch.randperm(size, generator=g)[:units]
+    shape = [2, 3, 2]
+    shape[dim] = outer * units * inner
+    t = torch.randn(shape, generator=g)
+    axis = Axis("w", dim, outer=outer, inner=inner)
+    lifted = lift(t, axis, assignment, size)
+    assert lifted.shape[dim] == outer * size * inner
+    torch.testing.assert_close(select(lifted, axis, assignment, size), t)
+    # the padding is exactly where presence says no unit sits
+    where = presence(axis, assignment, size).bool()
+    assert torch.all(lifted.index_select(dim, torch.nonzero(~where).flatten()) == 0)
