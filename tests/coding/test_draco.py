@@ -22,7 +22,9 @@ def test_repetition_output_is_bit_identical_to_the_attack_free_output(
     groups: int, s: int, kind: str, data: st.DataObject
 ) -> None:
     P = groups * (2 * s + 1)
-    scheme = DracoRepetition(workers=P, s=s, vote=data.draw(st.sampled_from(["boyer-moore", "pairwise"])))
+    scheme = DracoRepetition(
+        workers=P, s=s, vote=data.draw(st.sampled_from(["auto", "boyer-moore", "pairwise"]))
+    )
     gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31)))
     parts = torch.randn(P, 7, generator=gen)
     clean = honest_messages(scheme, parts)

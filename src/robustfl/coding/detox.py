@@ -23,7 +23,7 @@ from robustfl import aggregators
 from robustfl.aggregators.base import Aggregator
 from robustfl.coding.base import CODINGS, CodedScheme, check_count, check_tolerance
 from robustfl.coding.repetition import deviating_workers
-from robustfl.coding.vote import VoteMethod, check_vote_method, majority_vote
+from robustfl.coding.vote import VoteMethod, check_vote_method, vote_with_support
 from robustfl.utils import make_generator
 
 AggregatorSpec = str | Aggregator
@@ -75,7 +75,7 @@ class Detox(CodedScheme):
         a0_params: Mapping[str, Any] | None = None,
         a1_params: Mapping[str, Any] | None = None,
         seed: int = 0,
-        vote: VoteMethod = "boyer-moore",
+        vote: VoteMethod = "auto",
         atol: float = 0.0,
         rtol: float = 0.0,
     ) -> None:
@@ -129,9 +129,12 @@ class Detox(CodedScheme):
     def votes(self, received: Tensor) -> tuple[Tensor, Tensor]:
         """The filtering stage: ``(votes: Tensor[P/r, d], has_majority: Tensor[P/r] bool)``."""
         self._check_received(received)
+        return self._votes(received)[:2]
+
+    def _votes(self, received: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         groups = self._groups.to(received.device)
         x = received[groups.reshape(-1)].reshape(groups.shape[0], self.r, -1)
-        return majority_vote(x, self.vote, self.atol, self.rtol)
+        return vote_with_support(x, self.vote, self.atol, self.rtol)
 
     def hier_aggr(self, votes: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Algorithm 7: random vote groups of near-equal size, ``A_0`` on each, ``A_1`` across."""
@@ -144,9 +147,8 @@ class Detox(CodedScheme):
     def _decode(
         self, received: Tensor, generator: torch.Generator | None
     ) -> tuple[Tensor, tuple[int, ...], int, float | None]:
-        votes, has = self.votes(received)
-        groups = self._groups.to(received.device)
-        located = deviating_workers(groups, received, votes, has, self.r, self.atol, self.rtol)
+        votes, has, agrees = self._votes(received)
+        located = deviating_workers(self._groups.to(received.device), agrees, has)
         return self.hier_aggr(votes, generator), located, int((~has).sum()), None
 
 

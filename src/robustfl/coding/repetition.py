@@ -6,19 +6,15 @@ import torch
 from torch import Tensor
 
 from robustfl.coding.base import CODINGS, CodedScheme, check_count, check_tolerance
-from robustfl.coding.vote import VoteMethod, check_vote_method, majority_vote, rows_equal
+from robustfl.coding.vote import VoteMethod, check_vote_method, vote_with_support
 
 
-def deviating_workers(
-    groups: Tensor, received: Tensor, votes: Tensor, has: Tensor, r: int, atol: float, rtol: float
-) -> tuple[int, ...]:
+def deviating_workers(groups: Tensor, agrees: Tensor, has: Tensor) -> tuple[int, ...]:
     """Workers of majority groups whose message differs from their group's vote.
 
-    ``groups: Tensor[g, r]`` worker ids per group; ``received: Tensor[P, d]``; ``votes: Tensor[g, d]``.
+    ``groups: Tensor[g, r]`` worker ids; ``agrees: Tensor[g, r]`` from ``vote_with_support``.
     """
-    members = received[groups.reshape(-1)].reshape(groups.shape[0], r, -1)
-    differs = ~rows_equal(members, votes.unsqueeze(1), atol, rtol) & has.unsqueeze(1)
-    return tuple(sorted(int(w) for w in groups[differs].tolist()))
+    return tuple(sorted(groups[~agrees & has.unsqueeze(1)].tolist()))
 
 
 @CODINGS.register("draco-repetition", "repetition")
@@ -32,7 +28,7 @@ class DracoRepetition(CodedScheme):
     every group keeps ``s + 1`` honest members, so the output is exactly (bit for bit) the
     adversary-free output: Theorem 6.7. ``r`` must divide ``P``.
 
-    ``vote``: ``"boyer-moore"`` (streaming, Algorithm 5) or ``"pairwise"``; ``atol``/``rtol``: the
+    ``vote``: ``"boyer-moore"`` (streaming, Algorithm 5), ``"pairwise"`` or ``"auto"`` (the cheaper); ``atol``/``rtol``: the
     equality tolerance (0: exact, which keeps the bit-for-bit guarantee; use a tolerance only when
     honest workers' gradients differ in the last bits, e.g. on non-deterministic GPU kernels).
     """
@@ -41,7 +37,7 @@ class DracoRepetition(CodedScheme):
         self,
         workers: int,
         s: int = 1,
-        vote: VoteMethod = "boyer-moore",
+        vote: VoteMethod = "auto",
         atol: float = 0.0,
         rtol: float = 0.0,
     ) -> None:
@@ -73,7 +69,7 @@ class DracoRepetition(CodedScheme):
         self, received: Tensor, generator: torch.Generator | None
     ) -> tuple[Tensor, tuple[int, ...], int, float | None]:
         r, g = self.r, self.workers // self.r
-        votes, has = majority_vote(received.reshape(g, r, -1), self.vote, self.atol, self.rtol)
+        votes, has, agrees = vote_with_support(received.reshape(g, r, -1), self.vote, self.atol, self.rtol)
         groups = torch.arange(self.workers, device=received.device).reshape(g, r)
-        located = deviating_workers(groups, received, votes, has, r, self.atol, self.rtol)
+        located = deviating_workers(groups, agrees, has)
         return votes.mean(dim=0), located, int((~has).sum()), None
