@@ -12,7 +12,10 @@ Byzantine nodes sending a constant vector of l2 norm 100; honest nodes send the 
 error of GM, coordinate-wise median (CM) and DETOX with ``A_0 = mean`` and ``A_1`` = GM / CM, with the
 vote-group counts of Thm 7.3 (``k = 128 ln(1/delta)`` for GM, ``128 ln(d/delta)`` for CM, delta 0.05).
 
-    PYTHONPATH=src python benchmarks/coding.py [--quick] [--part cost|mean|all] [--threads 1]
+Part ``precision``: the cyclic code's worst relative recovery error with ``s`` adversaries of
+magnitudes 1e-3..1e6, for the chapter's node ordering (``stride=1``) and ``stride="auto"``.
+
+    PYTHONPATH=src python benchmarks/coding.py [--quick] [--part cost|mean|precision|all] [--threads 1]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -29,14 +33,16 @@ from robustfl import aggregators, coding
 from robustfl.coding import CodedScheme, Detox
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
+def paired_seconds(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median seconds of ``a`` and of ``b``, calls alternated so both see the same machine load."""
+    a(), b()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, out in ((a, times[0]), (b, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def coded_input(scheme: CodedScheme, d: int, q: int, gen: torch.Generator) -> torch.Tensor:
@@ -83,9 +89,10 @@ def cost(quick: bool) -> None:
         plain_x[:q] = -100.0
         for plain_name, rule, coded_name, scheme in pairs:
             coded_x = coded_input(scheme, d, q, gen)
-            t_plain = median_seconds(lambda rule=rule: rule(plain_x), repeats)
             dec_gen = torch.Generator().manual_seed(1)
-            t_coded = median_seconds(lambda s_=scheme, x=coded_x: s_.decode(x, dec_gen), repeats)
+            t_plain, t_coded = paired_seconds(
+                partial(rule, plain_x), partial(scheme.decode, coded_x, dec_gen), repeats
+            )
             print(
                 f"{P:>4}{d:>8}  {plain_name:<22}{t_plain * 1e3:>9.2f}  {coded_name:<26}"
                 f"{t_coded * 1e3:>9.2f}  {t_plain / t_coded:>10.1f}x"
@@ -133,10 +140,39 @@ def mean_estimation(quick: bool, trials: int) -> None:
         print(f"{d:>4}  {row}  {expected:>8.2f}  {statistics.mean(q_hat):>6.1f}")
 
 
+def precision(quick: bool, trials: int) -> None:
+    """Worst relative recovery error of draco-cyclic over random adversary sets of size s whose rows
+    are Gaussian with magnitudes spread over 1e-3..1e6, for the chapter's ordering and stride='auto'."""
+    sizes = (
+        [(15, 3), (45, 5)]
+        if quick
+        else [(15, 3), (45, 5), (45, 11), (100, 10), (100, 20), (200, 20), (256, 10)]
+    )
+    trials = max(trials, 2 if quick else 20)
+    print(f"{'P':>4}{'s':>4}  {'stride':>6}  {'max|W|':>9}  {'worst rel. error':>16}  {'all located':>11}")
+    for P, s in sizes:
+        for stride in (1, "auto"):
+            scheme = coding.DracoCyclic(workers=P, s=s, stride=stride)
+            gen = torch.Generator().manual_seed(P * 100 + s)
+            worst, found = 0.0, 0
+            for _ in range(trials):
+                parts = torch.randn(P, 64, generator=gen, dtype=torch.float64)
+                msg = scheme.encode_all(parts[torch.tensor(scheme.assignment())])
+                bad = torch.randperm(P, generator=gen)[:s]
+                scale = 10.0 ** (torch.rand(s, 1, generator=gen, dtype=torch.float64) * 9 - 3)
+                msg[bad] = torch.randn(s, msg.shape[1], generator=gen, dtype=torch.float64) * scale
+                out, report = scheme.decode_report(msg, gen)
+                truth = parts.mean(dim=0)
+                worst = max(worst, float((out - truth).abs().max() / truth.abs().max()))
+                found += set(report.located) == set(bad.tolist())
+            gain = float(scheme.coefficients().abs().max())
+            print(f"{P:>4}{s:>4}  {scheme.stride:>6}  {gain:>9.2g}  {worst:>16.1e}  {found:>5}/{trials}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke run)")
-    parser.add_argument("--part", choices=["cost", "mean", "all"], default="all")
+    parser.add_argument("--part", choices=["cost", "mean", "precision", "all"], default="all")
     parser.add_argument("--trials", type=int, default=1, help="independent trials per d in part 'mean'")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
@@ -145,6 +181,8 @@ def main() -> None:
         cost(args.quick)
     if args.part in ("mean", "all"):
         mean_estimation(args.quick, args.trials)
+    if args.part in ("precision", "all"):
+        precision(args.quick, args.trials)
 
 
 if __name__ == "__main__":

@@ -173,7 +173,8 @@ class DracoCyclic(CodedScheme):
         else:  # more than 2s non-finite messages: no exact decoding exists; least squares
             b = torch.linalg.pinv(CLU) @ e
             residual = float("inf")
-        b = b.to(dev)
-        idx = torch.tensor(U, device=dev)
-        out = re[idx].T @ b.real - im[idx].T @ b.imag
+        full = torch.zeros(P, dtype=torch.complex128)
+        full[U] = b
+        full = full.to(dev)
+        out = full.real @ re - full.imag @ im  # Re(R_{., U} b), no gathered copy of R
         return out / P, located, 0, residual
