@@ -173,8 +173,12 @@ class DracoCyclic(CodedScheme):
         else:  # more than 2s non-finite messages: no exact decoding exists; least squares
             b = torch.linalg.pinv(CLU) @ e
             residual = float("inf")
-        full = torch.zeros(P, dtype=torch.complex128)
-        full[U] = b
-        full = full.to(dev)
-        out = full.real @ re - full.imag @ im  # Re(R_{., U} b), no gathered copy of R
+        b = b.to(dev)
+        if bool(bad.any()):  # 0 * inf = NaN: drop non-finite rows before combining
+            idx = torch.tensor(U, device=dev)
+            out = b.real @ re.index_select(0, idx) - b.imag @ im.index_select(0, idx)
+        else:  # Re(R_{., U} b) with zero weights off U, without a gathered copy of R
+            full = torch.zeros(P, dtype=torch.complex128, device=dev)
+            full[torch.tensor(U, device=dev)] = b
+            out = full.real @ re - full.imag @ im
         return out / P, located, 0, residual
