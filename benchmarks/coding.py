@@ -53,9 +53,7 @@ def coded_input(scheme: CodedScheme, d: int, q: int, gen: torch.Generator) -> to
     return msg
 
 
-def cost(quick: bool) -> None:
-    sizes = [(15, 10_000), (45, 10_000)] if quick else [(15, 100_000), (45, 100_000), (90, 100_000)]
-    repeats = 2 if quick else 7
+def cost(sizes: list[tuple[int, int]], repeats: int) -> None:
     gen = torch.Generator().manual_seed(0)
     print(
         f"{'P':>4}{'d':>8}  {'plain rule':<22}{'ms':>9}  {'coded decode':<26}{'ms':>9}  {'plain/coded':>11}"
@@ -99,10 +97,8 @@ def cost(quick: bool) -> None:
             )
 
 
-def mean_estimation(quick: bool, trials: int) -> None:
-    p, r = (22_001, 7) if quick else (220_000, 11)
+def mean_estimation(p: int, r: int, dims: list[int], trials: int) -> None:
     q = math.floor(math.exp(r) / 3)
-    dims = [20, 60, 100] if quick else list(range(20, 101, 10))
     delta = 0.05
     gm = aggregators.GeometricMedian(nu=1e-6, T=200, tol=1e-7)
     print(
@@ -140,15 +136,9 @@ def mean_estimation(quick: bool, trials: int) -> None:
         print(f"{d:>4}  {row}  {expected:>8.2f}  {statistics.mean(q_hat):>6.1f}")
 
 
-def precision(quick: bool, trials: int) -> None:
+def precision(sizes: list[tuple[int, int]], trials: int) -> None:
     """Worst relative recovery error of draco-cyclic over random adversary sets of size s whose rows
     are Gaussian with magnitudes spread over 1e-3..1e6, for the chapter's ordering and stride='auto'."""
-    sizes = (
-        [(15, 3), (45, 5)]
-        if quick
-        else [(15, 3), (45, 5), (45, 11), (100, 10), (100, 20), (200, 20), (256, 10)]
-    )
-    trials = max(trials, 2 if quick else 20)
     print(f"{'P':>4}{'s':>4}  {'stride':>6}  {'max|W|':>9}  {'worst rel. error':>16}  {'all located':>11}")
     for P, s in sizes:
         for stride in (1, "auto"):
@@ -173,16 +163,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke run)")
     parser.add_argument("--part", choices=["cost", "mean", "precision", "all"], default="all")
-    parser.add_argument("--trials", type=int, default=1, help="independent trials per d in part 'mean'")
+    parser.add_argument("--trials", type=int, default=None, help="trials per row (mean: 1, precision: 20)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    quick = args.quick
     if args.part in ("cost", "all"):
-        cost(args.quick)
+        cost(
+            [(15, 10_000), (45, 10_000)] if quick else [(15, 100_000), (45, 100_000), (90, 100_000)],
+            2 if quick else 7,
+        )
     if args.part in ("mean", "all"):
-        mean_estimation(args.quick, args.trials)
+        p, r = (22_001, 7) if quick else (220_000, 11)
+        mean_estimation(p, r, [20, 60, 100] if quick else list(range(20, 101, 10)), args.trials or 1)
     if args.part in ("precision", "all"):
-        precision(args.quick, args.trials)
+        sizes = [(15, 3), (45, 5), (45, 11), (100, 10), (100, 20), (200, 20), (256, 10)]
+        precision(sizes[:2] if quick else sizes, args.trials or (2 if quick else 20))
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ chapter's ``g_j`` of Eq. 7.2 over ``b r / p`` samples, so the redundancy is ``r`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-from scipy.stats import hypergeom
 from torch import Tensor
 
 from robustfl import aggregators
@@ -49,9 +49,15 @@ def expected_byzantine_votes(p: int, q: int, r: int) -> float:
     """``E[q_hat]`` (§7.2.1, proof of Thm 7.4): the expected number of node groups of ``r`` with a
     Byzantine majority when ``q`` of ``p`` nodes are Byzantine and groups are a uniform random partition.
 
-    ``E[q_hat] = (p / r) P[X >= (r + 1) / 2]`` with ``X ~ Hypergeometric(p, q, r)``.
+    ``E[q_hat] = (p / r) P[X >= (r + 1) / 2]`` with ``X ~ Hypergeometric(p, q, r)``, summed exactly in
+    integers: ``P[X >= m] = sum_{i >= m} C(q, i) C(p - q, r - i) / C(p, r)``.
     """
-    return p / r * float(hypergeom(p, q, r).sf((r - 1) // 2))
+    for name, v in (("p", p), ("q", q), ("r", r)):
+        check_count(name, v, 0 if name == "q" else 1)
+    if q > p or r > p:
+        raise ValueError(f"expected_byzantine_votes needs q <= p and r <= p, got p={p}, q={q}, r={r}")
+    hits = sum(math.comb(q, i) * math.comb(p - q, r - i) for i in range((r + 1) // 2, min(q, r) + 1))
+    return p / r * hits / math.comb(p, r)
 
 
 @CODINGS.register("detox")
