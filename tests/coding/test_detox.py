@@ -24,7 +24,7 @@ def test_node_groups_are_a_fixed_random_partition_and_assignment_follows_them() 
     assert scheme.redundancy == 3
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(groups=st.integers(1, 8), seed=st.integers(0, 1000), data=st.data())
 def test_one_byzantine_per_group_of_three_leaves_every_vote_honest(
     groups: int, seed: int, data: st.DataObject
@@ -153,6 +153,13 @@ def test_byzantine_votes_after_filtering_match_the_hypergeometric_expectation(r:
     assert abs(mc.mean().item() - expected) < 5 * mc.std().item() / trials**0.5 + 1e-9
     if r == 1:
         assert expected == pytest.approx(q)
+
+
+def test_expected_byzantine_votes_validates_its_arguments() -> None:
+    with pytest.raises(ValueError, match="q <= p"):
+        expected_byzantine_votes(10, 11, 3)
+    with pytest.raises(ValueError, match="r must be >= 1"):
+        expected_byzantine_votes(10, 1, 0)
 
 
 def test_expected_byzantine_votes_fall_quickly_with_r() -> None:

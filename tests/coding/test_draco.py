@@ -67,7 +67,7 @@ def test_repetition_assignment_and_encoding_follow_the_block_code() -> None:
 CYCLIC_SIZES = [(3, 1), (5, 2), (7, 1), (15, 3), (15, 7), (45, 5), (45, 11), (64, 8), (100, 20)]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(size=st.sampled_from(CYCLIC_SIZES), kind=st.sampled_from(KINDS), data=st.data())
 def test_cyclic_recovers_the_mean_with_up_to_s_arbitrary_adversaries(
     size: tuple[int, int], kind: str, data: st.DataObject
@@ -157,3 +157,17 @@ def test_registry_lists_the_schemes_and_validates_parameters() -> None:
         assert name in names
     with pytest.raises(ValueError, match="has no parameter f"):
         coding.get("draco-repetition", workers=3, f=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("draco-repetition", {"s": 1}), ("draco-cyclic", {"s": 2}), ("detox", {"r": 3}), ("detox-bulyan", {})],
+)
+def test_encode_one_worker_matches_encode_all(name: str, params: dict[str, int]) -> None:
+    scheme = coding.get(name, workers=15, **params)
+    G = torch.randn(15, scheme.per_worker, 6, dtype=torch.float64)
+    every = scheme.encode_all(G)
+    for j in range(15):
+        torch.testing.assert_close(scheme.encode(j, G[j]), every[j])
+    with pytest.raises(ValueError, match="worker must be < P=15"):
+        scheme.encode(15, G[0])
