@@ -171,3 +171,12 @@ def test_encode_one_worker_matches_encode_all(name: str, params: dict[str, int])
         torch.testing.assert_close(scheme.encode(j, G[j]), every[j])
     with pytest.raises(ValueError, match="worker must be < P=15"):
         scheme.encode(15, G[0])
+
+
+def test_cyclic_residual_is_tiny_without_adversaries() -> None:
+    for P, s in [(5, 2), (15, 3), (45, 5)]:
+        scheme = DracoCyclic(workers=P, s=s)
+        parts = torch.randn(P, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(P))
+        _, report = scheme.decode_report(honest_messages(scheme, parts), torch.Generator().manual_seed(0))
+        assert report.residual is not None and report.residual < 1e-12
+        assert report.located == ()

@@ -34,8 +34,9 @@ class DecodeReport:
 
     ``located``: workers the decoder identified as sending something other than their encoding;
     ``no_majority``: vote groups without a strict majority (their vote is the zero vector);
-    ``residual``: the cyclic locator's relative syndrome residual (``None`` for vote-based schemes;
-    ~1e-12 when at most ``s`` workers deviate, large when more did); ``seconds``: decode wall time.
+    ``residual``: the cyclic locator's syndrome residual relative to the messages (``None`` for
+    vote-based schemes; ~1e-15 when at most ``s`` workers deviate, large when more did);
+    ``seconds``: decode wall time.
     """
 
     located: tuple[int, ...]

@@ -31,6 +31,9 @@ Numerical choices (float64/complex128 throughout; each measured in docs/coding.m
   deviate is harmless: any ``P - 2s`` honest columns decode (Lemma 6.8).
 * Non-finite messages (and messages whose projection overflows) are excluded up front; their
   columns are zeroed before the syndromes, which turns them into ordinary errors at known places.
+* ``residual`` in the report: the syndromes left unexplained by the ``s`` excluded workers, relative
+  to the norm of the projected messages; ~1e-16 when at most ``s`` deviate, the size of the
+  unexplained deviation (decoding error) when more did.
 """
 
 from __future__ import annotations
@@ -156,9 +159,9 @@ class DracoCyclic(CodedScheme):
             V = sorted(excluded)
             A = C[self._n_low :, V].conj()  # [2s, |V|]: syndromes of unit errors at V
             gamma = torch.linalg.lstsq(A, syn.T).solution  # [|V|, k]
-            fit = torch.linalg.vector_norm(syn.T - A @ gamma)
-            scale = torch.linalg.vector_norm(syn)
-            residual = float(fit / scale) if scale > 0 else 0.0
+            fit = float(torch.linalg.vector_norm(syn.T - A @ gamma))
+            scale = float(torch.linalg.vector_norm(Y))  # relative to the projected messages
+            residual = fit / scale if scale > 0 else fit
             size = torch.linalg.vector_norm(gamma, dim=1)
             noise = 1e-9 * float(torch.linalg.vector_norm(Y, dim=0).max())
             located = tuple(v for v, g in zip(V, size.tolist(), strict=True) if g > noise or bool(bad[v]))
