@@ -167,3 +167,25 @@ def test_expected_byzantine_votes_fall_quickly_with_r() -> None:
     assert values[0] == pytest.approx(5)
     assert all(a > b for a, b in itertools.pairwise(values))
     assert values[2] < 0.2 * values[1]  # exponential, not linear, decay (Thm 7.1)
+
+
+@pytest.mark.parametrize(("p", "q"), [(6, 1), (45, 5), (99, 12), (300, 40)])
+def test_lemma_7_5_bounds_the_r3_expectation(p: int, q: int) -> None:
+    eps = q / p
+    assert expected_byzantine_votes(p, q, 3) <= q * (4 * eps - 2 * eps**2) / 3
+
+
+@pytest.mark.parametrize(("p", "q", "r"), [(400, 8, 5), (400, 9, 7), (2000, 45, 9), (30, 0, 5)])
+def test_theorem_7_4_bounds_the_expectation_for_r_above_3(p: int, q: int, r: int) -> None:
+    eps = q / p
+    assert eps < 1 / 40 and p >= 2 * r
+    assert expected_byzantine_votes(p, q, r) <= 2 * q * (40 * eps * (1 - eps)) ** ((r - 1) / 2) / r
+
+
+def test_decode_report_metrics_are_flat_numbers() -> None:
+    scheme = Detox(workers=6, r=3)
+    msg = honest_messages(scheme, torch.randn(6, 3))
+    msg[scheme.node_groups()[1][2]] = 5.0
+    metrics = scheme.decode_report(msg)[1].metrics()
+    assert metrics["located_adversaries"] == 1.0 and metrics["groups_without_majority"] == 0.0
+    assert metrics["decode_seconds"] >= 0 and "locator_residual" not in metrics
