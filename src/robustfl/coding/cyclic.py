@@ -96,18 +96,14 @@ class DracoCyclic(CodedScheme):
         self._n_low = P - 2 * self.s
 
     def _build_coefficients(self) -> Tensor:
-        """``coef[j, i] = W[(j + i) mod P, j]``: worker ``j``'s weight on its ``i``-th partition."""
-        P, r, x = self.workers, self.per_worker, self._x
-        coef = torch.empty(P, r, dtype=torch.complex128)
-        for j in range(P):
-            for i in range(r):
-                k = (j + i) % P
-                others = [(k - u) % P for u in range(r) if (k - u) % P != j]
-                denom = (
-                    torch.prod(x[j] - x[others]) if others else torch.tensor(1.0 + 0j, dtype=torch.complex128)
-                )
-                coef[j, i] = math.sqrt(P) / x[j] / denom
-        return coef
+        """``coef[j, i] = W[(j + i) mod P, j] = sqrt(P) x_j^{-1} / prod_{u=i-2s..i, u != 0} (x_j - x_{j+u})``:
+        worker ``j``'s weight on its ``i``-th partition (``T_{j+i}`` are workers ``j+i-2s .. j+i``)."""
+        P, s, x = self.workers, self.s, self._x
+        offsets = torch.arange(-2 * s, 2 * s + 1)
+        diffs = x.unsqueeze(1) - x[(torch.arange(P).unsqueeze(1) + offsets) % P]  # [P, 4s + 1]
+        diffs[:, 2 * s] = 1  # u = 0: the worker itself is not a factor
+        prods = torch.stack([diffs[:, i : i + 2 * s + 1].prod(dim=1) for i in range(2 * s + 1)], dim=1)
+        return math.sqrt(P) / x.unsqueeze(1) / prods
 
     def params(self) -> dict[str, object]:
         return {"workers": self.workers, "s": self.s, "stride": self.stride, "projections": self.projections}
