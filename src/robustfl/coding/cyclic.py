@@ -125,7 +125,6 @@ class DracoCyclic(CodedScheme):
     def _decode(
         self, received: Tensor, generator: torch.Generator | None
     ) -> tuple[Tensor, tuple[int, ...], int, float | None]:
-        P, s = self.workers, self.s
         if received.shape[1] % 2:
             raise ValueError(
                 f"draco-cyclic messages are [Re z, Im z] of even length 2d, got {received.shape[1]}"
@@ -136,48 +135,61 @@ class DracoCyclic(CodedScheme):
         re, im = R[:, :d], R[:, d:]
         gen_dev = generator.device if generator is not None else torch.device("cpu")
         F = torch.randn(self.projections, d, generator=generator, dtype=torch.float64, device=gen_dev)
-        F = (F + 1).to(dev)
+        F = (F + 1).to(dev)  # f ~ N(1, I_d), one per projection (Lemma 6.13)
         Y = torch.complex(F @ re.T, F @ im.T).cpu()  # [k, P]
         bad = ~torch.isfinite(Y).all(dim=0)
         Y[:, bad] = 0
-        C = self._C
-        excluded = set(torch.nonzero(bad).flatten().tolist())
-        residual = 0.0
-        if s > 0:
-            syn = Y @ C[self._n_low :].conj().T  # [k, 2s]: h_{P-2s..P-1} per projection
-            rows = torch.stack([syn[:, l : l + s + 1] for l in range(s)], dim=1).reshape(-1, s + 1)
-            theta = torch.linalg.svd(rows)[2][-1].conj()
-            z = self._x.conj()
-            locator = sum(theta[u] * z**u for u in range(s + 1))
-            score = locator.abs()
-            score[bad] = -1.0  # excluded first
-            excluded |= set(torch.argsort(score)[: max(s, len(excluded))].tolist())
-            V = sorted(excluded)
-            A = C[self._n_low :, V].conj()  # [2s, |V|]: syndromes of unit errors at V
-            gamma = torch.linalg.lstsq(A, syn.T).solution  # [|V|, k]
-            fit = float(torch.linalg.vector_norm(syn.T - A @ gamma))
-            scale = float(torch.linalg.vector_norm(Y))  # relative to the projected messages
-            residual = fit / scale if scale > 0 else fit
-            size = torch.linalg.vector_norm(gamma, dim=1)
-            noise = 1e-9 * float(torch.linalg.vector_norm(Y, dim=0).max())
-            located = tuple(v for v, g in zip(V, size.tolist(), strict=True) if g > noise or bool(bad[v]))
-        else:
-            located = tuple(sorted(excluded))
-        U = [j for j in range(P) if j not in excluded]
-        CLU = C[: self._n_low, U]
+        excluded, located, residual = self._locate(Y, bad)
+        U = [j for j in range(self.workers) if j not in excluded]
+        b, solvable = self._weights(U)
+        return (
+            self._recover(re, im, U, b.to(dev), bool(bad.any())),
+            located,
+            0,
+            residual if solvable else float("inf"),
+        )
+
+    def _locate(self, Y: Tensor, bad: Tensor) -> tuple[set[int], tuple[int, ...], float]:
+        """The workers to exclude (the non-finite ones and the ``s`` smallest locator values), those
+        that really deviate (for the report) and the relative syndrome residual."""
+        s, excluded = self.s, set(torch.nonzero(bad).flatten().tolist())
+        if s == 0:
+            return excluded, tuple(sorted(excluded)), 0.0
+        C_R = self._C[self._n_low :]
+        syn = Y @ C_R.conj().T  # [k, 2s]: h_{P-2s..P-1} per projection (Lemma 6.14: only N counts)
+        rows = torch.stack([syn[:, l : l + s + 1] for l in range(s)], dim=1).reshape(-1, s + 1)
+        theta = torch.linalg.svd(rows)[2][-1].conj()  # linear prediction: sum_u theta_u h_{l+u} = 0
+        z = self._x.conj()
+        score = sum(theta[u] * z**u for u in range(s + 1)).abs()  # the locator's roots: adversaries
+        score[bad] = -1.0
+        excluded |= set(torch.argsort(score)[: max(s, len(excluded))].tolist())
+        V = sorted(excluded)
+        A = C_R[:, V].conj()  # [2s, |V|]: the syndromes of unit errors at V
+        gamma = torch.linalg.lstsq(A, syn.T).solution  # [|V|, k]: the deviations' projections
+        scale = float(torch.linalg.vector_norm(Y))
+        fit = float(torch.linalg.vector_norm(syn.T - A @ gamma))
+        noise = 1e-9 * float(torch.linalg.vector_norm(Y, dim=0).max())
+        size = torch.linalg.vector_norm(gamma, dim=1).tolist()
+        located = tuple(v for v, g in zip(V, size, strict=True) if g > noise or bool(bad[v]))
+        return excluded, located, fit / scale if scale > 0 else fit
+
+    def _weights(self, U: list[int]) -> tuple[Tensor, bool]:
+        """``b`` with ``W_{., U} b = 1_P``: the min-norm solution of ``C_L[:, U] b = e_last`` (Lemma
+        6.8); least squares (and ``False``) when fewer than ``P - 2s`` workers remain."""
+        CLU = self._C[: self._n_low, U]
         e = torch.zeros(self._n_low, dtype=torch.complex128)
         e[-1] = 1
-        if len(U) >= self._n_low:  # min-norm solution of C_L[:, U] b = e_last (Lemma 6.8)
-            b = CLU.conj().T @ torch.linalg.solve(CLU @ CLU.conj().T, e)
-        else:  # more than 2s non-finite messages: no exact decoding exists; least squares
-            b = torch.linalg.pinv(CLU) @ e
-            residual = float("inf")
-        b = b.to(dev)
-        if bool(bad.any()):  # 0 * inf = NaN: drop non-finite rows before combining
-            idx = torch.tensor(U, device=dev)
+        if len(U) >= self._n_low:
+            return CLU.conj().T @ torch.linalg.solve(CLU @ CLU.conj().T, e), True
+        return torch.linalg.pinv(CLU) @ e, False
+
+    def _recover(self, re: Tensor, im: Tensor, U: list[int], b: Tensor, any_bad: bool) -> Tensor:
+        """``Re(R_{., U} b) / P``, the mean partition gradient."""
+        idx = torch.tensor(U, device=re.device)
+        if any_bad:  # 0 * inf = NaN: drop the non-finite rows before combining
             out = b.real @ re.index_select(0, idx) - b.imag @ im.index_select(0, idx)
-        else:  # Re(R_{., U} b) with zero weights off U, without a gathered copy of R
-            full = torch.zeros(P, dtype=torch.complex128, device=dev)
-            full[torch.tensor(U, device=dev)] = b
+        else:  # zero weights off U, without a gathered copy of R
+            full = torch.zeros(self.workers, dtype=torch.complex128, device=re.device)
+            full[idx] = b
             out = full.real @ re - full.imag @ im
-        return out / P, located, 0, residual
+        return out / self.workers
