@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from robustfl.checks import check_int
 from robustfl.registry import Configurable, Registry
 
 
@@ -54,22 +55,6 @@ class DecodeReport:
         if self.residual is not None:
             out["locator_residual"] = self.residual
         return out
-
-
-def check_count(name: str, value: object, minimum: int) -> int:
-    """An integer parameter ``>= minimum`` (``bool`` rejected)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def check_tolerance(name: str, value: object) -> float:
-    """A finite real ``>= 0``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= float(value) < float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 class CodedScheme(Configurable, ABC):
@@ -111,7 +96,7 @@ class CodedScheme(Configurable, ABC):
 
     def encode(self, worker: int, grads: Tensor) -> Tensor:
         """Worker ``worker``'s message from ``grads: Tensor[per_worker, d]`` (its partitions' gradients)."""
-        check_count("worker", worker, 0)
+        check_int("worker", worker)
         if worker >= self.workers:
             raise ValueError(f"worker must be < P={self.workers}, got {worker}")
         if grads.dim() != 2 or grads.shape[0] != self.per_worker:

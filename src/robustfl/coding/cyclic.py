@@ -43,7 +43,8 @@ import math
 import torch
 from torch import Tensor
 
-from robustfl.coding.base import CODINGS, CodedScheme, check_count
+from robustfl.checks import check_int
+from robustfl.coding.base import CODINGS, CodedScheme
 
 
 def window_log_gain(P: int, s: int, a: int) -> float:
@@ -72,8 +73,8 @@ class DracoCyclic(CodedScheme):
     """
 
     def __init__(self, workers: int, s: int = 1, stride: int | str = "auto", projections: int = 4) -> None:
-        self.workers = check_count("workers", workers, 1)
-        self.s = check_count("s", s, 0)
+        self.workers = check_int("workers", workers, 1)
+        self.s = check_int("s", s, 0)
         if self.workers < 2 * self.s + 1:
             raise ValueError(
                 f"draco-cyclic needs P >= r = 2s + 1 workers (Thm 6.5: every gradient on 2s + 1 "
@@ -82,10 +83,10 @@ class DracoCyclic(CodedScheme):
         if stride == "auto":
             self.stride = auto_stride(self.workers, self.s)
         else:
-            self.stride = check_count("stride", stride, 1)
+            self.stride = check_int("stride", stride, 1)
             if math.gcd(self.stride, self.workers) != 1:
                 raise ValueError(f"stride must be coprime to P={self.workers}, got {stride}")
-        self.projections = check_count("projections", projections, 1)
+        self.projections = check_int("projections", projections, 1)
         self.per_worker = 2 * self.s + 1
         P = self.workers
         j = torch.arange(P, dtype=torch.float64)

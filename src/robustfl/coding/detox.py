@@ -21,7 +21,8 @@ from torch import Tensor
 
 from robustfl import aggregators
 from robustfl.aggregators.base import Aggregator
-from robustfl.coding.base import CODINGS, CodedScheme, check_count, check_tolerance
+from robustfl.checks import check_int, check_positive
+from robustfl.coding.base import CODINGS, CodedScheme
 from robustfl.coding.repetition import deviating_workers
 from robustfl.coding.vote import VoteMethod, check_vote_method, vote_with_support
 from robustfl.utils import make_generator
@@ -53,7 +54,7 @@ def expected_byzantine_votes(p: int, q: int, r: int) -> float:
     integers: ``P[X >= m] = sum_{i >= m} C(q, i) C(p - q, r - i) / C(p, r)``.
     """
     for name, v in (("p", p), ("q", q), ("r", r)):
-        check_count(name, v, 0 if name == "q" else 1)
+        check_int(name, v, 0 if name == "q" else 1)
     if q > p or r > p:
         raise ValueError(f"expected_byzantine_votes needs q <= p and r <= p, got p={p}, q={q}, r={r}")
     hits = sum(math.comb(q, i) * math.comb(p - q, r - i) for i in range((r + 1) // 2, min(q, r) + 1))
@@ -85,15 +86,15 @@ class Detox(CodedScheme):
         atol: float = 0.0,
         rtol: float = 0.0,
     ) -> None:
-        self.workers = check_count("workers", workers, 1)
-        self.r = check_count("r", r, 1)
+        self.workers = check_int("workers", workers, 1)
+        self.r = check_int("r", r, 1)
         if self.r % 2 == 0 or self.workers % self.r:
             raise ValueError(
                 f"detox needs an odd group size r that divides the number of workers P (Alg. 6); "
                 f"got P={self.workers}, r={self.r}"
             )
         votes = self.workers // self.r
-        self.vote_groups = check_count("vote_groups", vote_groups, 1)
+        self.vote_groups = check_int("vote_groups", vote_groups, 1)
         if self.vote_groups > votes:
             raise ValueError(
                 f"detox needs vote_groups k <= P/r = {votes} votes (Alg. 7); got P={self.workers}, "
@@ -110,10 +111,10 @@ class Detox(CodedScheme):
                     f"detox {role}={agg!r} cannot aggregate {n} inputs (P={self.workers}, r={self.r}, "
                     f"k={self.vote_groups}: {votes} votes in {self.vote_groups} vote groups): {err}"
                 ) from None
-        self.seed = check_count("seed", seed, 0)
+        self.seed = check_int("seed", seed, 0)
         self.vote = check_vote_method(vote)
-        self.atol = check_tolerance("atol", atol)
-        self.rtol = check_tolerance("rtol", rtol)
+        self.atol = check_positive("atol", atol, allow_zero=True)
+        self.rtol = check_positive("rtol", rtol, allow_zero=True)
         self.per_worker = self.r
         perm = torch.randperm(self.workers, generator=make_generator(self.seed, "detox-node-groups"))
         self._groups = perm.reshape(votes, self.r).sort(dim=1).values  # [P/r, r] worker ids

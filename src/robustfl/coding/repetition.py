@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.coding.base import CODINGS, CodedScheme, check_count, check_tolerance
+from robustfl.checks import check_int, check_positive
+from robustfl.coding.base import CODINGS, CodedScheme
 from robustfl.coding.vote import VoteMethod, check_vote_method, vote_with_support
 
 
@@ -41,8 +42,8 @@ class DracoRepetition(CodedScheme):
         atol: float = 0.0,
         rtol: float = 0.0,
     ) -> None:
-        self.workers = check_count("workers", workers, 1)
-        self.s = check_count("s", s, 0)
+        self.workers = check_int("workers", workers, 1)
+        self.s = check_int("s", s, 0)
         r = 2 * self.s + 1
         if self.workers % r:
             raise ValueError(
@@ -50,8 +51,8 @@ class DracoRepetition(CodedScheme):
                 f"got P={self.workers}, s={self.s}, r={r}: choose P a multiple of {r} or another s"
             )
         self.vote = check_vote_method(vote)
-        self.atol = check_tolerance("atol", atol)
-        self.rtol = check_tolerance("rtol", rtol)
+        self.atol = check_positive("atol", atol, allow_zero=True)
+        self.rtol = check_positive("rtol", rtol, allow_zero=True)
         self.per_worker = r
 
     @property
