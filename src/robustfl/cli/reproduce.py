@@ -88,3 +88,51 @@ def bgmd_table2(
         mark = "n/a " if holds is None else ("PASS" if holds else "MISS")
         typer.echo(f"{mark}  {statement}")
     typer.echo(f"table: {out_dir / 'table2.md'}")
+
+
+@reproduce_app.command("fedma")
+def fedma_table(
+    setup: Annotated[
+        str,
+        typer.Option(
+            help="embedded (default: MNIST sample), vgg9-cifar10 or lstm-shakespeare (need --data-dir)."
+        ),
+    ] = "embedded",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with the CIFAR-10 / Shakespeare files.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="embedded only: mlp (default) or lenet.")] = None,
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="FedMA rounds (FedAvg/FedProx: rounds x layers).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Local epochs E of every method.")] = None,
+    clients: Annotated[int | None, typer.Option(min=2, help="Number of clients J.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the split and the initialisations.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/fedma-<time>).")
+    ] = None,
+) -> None:
+    """FedMA vs FedAvg vs FedProx vs ensemble at equal communications (Tables 5.1–5.2 of Wang et al., ICLR 2020)."""
+    from robustfl.experiment import fedma_runs
+
+    changes = {
+        k: v
+        for k, v in (("model", model), ("rounds", rounds), ("epochs", epochs), ("clients", clients))
+        if v is not None
+    }
+    out_dir = out or default_out("fedma")
+    with user_errors():
+        if setup != "embedded" and data_dir is None:
+            raise ValueError(f"--setup {setup} needs --data-dir (the folder with its files)")
+        if model is not None and setup != "embedded":
+            raise ValueError("--model applies to --setup embedded only")
+        fedma_runs.reproduce(
+            out_dir,
+            setup,
+            data_dir,
+            seed=seed,
+            on_done=lambda m: typer.echo(f"done: {m}", err=True),
+            **changes,
+        )
+    typer.echo((out_dir / "fedma.md").read_text(encoding="utf-8"), nl=False)
+    typer.echo(f"table: {out_dir / 'fedma.md'}")
