@@ -66,10 +66,39 @@ class DataConfig(_Section):
     )
 
 
+class LowRankConfig(_Section):
+    """PUFFERFISH (Wang, Agarwal and Papailiopoulos, MLSys 2021): train the hybrid low-rank network."""
+
+    warmup_rounds: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Rounds of vanilla (full-rank) warm-up before the switch to the hybrid network, whose factors "
+            "are then the SVD factors of the warmed-up weights (Algorithm 2). 0 = train the hybrid from "
+            "its own random initialisation (no warm-up)."
+        ),
+    )
+    rank_ratio: float = Field(
+        default=0.25, gt=0, le=1, description="Rank of a factorised layer / its full rank."
+    )
+    first_low_rank: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "K: weight layers K, K+1, ... (1-based, Linear/Conv2d/LSTM in definition order) are factorised, "
+            "the last layer never. Default: the chapter's K for resnet18, vgg19-bn, resnet50, ..."
+        ),
+    )
+
+
 class ModelConfig(_Section):
     name: str = Field(default="lenet", description="Model name: lenet, mlp, crsa-cnn, resnet18, vgg9, ...")
     params: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments of the model builder."
+    )
+    low_rank: LowRankConfig | None = Field(
+        default=None,
+        description="PUFFERFISH low-rank training {warmup_rounds, rank_ratio, first_low_rank}; none if absent.",
     )
 
 

@@ -15,7 +15,6 @@ simulated seconds to reach a test accuracy: the quantity of Tables 3.3–3.4 and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,12 +52,11 @@ def timed_run(
     cluster: Cluster,
     pattern: str = "ps",
     eval_every: int = 10,
-    at_round: Callable[[Any, int], None] | None = None,
 ) -> TimedRun:
     """Train ``config`` for ``training.rounds`` rounds and lay the rounds on ``cluster``.
 
-    ``at_round(sim, r)`` is called before round ``r`` (0-based) and may change the simulator (the
-    PUFFERFISH warm-up swaps the model there); its own time counts as server time.
+    Time a round spends outside the simulator's phases (``[model.low_rank]``'s switch to the hybrid:
+    its SVDs) counts as server time.
     """
     import time
 
@@ -67,7 +65,6 @@ def timed_run(
     if eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every!r}")
     run = build_run(config)
-    sim = run.sim
     m = config.workers.per_round or config.workers.n
     net = fit_cluster(cluster, m)
     timeline = Timeline(net, pattern)
@@ -75,13 +72,10 @@ def timed_run(
     bits = compute = network = 0.0
     accuracies: list[float] = []
     for r in range(rounds):
-        extra = 0.0
-        if at_round is not None:
-            start = time.perf_counter()
-            at_round(sim, r)
-            extra = time.perf_counter() - start
-        stats = sim.step()
+        start = time.perf_counter()
+        stats = run.step()
         s = stats.seconds
+        extra = max(time.perf_counter() - start - sum(s.values()), 0.0)
         worker = (s.get("compute", 0.0) + s.get("compress", 0.0)) / m
         server = s.get("aggregate", 0.0) + s.get("update", 0.0) + extra
         acc = None
@@ -93,7 +87,7 @@ def timed_run(
         bits += up
         compute += worker + server
         network += timeline.communication[-1]
-    params = sum(p.numel() for p in sim.model.parameters())
+    params = sum(p.numel() for p in run.sim.model.parameters())
     return TimedRun(
         config.name,
         timeline,
