@@ -184,3 +184,34 @@ def atomo_table(
         )
     typer.echo((out_dir / "atomo.md").read_text(encoding="utf-8"), nl=False)
     typer.echo(f"table: {out_dir / 'atomo.md'}")
+
+
+@reproduce_app.command("pufferfish")
+def pufferfish_table(
+    rounds: Annotated[int, typer.Option(min=2, help="Rounds per variant.")] = 150,
+    warmup: Annotated[int, typer.Option(min=1, help="Vanilla warm-up rounds of the warm-up variants.")] = 30,
+    k: Annotated[int, typer.Option(min=1, help="First low-rank weight layer K of the hybrid (1-based).")] = 2,
+    variant: Annotated[
+        list[str] | None, typer.Option(help="Only these variants (labels of the table); repeatable.")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every run.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/pufferfish-<time>).")
+    ] = None,
+) -> None:
+    """Vanilla vs low-rank vs hybrid without / with warm-up, and PowerSGD (PUFFERFISH Table 4.8's ablation)."""
+    from robustfl.experiment import pufferfish_runs
+
+    out_dir = out or default_out("pufferfish")
+    with user_errors():
+        pufferfish_runs.reproduce(
+            out_dir,
+            rounds=rounds,
+            warmup=warmup,
+            k=k,
+            only=variant,
+            seed=seed,
+            on_done=lambda m: typer.echo(f"done: {m}", err=True),
+        )
+    typer.echo((out_dir / "pufferfish.md").read_text(encoding="utf-8"), nl=False)
+    typer.echo(f"table: {out_dir / 'pufferfish.md'}")
