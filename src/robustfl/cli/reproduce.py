@@ -153,7 +153,7 @@ def atomo_table(
     ] = None,
     target: Annotated[
         list[float] | None,
-        typer.Option(help="Target test accuracies in (0, 1]; repeatable (default .8 .85 .9)."),
+        typer.Option(help="Target test accuracies in (0, 1]; repeatable (default .6 .7 .8 .9)."),
     ] = None,
     bandwidth: Annotated[
         float | None, typer.Option(min=0.0, help="Link bandwidth in Gbit/s (default: the preset's 1).")

@@ -10,7 +10,7 @@ epoch, and the modelled round time on the chapter's 8 p3.2xlarge nodes (10 Gbit/
 all-reduce; ``experiment.timed_runs``).
 
 Default (laptop-quick): ``lenet`` on the embedded MNIST sample, 8 workers, plain SGD with momentum 0.9,
-lr 0.05, batch 32 per worker, 150 rounds (about 9.6 epochs of the 4,000 images), hybrid K = 2 (conv1
+lr 0.1, batch 32 per worker, 150 rounds (about 9.6 epochs of the 4,000 images), hybrid K = 2 (conv1
 stays full: at rank ratio 0.25 its 6 x 25 kernel matrix would keep rank 1), warm-up 30 rounds (a fifth
 of training; the chapter warms ResNet-18 up for a share of its 300 epochs). Our choice for PUFFERFISH +
 PowerSGD: PowerSGD compresses every round (the chapter applies it during warm-up, rank 4).
@@ -55,7 +55,7 @@ def base_config(rounds: int = 150) -> dict[str, Any]:
             "algorithm": "sgd",
             "rounds": rounds,
             "batch_size": 32,
-            "lr": 0.05,
+            "lr": 0.1,
             "momentum": 0.9,
             "eval_every": 10,
         },
