@@ -194,6 +194,7 @@ def pufferfish_table(
     variant: Annotated[
         list[str] | None, typer.Option(help="Only these variants (labels of the table); repeatable.")
     ] = None,
+    model: Annotated[str, typer.Option(help="mlp (784-200-200-10) or lenet.")] = "mlp",
     seed: Annotated[int, typer.Option(min=0, help="Seed of every run.")] = 0,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder (default runs/pufferfish-<time>).")
@@ -211,6 +212,7 @@ def pufferfish_table(
             k=k,
             only=variant,
             seed=seed,
+            model=model,
             on_done=lambda m: typer.echo(f"done: {m}", err=True),
         )
     typer.echo((out_dir / "pufferfish.md").read_text(encoding="utf-8"), nl=False)

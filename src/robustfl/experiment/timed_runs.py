@@ -39,6 +39,8 @@ class TimedRun:
     def summary(self) -> dict[str, Any]:
         out = {k: v for k, v in vars(self).items() if k != "timeline"}
         out["simulated_seconds"] = self.timeline.times[-1] if self.timeline.times else 0.0
+        points = zip(self.timeline.times, self.timeline.accuracy, strict=True)
+        out["curve"] = [[r + 1, t, a] for r, (t, a) in enumerate(points) if a is not None]
         return out
 
 
