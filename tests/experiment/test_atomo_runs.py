@@ -10,7 +10,7 @@ import pytest
 from robustfl.commtime import Cluster, Timeline
 from robustfl.experiment import atomo_runs
 from robustfl.experiment.config import validate
-from robustfl.experiment.timed_runs import TimedRun, speedups
+from robustfl.experiment.timed_runs import TimedRun, network_speedups, rounds_to, speedups
 
 TINY = {
     "data": {"name": "embedded-mnist", "partition": "iid"},
@@ -64,5 +64,10 @@ def test_speedups_read_time_to_target() -> None:
     table = speedups(runs, "vanilla", (0.8, 0.9))
     assert table["vanilla"] == {0.8: 1.0, 0.9: 1.0}
     assert table["fast"] == {0.8: 3.0, 0.9: None}
-    md = atomo_runs.table_markdown(runs, table, (0.8, 0.9))
-    assert "| 3.00x | N/A |" in md
+    runs["vanilla"].timeline.communication = [1.0] * 4
+    runs["fast"].timeline.communication = [0.25] * 4
+    net = network_speedups(runs, "vanilla", (0.8, 0.9))
+    assert net["fast"] == {0.8: 3 / 0.5, 0.9: None}
+    assert rounds_to(runs["fast"], 0.8) == 2 and rounds_to(runs["fast"], 0.9) is None
+    md = atomo_runs.table_markdown(runs, table, (0.8, 0.9), net)
+    assert "| 2 / N/A | 3.00x / N/A | 6.00x / N/A |" in md

@@ -22,7 +22,7 @@ from typing import Any
 
 from robustfl.commtime import Cluster, cluster
 from robustfl.experiment.config import validate
-from robustfl.experiment.timed_runs import TimedRun, speedups, timed_run
+from robustfl.experiment.timed_runs import TimedRun, network_speedups, rounds_to, speedups, timed_run
 
 #: method label -> the ``[compressor]`` table (``None``: uncompressed float32).
 METHODS: dict[str, dict[str, Any] | None] = {
@@ -98,9 +98,10 @@ def reproduce(
         if on_done is not None:
             on_done(method)
     ups = speedups(runs, "vanilla", tuple(targets))
+    net_ups = network_speedups(runs, "vanilla", tuple(targets))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "atomo.md").write_text(table_markdown(runs, ups, tuple(targets)), encoding="utf-8")
+    (out / "atomo.md").write_text(table_markdown(runs, ups, tuple(targets), net_ups), encoding="utf-8")
     record = {
         "cluster": vars(net),
         "base": base,
@@ -114,22 +115,31 @@ def reproduce(
     return runs
 
 
+def _cells(values: dict[float, float | None], targets: tuple[float, ...]) -> str:
+    return " / ".join("N/A" if values[t] is None else f"{values[t]:.2f}x" for t in targets)
+
+
 def table_markdown(
-    runs: dict[str, TimedRun], ups: dict[str, dict[float, float | None]], targets: tuple[float, ...]
+    runs: dict[str, TimedRun],
+    ups: dict[str, dict[float, float | None]],
+    targets: tuple[float, ...],
+    net_ups: dict[str, dict[float, float | None]] | None = None,
 ) -> str:
-    """Per method: bits per worker and round, modelled seconds per round (compute / network), final
-    and best accuracy, and the speed-up over vanilla to each target (``N/A``: not reached)."""
+    """Per method: bits per worker and round, modelled seconds per round (compute + network), final
+    accuracy, rounds to each target, and the speed-up over vanilla to each target (``N/A``: not
+    reached) with measured compute, and with the modelled network alone (``net_ups``)."""
+    shown = "/".join(f"{100 * t:g}" for t in targets)
     head = (
-        "| method | kbit / worker / round | s / round (compute + network) | final acc | best acc | "
-        + " | ".join(f"speed-up to {100 * t:g}%" for t in targets)
-        + " |"
+        "| method | kbit / worker / round | s / round (compute + network) | final acc | "
+        f"rounds to {shown}% | speed-up to {shown}% | network-only speed-up |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in runs.items():
-        cells = " | ".join("N/A" if ups[name][t] is None else f"{ups[name][t]:.2f}x" for t in targets)
+        reach = " / ".join(str(rounds_to(r, t) or "N/A") for t in targets)
+        net = _cells(net_ups[name], targets) if net_ups is not None else ""
         lines.append(
             f"| {name} | {r.bits_per_worker / 1e3:.1f} | {r.seconds_per_round:.4f} "
             f"({r.compute_per_round:.4f} + {r.network_per_round:.4f}) | {r.final_accuracy:.3f} | "
-            f"{r.best_accuracy:.3f} | {cells} |"
+            f"{reach} | {_cells(ups[name], targets)} | {net} |"
         )
     return "\n".join(lines) + "\n"

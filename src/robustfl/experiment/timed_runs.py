@@ -103,6 +103,33 @@ def timed_run(
     )
 
 
+def rounds_to(run: TimedRun, target: float) -> int | None:
+    """The first evaluated round (1-based) whose test accuracy reaches ``target`` (``None``: never)."""
+    for r, acc in enumerate(run.timeline.accuracy):
+        if acc is not None and acc >= target:
+            return r + 1
+    return None
+
+
+def network_speedups(
+    runs: dict[str, TimedRun], baseline: str, targets: tuple[float, ...]
+) -> dict[str, dict[float, float | None]]:
+    """Speed-ups counting the modelled communication only (exact bits, no measured compute): the part
+    of the comparison that does not depend on this machine's load."""
+
+    def comm_to(run: TimedRun, target: float) -> float | None:
+        r = rounds_to(run, target)
+        return None if r is None else sum(run.timeline.communication[:r])
+
+    out: dict[str, dict[float, float | None]] = {}
+    for name, run in runs.items():
+        out[name] = {}
+        for t in targets:
+            a, b = comm_to(runs[baseline], t), comm_to(run, t)
+            out[name][t] = None if a is None or b is None or b == 0 else a / b
+    return out
+
+
 def speedups(
     runs: dict[str, TimedRun], baseline: str, targets: tuple[float, ...]
 ) -> dict[str, dict[float, float | None]]:
