@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import finite_rows, pairwise_sq_distances
+from robustfl.aggregators._distances import pairwise_sq_distances_and_usable
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
@@ -30,7 +30,9 @@ class CAF(OneThreadWhenSmall):
     ``tau_max`` is taken over rows still weighted (a zeroed far outlier would otherwise stall the loop),
     so each round zeroes at least one row and at most ``n`` rounds run; the loop stops early when
     ``lambda = 0`` (all weighted rows equal); with ``f = 0`` the loop never runs and the plain mean is
-    returned (ByzFL returns ``None``). Non-finite rows start with weight 0.
+    returned (ByzFL returns ``None``). Unusable rows start with weight 0: NaN/Inf rows and finite rows
+    whose squared distances overflow float64 (1e200, ``-finfo.max``): a row that far is bad, never near.
+    The weights are computed without autograd; the output ``w @ x`` is differentiable in ``x``.
     """
 
     breakdown = "needs n > 2f"
@@ -43,10 +45,10 @@ class CAF(OneThreadWhenSmall):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
-        dist = pairwise_sq_distances(x)
-        infinite = torch.isinf(dist)
-        ok = finite_rows(x) if bool(infinite.any()) else torch.ones(n, dtype=torch.bool, device=x.device)
-        dist = torch.where(infinite, 0.0, dist)
+        dist, ok = pairwise_sq_distances_and_usable(x.detach())
+        # an unusable row (NaN/Inf, or distances that overflow float64) starts with weight 0; its
+        # +inf entries are zeroed only so the arithmetic on the support stays finite
+        dist = torch.where(torch.isinf(dist), 0.0, dist)
         with single_thread(torch.device("cpu")):
             weights = filter_weights(dist.cpu().numpy(), ok.cpu().numpy(), n - 2 * self.f)
         if not bool(ok.all()):

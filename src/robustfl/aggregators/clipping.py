@@ -109,5 +109,5 @@ class CenteredClipping(OneThreadWhenSmall):
             # s_i = min(1, tau / ||x_i - v||); v + (1/n) sum_i s_i (x_i - v) as one fused addmv
             s = (self.tau / dist).clamp_(max=1.0) if self.tau > 0 else torch.zeros_like(dist)
             v = torch.addmv(v, x.T, s, beta=1.0 - float(s.sum()) / n, alpha=1.0 / n)
-        self._v = v
+        self._v = v.detach()
         return v.clone()
