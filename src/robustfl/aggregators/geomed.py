@@ -78,8 +78,8 @@ def weiszfeld_with_weights(
         for _ in range(T):
             dist = distances_to_point(y, sq, u)
             spread = float(dist.mean()) if tol is not None else 0.0
-            w = dist.clamp_(min=nu).reciprocal_()
-            w.div_(w.sum())
+            w = dist.clamp(min=nu).reciprocal()  # out of place: inputs may require grad
+            w = w / w.sum()
             u_next = torch.mv(y.T, w)
             converged = tol is not None and float(torch.linalg.vector_norm(u_next - u)) <= tol * spread
             u = u_next
