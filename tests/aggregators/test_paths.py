@@ -34,7 +34,7 @@ def messy(n: int, d: int, seed: int, dtype: torch.dtype = torch.float32) -> torc
 
 @settings(max_examples=12, deadline=None)
 @given(
-    st.sampled_from(AROUND + [2 * NETWORK_MAX_N + 1]),
+    st.sampled_from([*AROUND, 2 * NETWORK_MAX_N + 1]),
     st.integers(1, 40),
     st.integers(0, 2**31 - 1),
     st.data(),

@@ -9,7 +9,7 @@ from robustfl.aggregators._distances import pairwise_sq_distances
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 from robustfl.aggregators.coordinatewise import mean_of_rows, order_statistics
-from robustfl.aggregators.krum import Neighbours, check_neighbours, krum_scores, neighbour_count
+from robustfl.aggregators.krum import Neighbours, check_neighbours, neighbour_count
 
 
 def iterated_krum(dist: Tensor, f: int, theta: int, neighbours: Neighbours) -> Tensor:
