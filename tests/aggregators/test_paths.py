@@ -118,3 +118,31 @@ def test_iterated_krum_picks_what_resorting_picks(n: int, seed: int, neighbours:
     theta = n - 2 * f
     got = iterated_krum(dist, f, theta, neighbours)  # type: ignore[arg-type]
     assert torch.equal(got, iterated_krum_by_resorting(dist, f, theta, neighbours))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 50), st.integers(0, 2**31 - 1), st.booleans())
+def test_arc_changes_only_clipped_rows_and_matches_its_formula(n: int, d: int, seed: int, bad: bool) -> None:
+    from robustfl.aggregators import ARC
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g) * torch.rand(n, 1, generator=g) * 10
+    f = n // 3
+    k = (2 * f * (n - f)) // n
+    out = ARC(f)(x)
+    if k == 0:
+        assert torch.equal(out, x)
+        return
+    norms = torch.linalg.vector_norm(x, dim=1)
+    tau = norms.kthvalue(n - k).values
+    assert torch.equal(out, x * torch.where(norms > tau, tau / norms, 1.0).unsqueeze(1))
+
+
+@pytest.mark.parametrize("d", [10, 3000])
+def test_monna_blocks_give_the_distances_of_one_pass(d: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from robustfl.aggregators import monna
+
+    x = torch.randn(40, d, generator=torch.Generator().manual_seed(d), dtype=torch.float64)
+    whole = torch.linalg.vector_norm(x - x[3], dim=1)
+    monkeypatch.setattr(monna, "BLOCK_NUMEL", 40 * 7)  # 7 columns per block
+    assert torch.allclose(monna.distances_to_row(x, x[3]), whole, rtol=1e-12, atol=0)

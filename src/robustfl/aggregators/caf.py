@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 import torch
 from torch import Tensor
 
@@ -26,7 +27,8 @@ class CAF(OneThreadWhenSmall):
     ``W^1/2 K W^1/2``, and ``<x_i - mu, v>`` is proportional to ``(K W^1/2 u)_i`` for its top
     eigenvector ``u``. So ``x`` is read twice (distances, final weighted mean) however many rounds run.
 
-    Choices where ByzFL is loose: the eigenpair is exact (ByzFL: one power step from a random vector);
+    Choices where ByzFL is loose: the eigenpair is exact (ByzFL: one power step from a random vector;
+    ByzPy: three power steps), computed by LAPACK for the top pair only (``top_eigenpair``);
     ``tau_max`` is taken over rows still weighted (a zeroed far outlier would otherwise stall the loop),
     so each round zeroes at least one row and at most ``n`` rounds run; the loop stops early when
     ``lambda = 0`` (all weighted rows equal); with ``f = 0`` the loop never runs and the plain mean is
@@ -56,34 +58,48 @@ class CAF(OneThreadWhenSmall):
         return torch.from_numpy(weights).to(device=x.device, dtype=x.dtype) @ x
 
 
+def top_eigenpair(a: np.ndarray) -> tuple[float, np.ndarray]:
+    """The largest eigenvalue of the symmetric ``a`` and a unit eigenvector: LAPACK's ``syevr`` asked
+    for that one pair (``scipy.linalg.eigh(subset_by_index=...)``), exact to rounding like a full
+    ``eigh`` but about twice as fast at n = 64 (it skips the other eigenvectors)."""
+    m = a.shape[0]
+    vals, vecs = scipy.linalg.eigh(
+        a, subset_by_index=[m - 1, m - 1], driver="evr", overwrite_a=True, check_finite=False
+    )
+    return float(vals[0]), vecs[:, 0]
+
+
 def filter_weights(dist: np.ndarray, ok: np.ndarray, stop: int) -> np.ndarray:
     """CAF's rounds on the ``[n, n]`` squared distances; returns the weights ``w`` (summing to 1) of
     the mean with the smallest top eigenvalue. Rows with weight 0 add nothing to the mean or the
     covariance and keep weight 0, so each round works on the support only.
 
     The rounds are tiny dense linear algebra (at most ``n`` of them, each an ``m x m`` eigenproblem
-    with ``m <= n``): the elementwise work runs in NumPy (a few microseconds per op, against tens for
-    torch ops on such small tensors), the eigenproblem in torch on one thread (the caller's
-    ``single_thread``).
+    with ``m <= n``), run in NumPy/SciPy (a few microseconds per op, against tens for torch ops on such
+    small tensors) on one thread (the caller's ``single_thread``).
     """
     c = ok.astype(np.float64)
     best_w, best_val = c / c.sum(), np.inf
+    keep = np.flatnonzero(c > 0)
+    sub = dist[np.ix_(keep, keep)]
     while c.sum() > stop:
         w = c / c.sum()
-        keep = np.flatnonzero(c > 0)
-        sub, ws = dist[np.ix_(keep, keep)], w[keep]
+        ws = w[keep]
         dw = sub @ ws
         gram = -0.5 * (sub - dw[None, :] - dw[:, None] + ws @ dw)
         sw = np.sqrt(ws)
-        vals, vecs = torch.linalg.eigh(torch.from_numpy(sw[:, None] * gram * sw[None, :]))
-        top = float(vals[-1])
+        top, vec = top_eigenpair(sw[:, None] * gram * sw[None, :])
         if top < best_val:
             best_val, best_w = top, w
         if top <= 0.0:
             break
-        tau = np.square(gram @ (sw * vecs[:, -1].numpy()))
+        tau = np.square(gram @ (sw * vec))
         tau_max = tau.max()
         if not tau_max > 0:
             break
         c[keep] = np.clip(c[keep] * (1.0 - tau / tau_max), 0.0, None)
+        alive = c[keep] > 0
+        if not alive.all():
+            keep = keep[alive]
+            sub = sub[np.ix_(alive, alive)]
     return best_w
