@@ -138,7 +138,9 @@ def pairwise_sq_distances_and_usable(x: Tensor) -> tuple[Tensor, Tensor]:
     (fast BLAS; absolute error ~1e-7 sqrt(d) (|y_i|^2 + |y_j|^2), like ``torch.cdist``) while every
     centred squared norm is below 1e30, else float64. Pairs that still cancel (``D_ij`` below 1e-2 of
     ``|y_i|^2 + |y_j|^2`` in float32; 1e-8 in float64) are recomputed around one of their rows.
+    Computed without autograd.
     """
+    x = x.detach()
     n = x.shape[0]
     centre = x[centre_row(x)]
     if not bool(torch.isfinite(centre).all()):  # more than half the rows are NaN/Inf

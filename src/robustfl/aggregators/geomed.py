@@ -77,11 +77,14 @@ def weiszfeld_with_weights(
     if y.shape[0] > 0:
         for _ in range(T):
             dist = distances_to_point(y, sq, u)
-            spread = float(dist.mean()) if tol is not None else 0.0
+            spread = float(dist.detach().mean()) if tol is not None else 0.0
             w = dist.clamp(min=nu).reciprocal()  # out of place: inputs may require grad
             w = w / w.sum()
             u_next = torch.mv(y.T, w)
-            converged = tol is not None and float(torch.linalg.vector_norm(u_next - u)) <= tol * spread
+            converged = (
+                tol is not None
+                and float(torch.linalg.vector_norm(u_next.detach() - u.detach())) <= tol * spread
+            )
             u = u_next
             if converged:
                 break
