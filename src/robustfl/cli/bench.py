@@ -27,11 +27,23 @@ def aggregators(
         str | None,
         typer.Option("--byzfl", help="A ByzFL checkout to time side by side (default: $ROBUSTFL_BYZFL)."),
     ] = None,
+    byzpy: Annotated[
+        str | None,
+        typer.Option(
+            "--byzpy", help="A ByzPy source folder to time side by side (default: $ROBUSTFL_BYZPY)."
+        ),
+    ] = None,
     rule: Annotated[list[str] | None, typer.Option("--rule", help="Only this rule (repeatable).")] = None,
+    n: Annotated[list[int] | None, typer.Option("--n", min=1, help="Only this n (repeatable).")] = None,
+    d: Annotated[list[int] | None, typer.Option("--d", min=1, help="Only this d (repeatable).")] = None,
+    max_numel: Annotated[
+        int | None, typer.Option("--max-numel", min=1, help="Skip cells with n*d above this (default 2^25).")
+    ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch intra-op threads.")] = 2,
 ) -> None:
-    """Every registered aggregator on n in {16, 64}, d in {10^4, 65536}, float32: time, passes over
-    the input, and speed-up over ByzFL; then the target checks (PASS/MISS)."""
+    """Every registered aggregator on n in {16, 64, 256, 1024}, d in {10^3, 10^4, 65536, 10^6}
+    (cells up to --max-numel), float32: time, passes over the input, and speed-up over ByzFL and
+    ByzPy; then the target checks (PASS/MISS)."""
     if "torch" not in sys.modules:
         # OpenMP's default spin-waiting makes every parallel op stall for a scheduler slice when the
         # cores are shared (measured: ARC on [16, 10^4] 30 ms spinning vs 0.18 ms passive, 2 threads,
@@ -42,8 +54,14 @@ def aggregators(
 
     settings = Settings.quick() if quick else Settings()
     settings.threads = threads
+    if n:
+        settings.ns = tuple(n)
+    if d:
+        settings.ds = tuple(d)
+    if max_numel is not None:
+        settings.max_numel = max_numel
     try:
-        report = run(settings, byzfl_path=byzfl, only=rule or None, echo=typer.echo)
+        report = run(settings, byzfl_path=byzfl, only=rule or None, echo=typer.echo, byzpy_path=byzpy)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     if json_path is not None:
