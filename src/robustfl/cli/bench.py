@@ -39,6 +39,10 @@ def aggregators(
     max_numel: Annotated[
         int | None, typer.Option("--max-numel", min=1, help="Skip cells with n*d above this (default 2^25).")
     ] = None,
+    min_time: Annotated[
+        float | None,
+        typer.Option("--min-time", min=0.0, help="Seconds spent timing each call (default 0.5)."),
+    ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch intra-op threads.")] = 2,
 ) -> None:
     """Every registered aggregator on n in {16, 64, 256, 1024}, d in {10^3, 10^4, 65536, 10^6}
@@ -60,6 +64,8 @@ def aggregators(
         settings.ds = tuple(d)
     if max_numel is not None:
         settings.max_numel = max_numel
+    if min_time is not None:
+        settings.min_time = min_time
     try:
         report = run(settings, byzfl_path=byzfl, only=rule or None, echo=typer.echo, byzpy_path=byzpy)
     except ValueError as err:
