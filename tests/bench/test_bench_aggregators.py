@@ -48,7 +48,9 @@ def test_quick_run_writes_valid_json(tmp_path: Path) -> None:
 def test_cells_above_max_numel_are_skipped_and_options_pick_the_grid(tmp_path: Path) -> None:
     out = tmp_path / "agg.json"
     args = ["bench", "aggregators", "--quick", "--rule", "median", "--n", "4", "--n", "300", "--d", "40"]
-    result = CliRunner().invoke(app, [*args, "--max-numel", "1000", "--json", str(out)], env={"ROBUSTFL_BYZFL": ""})
+    result = CliRunner().invoke(
+        app, [*args, "--max-numel", "1000", "--json", str(out)], env={"ROBUSTFL_BYZFL": ""}
+    )
     assert result.exit_code == 0, result.output
     rows = {(r["n"], r["d"]): r for r in json.loads(out.read_text())["rows"]}
     assert rows[(4, 40)]["status"] == "ok"
@@ -80,9 +82,13 @@ def test_checks_report_pass_and_miss() -> None:
         {"n": 64, "d": 10, "T": 500, "ratio": 4.0},
     ]
     by_name = {c["name"]: c for c in checks(rows, ["ByzFL", "ByzPy"], block=block)}
-    info = by_name["BGMD (k = d/10) vs full GM, both exactly T=3 steps, worst cell n=16 d=10, for information"]
+    info = by_name[
+        "BGMD (k = d/10) vs full GM, both exactly T=3 steps, worst cell n=16 d=10, for information"
+    ]
     assert info["value"] == 2.0 and info["ok"] is None and info["target"] is None
-    assert by_name["BGMD (k = d/10) vs full GM, both exactly T=500 steps, worst cell n=64 d=10"]["ok"] is False
+    assert (
+        by_name["BGMD (k = d/10) vs full GM, both exactly T=500 steps, worst cell n=64 d=10"]["ok"] is False
+    )
     assert by_name["Krum vs ByzFL (worst cell)"]["ok"] is False
     assert by_name["NNM vs ByzFL (worst cell)"]["ok"] is True
     assert by_name["NNM vs ByzPy (worst cell)"]["ok"] is False
@@ -111,7 +117,10 @@ def test_byzfl_side_by_side_when_a_checkout_is_present() -> None:
     before = torch.get_num_threads()
     report = run(settings, byzfl_path=checkout, only=["meamed", "nnm"], echo=lambda _: None)
     assert all(r["peers"]["ByzFL"]["speedup"] > 0 for r in report["rows"])
-    assert {c["name"] for c in report["checks"]} >= {"Meamed vs ByzFL (worst cell)", "NNM vs ByzFL (worst cell)"}
+    assert {c["name"] for c in report["checks"]} >= {
+        "Meamed vs ByzFL (worst cell)",
+        "NNM vs ByzFL (worst cell)",
+    }
     assert torch.get_num_threads() == before
 
 
@@ -150,7 +159,11 @@ def test_average_is_shown_but_not_a_target() -> None:
 def test_script_sets_passive_openmp_waiting(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / "avg.json"
-    env = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "ROBUSTFL_BYZFL", "ROBUSTFL_BYZPY"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"OMP_WAIT_POLICY", "ROBUSTFL_BYZFL", "ROBUSTFL_BYZPY"}
+    }
     env["PYTHONPATH"] = str(root / "src")
     cmd = [
         sys.executable,

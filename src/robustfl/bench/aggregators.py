@@ -298,21 +298,29 @@ def _measure_rule(
     copies = [False]
     theirs: list[Peer] = []
     bounded: dict[str, float] = {}
+    failed: dict[str, str] = {}
     for peer in peers:
         fn = peer.make(rule, n)
         if fn is None:
             continue
         slow = too_slow.get((peer.name, row.rule, n))
+        if slow == math.inf:
+            row.note += f"{peer.name} not run: it failed at a smaller d. "
+            continue
         if slow is not None:
             bounded[peer.name] = slow
             continue
-        fns.append(fn)
+        fns.append(_guarded(fn, peer.name, failed))
         copies.append(peer.writes_input)
         theirs.append(peer)
     results = timed(fns, x, settings, fresh_copy=copies)
     (ours, row.seconds_median), rest = results[0], results[1:]
     row.seconds, row.passes = ours, ours / floor
     for peer, (t, t_med) in zip(theirs, rest, strict=True):
+        if peer.name in failed:
+            row.note += f"{peer.name} failed: {failed[peer.name]}. "
+            too_slow[(peer.name, row.rule, n)] = math.inf
+            continue
         row.peers[peer.name] = PeerTime(t, t_med, t / ours)
         if t > settings.peer_limit:
             too_slow[(peer.name, row.rule, n)] = t
@@ -330,6 +338,22 @@ def _measure_rule(
     f_col = "" if row.f is None else row.f
     echo(f"{row.rule:<22}{n:>5}{d:>9}{f_col:>4}  {ours * 1e3:>10.2f}  {row.passes:>8.1f}{cells}")
     return row
+
+
+def _guarded(fn: Callable[[Tensor], object], name: str, failed: dict[str, str]) -> Callable[[Tensor], object]:
+    """``fn`` that records a peer's exception (e.g. out of memory) in ``failed`` instead of raising, so
+    one peer's failure costs its entry in this row, not the run."""
+
+    def call(x: Tensor) -> object:
+        if name in failed:
+            return None
+        try:
+            return fn(x)
+        except Exception as err:  # any failure of foreign code is reported, not raised
+            failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+            return None
+
+    return call
 
 
 def _block_vs_full(x: Tensor, settings: Settings, echo: Callable[[str], None]) -> list[dict[str, Any]]:
