@@ -420,6 +420,50 @@ def run(
     }
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: one table per ``d`` (rules x ``n``; each cell our time, its passes over
+    ``x``, and every peer's speed-up), then the BGMD-vs-GM ratios and the checks."""
+    rows = report["rows"]
+    peers = list(report["peers"])
+    out: list[str] = []
+    for d in sorted({r["d"] for r in rows}):
+        ns = sorted({r["n"] for r in rows if r["d"] == d})
+        out += [f"**d = {d:,}**", "", "| rule | " + " | ".join(f"n = {n}" for n in ns) + " |"]
+        out.append("|---|" + "---|" * len(ns))
+        for rule in sorted({r["rule"] for r in rows}):
+            cells = []
+            for n in ns:
+                r = next((r for r in rows if r["rule"] == rule and r["n"] == n and r["d"] == d), None)
+                if r is None or r["status"] != "ok":
+                    cells.append("—" if r is None else r["status"])
+                    continue
+                text = f"{r['seconds'] * 1e3:.3g} ms ({r['passes']:.0f}×)"
+                for p in peers:
+                    pt = r["peers"].get(p)
+                    if pt is not None:
+                        text += f" · {p} {'≥' if pt['lower_bound'] else ''}{pt['speedup']:.2f}x"
+                    elif f"{p} failed" in r["note"] or f"{p} not run" in r["note"]:
+                        text += f" · {p} failed"
+                cells.append(text)
+            out.append(f"| {rule} | " + " | ".join(cells) + " |")
+        out.append("")
+    if report["bgmd_vs_gm"]:
+        out += [
+            "| GM / BGMD (k = d/10), both exactly T steps | n | d | T | GM ms | BGMD ms | ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for b in report["bgmd_vs_gm"]:
+            out.append(
+                f"| | {b['n']} | {b['d']:,} | {b['T']} | {b['gm_seconds'] * 1e3:.3g} | {b['bgmd_seconds'] * 1e3:.3g} | {b['ratio']:.2f}x |"
+            )
+        out.append("")
+    for c in report["checks"]:
+        verdict = "info" if c["target"] is None else ("PASS" if c["ok"] else "MISS")
+        target = "" if c["target"] is None else f" (target ≥ {c['target']}x)"
+        out.append(f"- {verdict} {c['name']}: {c['value']:.2f}x{target}")
+    return "\n".join(out) + "\n"
+
+
 def write_json(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")

@@ -23,6 +23,9 @@ def aggregators(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the full report to this JSON file.")
     ] = None,
+    markdown_path: Annotated[
+        Path | None, typer.Option("--markdown", help="Write the tables and checks to this Markdown file.")
+    ] = None,
     byzfl: Annotated[
         str | None,
         typer.Option("--byzfl", help="A ByzFL checkout to time side by side (default: $ROBUSTFL_BYZFL)."),
@@ -54,7 +57,7 @@ def aggregators(
         # load ~5 on 2 cores); sleeping waiters cost nothing measurable on an idle machine. It must be
         # set before torch loads its OpenMP runtime, and it applies to both libraries alike.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from robustfl.bench.aggregators import Settings, run, write_json
+    from robustfl.bench.aggregators import Settings, markdown, run, write_json
 
     settings = Settings.quick() if quick else Settings()
     settings.threads = threads
@@ -73,3 +76,7 @@ def aggregators(
     if json_path is not None:
         write_json(report, json_path)
         typer.echo(f"wrote {json_path}")
+    if markdown_path is not None:
+        markdown_path.parent.mkdir(parents=True, exist_ok=True)
+        markdown_path.write_text(markdown(report))
+        typer.echo(f"wrote {markdown_path}")
