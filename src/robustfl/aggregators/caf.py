@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse.linalg
 import torch
 from torch import Tensor
@@ -29,8 +28,8 @@ class CAF(OneThreadWhenSmall):
     eigenvector ``u``. So ``x`` is read twice (distances, final weighted mean) however many rounds run.
 
     Choices where ByzFL is loose: the eigenpair is exact (ByzFL: one power step from a random vector;
-    ByzPy: three power steps), computed by LAPACK for the top pair only, or by Lanczos to machine
-    precision on large supports (``top_eigenpair``);
+    ByzPy: three power steps), by a dense eigensolver, or by Lanczos to machine precision on large
+    supports (``top_eigenpair``);
     ``tau_max`` is taken over rows still weighted (a zeroed far outlier would otherwise stall the loop),
     so each round zeroes at least one row and at most ``n`` rounds run; the loop stops early when
     ``lambda = 0`` (all weighted rows equal); with ``f = 0`` the loop never runs and the plain mean is
@@ -68,26 +67,32 @@ the previous round's eigenvector instead of a dense ``O(m^3)`` eigensolver."""
 def top_eigenpair(a: np.ndarray, start: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """The largest eigenvalue of the symmetric ``a`` and a unit eigenvector.
 
-    Small ``a``: LAPACK's ``syevr`` asked for that one pair (``scipy.linalg.eigh(subset_by_index=...)``),
-    about twice as fast as a full ``eigh`` at m = 64. From ``LANCZOS_MIN_M`` rows on: implicitly
-    restarted Lanczos (``scipy.sparse.linalg.eigsh``, ``k = 1``) converged to machine precision
-    (``tol = 0``) from ``start``; each iteration is one ``m x m`` matrix-vector product, so a round
-    costs ``O(m^2)`` times a few dozen instead of ``O(m^3)`` (at m = 1024 tens of milliseconds instead
-    of about a second). Both are exact to rounding: this is not the few-power-steps estimate of
-    ByzFL or ByzPy.
+    Below ``LANCZOS_MIN_M`` rows: a dense ``torch.linalg.eigh`` (on the caller's one thread). From
+    ``LANCZOS_MIN_M`` rows on: implicitly restarted Lanczos (``scipy.sparse.linalg.eigsh``, ``k = 1``)
+    converged to machine precision (``tol = 0``) from ``start``, its matrix-vector products in torch;
+    a round then costs ``O(m^2)`` times a few dozen instead of ``O(m^3)``. Both are exact to rounding:
+    this is not the few-power-steps estimate of ByzFL or ByzPy.
     """
     m = a.shape[0]
     if m < LANCZOS_MIN_M:
-        vals, vecs = scipy.linalg.eigh(
-            a, subset_by_index=[m - 1, m - 1], driver="evr", overwrite_a=True, check_finite=False
-        )
-        return float(vals[0]), vecs[:, 0]
+        vals, vecs = torch.linalg.eigh(torch.from_numpy(a))
+        return float(vals[-1]), vecs[:, -1].numpy()
     if start is None or not np.any(start):
         # a fixed pseudo-random start (not ones: the all-ones direction is near the null space of a
         # centred Gram matrix), so every run takes the same iterations
         start = np.asarray(np.random.default_rng(0).standard_normal(m))
-    vals, vecs = scipy.sparse.linalg.eigsh(a, k=1, which="LA", v0=start, tol=0)
+    op = scipy.sparse.linalg.LinearOperator(a.shape, matvec=lambda v: _mv(a, v), dtype=a.dtype)
+    vals, vecs = scipy.sparse.linalg.eigsh(op, k=1, which="LA", v0=start, tol=0)
     return float(vals[0]), vecs[:, 0]
+
+
+def _mv(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``a @ v``; from ``LANCZOS_MIN_M`` rows on through torch, which runs on the caller's one thread.
+    (NumPy's OpenBLAS threads its own matrix-vector products above about 100 rows and busy-waits:
+    on a machine whose cores are shared that made CAF at n = 1024 about 10x slower.)"""
+    if a.shape[0] < LANCZOS_MIN_M:
+        return a @ v
+    return torch.mv(torch.from_numpy(a), torch.from_numpy(np.ascontiguousarray(v).reshape(-1))).numpy()
 
 
 def filter_weights(dist: np.ndarray, ok: np.ndarray, stop: int) -> np.ndarray:
@@ -107,7 +112,7 @@ def filter_weights(dist: np.ndarray, ok: np.ndarray, stop: int) -> np.ndarray:
     while c.sum() > stop:
         w = c / c.sum()
         ws = w[keep]
-        dw = sub @ ws
+        dw = _mv(sub, ws)
         gram = -0.5 * (sub - dw[None, :] - dw[:, None] + ws @ dw)
         sw = np.sqrt(ws)
         top, vec = top_eigenpair(sw[:, None] * gram * sw[None, :], vec)
@@ -115,7 +120,7 @@ def filter_weights(dist: np.ndarray, ok: np.ndarray, stop: int) -> np.ndarray:
             best_val, best_w = top, w
         if top <= 0.0:
             break
-        tau = np.square(gram @ (sw * vec))
+        tau = np.square(_mv(gram, sw * vec))
         tau_max = tau.max()
         if not tau_max > 0:
             break
