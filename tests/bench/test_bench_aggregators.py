@@ -178,3 +178,27 @@ def test_script_sets_passive_openmp_waiting(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["machine"]["omp_wait_policy"] == "PASSIVE"
     assert {r["rule"] for r in report["rows"]} == {"Average"}
+
+
+def test_slow_or_failing_peers_are_not_rerun_at_larger_d() -> None:
+    import time as _time
+
+    from robustfl.bench.aggregators import _measure_all
+    from robustfl.bench.peers import Peer
+
+    def slow(params: dict, n: int):  # type: ignore[no-untyped-def]
+        return lambda x: _time.sleep(0.02)
+
+    def broken(params: dict, n: int):  # type: ignore[no-untyped-def]
+        def call(x: torch.Tensor) -> None:
+            raise MemoryError("asked for 31 GB")
+
+        return call
+
+    peers = [Peer("Slow", "1", {"Median": slow}), Peer("Broken", "1", {"Median": broken})]
+    settings = Settings(ns=(5,), ds=(10, 1000), min_time=0.0, min_repeats=1, max_repeats=1, peer_limit=0.5)
+    rows, _ = _measure_all(settings, peers, ["median"], lambda _: None)
+    small, large = sorted(rows, key=lambda r: r.d)
+    assert not small.peers["Slow"].lower_bound and large.peers["Slow"].lower_bound
+    assert "Broken failed: MemoryError: asked for 31 GB" in small.note
+    assert "Broken" not in large.peers and "Broken not run" in large.note

@@ -14,9 +14,9 @@ a rule that refuses the size by design (MDA/SMEA's subset count at ``n = 64``) i
 "skipped" (memory and time). Stateful rules (centered clipping, BGMD) are timed in their steady
 state (the memory persists across repeats). Peers whose pre-aggregators write into their input get
 a fresh copy of ``x`` before each call (copy not timed); ByzPy takes a list of rows, so its time
-includes ``x.unbind(0)`` (``n`` views, no copy). A peer call slower than ``peer_limit`` is not
-repeated at larger ``d``: the smaller ``d``'s time is a lower bound there, and the speed-up is
-printed as ``>=``.
+includes ``x.unbind(0)`` (``n`` views, no copy). A peer call predicted (linearly in ``d`` from the
+previous ``d``) to exceed ``peer_limit`` is not run: the smaller ``d``'s time is a lower bound there,
+and the speed-up is printed as ``>=``.
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ class Settings:
     """The BGMD-vs-GM comparison runs only on cells up to this size (T = 500 full GM steps are
     1,000 passes over ``x``)."""
     peer_limit: float = 30.0
-    """A peer call slower than this (seconds) is not repeated at larger ``d`` for that rule and ``n``:
-    its time there is bounded below by the smaller ``d``'s, and the speed-up is reported as ``>=``."""
+    """A peer call whose time at the previous ``d`` (same rule and ``n``), scaled linearly to this
+    ``d``, exceeds this many seconds is not run: its time here is bounded below by the smaller
+    ``d``'s, and the speed-up is reported as ``>=``."""
 
     @classmethod
     def quick(cls) -> Settings:
@@ -253,7 +254,7 @@ def _measure_all(
     with_block = {"bgmd", "geometric-median"} <= set(AGGREGATORS.names()) and (
         not only or {AGGREGATORS["bgmd"], AGGREGATORS["geometric-median"]} <= set(classes)
     )
-    too_slow: dict[tuple[str, str, int], float] = {}
+    previous: dict[tuple[str, str, int], tuple[float, int]] = {}
     header = f"{'rule':<22}{'n':>5}{'d':>9}{'f':>4}  {'ms':>10}  {'passes':>8}" + "".join(
         f"  {p.name + ' ms':>11}  {'speedup':>8}" for p in peers
     )
@@ -271,7 +272,7 @@ def _measure_all(
             x = torch.randn(n, d, generator=make_generator(0, "bench-aggregators", n, d))
             ((floor, _),) = timed([lambda t: t.sum(0)], x, settings)
             for cls in classes:
-                rows.append(_measure_rule(cls, x, floor, peers, settings, too_slow, echo))
+                rows.append(_measure_rule(cls, x, floor, peers, settings, previous, echo))
             if with_block and n * d <= settings.gm_max_numel:
                 block.extend(_block_vs_full(x, settings, echo))
             del x
@@ -284,7 +285,7 @@ def _measure_rule(
     floor: float,
     peers: list[Peer],
     settings: Settings,
-    too_slow: dict[tuple[str, str, int], float],
+    previous: dict[tuple[str, str, int], tuple[float, int]],
     echo: Callable[[str], None],
 ) -> Row:
     n, d = x.shape
@@ -303,12 +304,12 @@ def _measure_rule(
         fn = peer.make(rule, n)
         if fn is None:
             continue
-        slow = too_slow.get((peer.name, row.rule, n))
-        if slow == math.inf:
+        before = previous.get((peer.name, row.rule, n))
+        if before is not None and before[0] == math.inf:
             row.note += f"{peer.name} not run: it failed at a smaller d. "
             continue
-        if slow is not None:
-            bounded[peer.name] = slow
+        if before is not None and before[0] * d / before[1] > settings.peer_limit:
+            bounded[peer.name] = before[0]
             continue
         fns.append(_guarded(fn, peer.name, failed))
         copies.append(peer.writes_input)
@@ -319,14 +320,13 @@ def _measure_rule(
     for peer, (t, t_med) in zip(theirs, rest, strict=True):
         if peer.name in failed:
             row.note += f"{peer.name} failed: {failed[peer.name]}. "
-            too_slow[(peer.name, row.rule, n)] = math.inf
+            previous[(peer.name, row.rule, n)] = (math.inf, d)
             continue
         row.peers[peer.name] = PeerTime(t, t_med, t / ours)
-        if t > settings.peer_limit:
-            too_slow[(peer.name, row.rule, n)] = t
+        previous[(peer.name, row.rule, n)] = (t, d)
     for name, t in bounded.items():
         row.peers[name] = PeerTime(t, None, t / ours, lower_bound=True)
-        row.note += f"{name} not rerun: it took {t:.0f} s at a smaller d (a lower bound). "
+        row.note += f"{name} not run: it took {t:.1f} s at a smaller d, so it would exceed peer_limit here (a lower bound). "
     cells = ""
     for peer in peers:
         pt = row.peers.get(peer.name)
