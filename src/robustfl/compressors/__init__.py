@@ -15,6 +15,7 @@ from robustfl.compressors.lowrank import PowerSGD
 from robustfl.compressors.quantize import QSGD, Elementwise, Sign, TernGrad
 from robustfl.compressors.scaled import Contractive
 from robustfl.compressors.sparse import BlockSampling, RandK, RandL, Sparsifier, TopK
+from robustfl.compressors.wire import Expect
 
 __all__ = [
     "ATOMO",
@@ -26,6 +27,7 @@ __all__ = [
     "Contractive",
     "Elementwise",
     "ErrorFeedback",
+    "Expect",
     "Field",
     "Identity",
     "Message",

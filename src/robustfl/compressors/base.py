@@ -14,15 +14,20 @@ across devices) and a CUDA generator avoids the host round trip for CUDA inputs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from robustfl.compressors.codecs import FLOAT_BITS, Codec
 from robustfl.registry import Registry
+
+if TYPE_CHECKING:
+    from robustfl.compressors.wire import Expect
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,8 @@ class Message:
 
     ``bits`` = ``bits_per_row.sum() + shared_bits``; ``row(i)`` is sender ``i``'s self-contained
     message (its own fields plus the shared ones), the unit the distributed runtime sends with
-    ``to_bytes()``.
+    ``to_bytes()``. ``params`` is the compressor's canonical parameter text (``wire_params()``, set by
+    ``compress`` and carried in the wire header), so a decoder with other parameters refuses it.
     """
 
     compressor: str
@@ -71,6 +77,7 @@ class Message:
     dtype: torch.dtype
     fields: dict[str, Field]
     squeeze: bool = False
+    params: str | None = None
     _bits_rows: Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -125,7 +132,9 @@ class Message:
             raise ValueError(f"row index {i} out of range for a message of {self.n} rows")
         i %= self.n
         fields = {k: f.take_row(i) for k, f in self.fields.items()}
-        return Message(self.compressor, 1, self.d, self.dtype, fields, squeeze=self.squeeze)
+        return Message(
+            self.compressor, 1, self.d, self.dtype, fields, squeeze=self.squeeze, params=self.params
+        )
 
     def to_bytes(self) -> bytes:
         """The wire form (``wire.py``): a small header, then the bit-packed payload, then a CRC32."""
@@ -134,11 +143,13 @@ class Message:
         return encode(self)
 
     @staticmethod
-    def from_bytes(data: bytes) -> Message:
-        """Parse ``to_bytes`` output; malformed or truncated bytes raise ``ValueError``."""
+    def from_bytes(data: bytes, expect: Expect | None = None) -> Message:
+        """Parse ``to_bytes`` output. ``expect`` (``wire.Expect``: the model's ``d``, the senders per
+        message, a size cap) states what the receiver accepts; anything else, and any malformed or
+        truncated bytes, raise ``ValueError`` before the message's arrays are allocated."""
         from robustfl.compressors.wire import decode
 
-        return decode(data)
+        return decode(data, expect)
 
 
 def check_vector(x: object) -> tuple[Tensor, bool]:
@@ -181,6 +192,7 @@ class Compressor(ABC):
         batch, squeeze = check_vector(x)
         msg = self._compress(batch, rng)
         msg.squeeze = squeeze
+        msg.params = self.wire_params()
         return msg
 
     def decompress(self, msg: Message) -> Tensor:
@@ -189,6 +201,11 @@ class Compressor(ABC):
             raise ValueError(f"decompress() needs a Message, got {type(msg).__name__}")
         if msg.compressor != self.name:
             raise ValueError(f"{type(self).__name__} cannot decode a {msg.compressor!r} message")
+        if msg.params is not None and msg.params != self.wire_params():
+            raise ValueError(
+                f"this {msg.compressor} message was made with parameters {msg.params}, but the decoder "
+                f"has {self.wire_params()}; decode with the sender's compressor settings"
+            )
         out = self._decompress(msg)
         return out[0] if msg.squeeze else out
 
@@ -227,9 +244,28 @@ class Compressor(ABC):
         """Constructor parameters, for ``repr`` and a run's resolved config."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
+    def wire_params(self) -> str:
+        """Canonical text of ``params()`` (compact JSON, keys sorted; a SHA-256 digest when longer than
+        512 characters, e.g. long layer shape lists), sent in every message's header."""
+        text = json.dumps(_canonical(self.params()), sort_keys=True, separators=(",", ":"))
+        return text if len(text) <= 512 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-ready form of parameter values: nested compressors by name and canonical parameters."""
+    if isinstance(value, Compressor):
+        return {"name": value.name, "params": value.wire_params()}
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, torch.dtype):
+        return str(value)
+    return value
 
 
 COMPRESSORS: Registry[Compressor] = Registry("compressor")

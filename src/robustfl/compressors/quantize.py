@@ -85,6 +85,8 @@ class QSGD(Elementwise):
 
     def __init__(self, s: int = 1, coding: str = "elias") -> None:
         self.s = check_int("s", s, minimum=1)
+        if s >= 2**62:
+            raise ValueError(f"s must be < 2**62 (levels are int64), got {s}")
         if coding not in ("elias", "fixed"):
             raise ValueError(f"coding must be 'elias' or 'fixed', got {coding!r}")
         self.coding = coding
@@ -102,7 +104,7 @@ class QSGD(Elementwise):
         levels = levels.to(torch.int32 if self.s < 2**31 else torch.int64)
         fields = {"norm": Field(norm, Float(x.dtype))}
         if self.coding == "elias":
-            fields["levels"] = Field(torch.where(x < 0, -levels, levels), EliasSparse())
+            fields["levels"] = Field(torch.where(x < 0, -levels, levels), EliasSparse(self.s.bit_length()))
         else:
             fields["levels"] = Field(levels, UInt(self.s.bit_length()))
             fields["signs"] = Field((x < 0).to(torch.uint8), UInt(1))
