@@ -15,6 +15,7 @@ from robustfl.aggregators.base import check_int
 from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message
 from robustfl.compressors.codecs import Float
 from robustfl.compressors.layers import Block, blocks, check_dimension, parse_shapes
+from robustfl.compressors.quantize import work_dtype
 
 
 def low_rank_pays(block: Block, rank: int) -> bool:
@@ -30,6 +31,8 @@ class PowerSGD(Compressor):
     (biases, tiny matrices) are sent raw. Bits per sender: ``32 (sum r (a + b) + sum raw numel)``.
     Biased, no contraction guarantee (``delta = None``). The first ``Q`` is Gaussian from ``rng``.
     A batch with a different number of senders than the warm-start state raises ``ValueError``.
+    float16/bfloat16 inputs are computed in float32 (torch has no half-precision QR on CPU; the warm
+    start ``Q`` stays float32) and sent at their own precision.
     """
 
     name = "powersgd"
@@ -44,8 +47,9 @@ class PowerSGD(Compressor):
         n, d = x.shape
         check_dimension(self._blocks, d, "PowerSGD")
         ps, qs, raws = [], [], []
+        work = x.to(work_dtype(x.dtype))
         for i, b in enumerate(self._blocks):
-            part = x[:, b.offset : b.offset + b.numel]
+            part = work[:, b.offset : b.offset + b.numel]
             if not low_rank_pays(b, self.rank):
                 raws.append(part)
                 continue
@@ -53,26 +57,28 @@ class PowerSGD(Compressor):
             q = self._q.get(i)
             if q is None:
                 gen_device = rng.device if rng is not None else torch.device("cpu")
-                q = torch.randn(n, b.cols, self.rank, generator=rng, device=gen_device).to(x.device, x.dtype)
+                q = torch.randn(n, b.cols, self.rank, generator=rng, device=gen_device).to(
+                    x.device, work.dtype
+                )
             elif q.shape[0] != n:
                 raise ValueError(f"PowerSGD state is for {q.shape[0]} senders, got {n}; call reset()")
-            p_hat = torch.linalg.qr(m @ q.to(x.dtype)).Q
+            p_hat = torch.linalg.qr(m @ q.to(work.dtype)).Q
             q = m.transpose(1, 2) @ p_hat
             self._q[i] = q
             ps.append(p_hat.reshape(n, -1))
             qs.append(q.reshape(n, -1))
         empty = x.new_zeros(n, 0)
         fields = {
-            "p": Field(torch.cat(ps, 1) if ps else empty, Float(x.dtype)),
-            "q": Field(torch.cat(qs, 1) if qs else empty, Float(x.dtype)),
-            "raw": Field(torch.cat(raws, 1) if raws else empty, Float(x.dtype)),
+            "p": Field(torch.cat(ps, 1).to(x.dtype) if ps else empty, Float(x.dtype)),
+            "q": Field(torch.cat(qs, 1).to(x.dtype) if qs else empty, Float(x.dtype)),
+            "raw": Field(torch.cat(raws, 1).to(x.dtype) if raws else empty, Float(x.dtype)),
         }
         return Message(self.name, n, d, x.dtype, fields)
 
     def _decompress(self, msg: Message) -> Tensor:
         check_dimension(self._blocks, msg.d, "PowerSGD")
         n, r = msg.n, self.rank
-        p, q, raw = (msg.get_rows(k).to(msg.dtype) for k in ("p", "q", "raw"))
+        p, q, raw = (msg.get_rows(k).to(work_dtype(msg.dtype)) for k in ("p", "q", "raw"))
         low = [b for b in self._blocks if low_rank_pays(b, r)]
         expect = (
             sum(b.rows * r for b in low),
@@ -89,10 +95,10 @@ class PowerSGD(Compressor):
             if low_rank_pays(b, r):
                 pb = p[:, po : po + b.rows * r].reshape(n, b.rows, r)
                 qb = q[:, qo : qo + b.cols * r].reshape(n, b.cols, r)
-                out[:, b.offset : b.offset + b.numel] = (pb @ qb.transpose(1, 2)).reshape(n, -1)
+                out[:, b.offset : b.offset + b.numel] = (pb @ qb.transpose(1, 2)).reshape(n, -1).to(out.dtype)
                 po, qo = po + b.rows * r, qo + b.cols * r
             else:
-                out[:, b.offset : b.offset + b.numel] = raw[:, ro : ro + b.numel]
+                out[:, b.offset : b.offset + b.numel] = raw[:, ro : ro + b.numel].to(out.dtype)
                 ro += b.numel
         return out
 
