@@ -31,6 +31,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +41,39 @@ import torch
 _CKPT = re.compile(r"^round_(\d+)\.pt$")
 CHECKPOINT_MAGIC = b"RFLCKPT1"
 _DIGEST = 32
+
+
+_UNSAFE = re.compile(r"[^\w.+=,@-]+")
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+def safe_name(name: str, max_length: int = 80) -> str:
+    """``name`` as one harmless path component (for a run folder under ``runs/``).
+
+    Every run of characters other than letters, digits and ``. _ + = , @ -`` (path separators, ``..``
+    tricks only work with them, control characters such as newline and NUL, spaces) becomes ``_``;
+    leading dots, dashes and underscores are dropped (no hidden folders, nothing that reads as an
+    option), Windows device names get a ``_`` suffix, and the result is at most ``max_length``
+    characters; an empty result is ``run``. So ``../../x`` gives ``x`` and ``/etc/passwd`` ``etc_passwd``.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"a run name must be a string, got {type(name).__name__}")
+    clean = _UNSAFE.sub("_", name).lstrip("._-")[:max_length].rstrip("._-")
+    if clean.split(".")[0].upper() in _RESERVED:
+        clean += "_"
+    return clean or "run"
+
+
+def default_run_dir(name: str, root: str | Path = "runs", now: datetime | None = None) -> Path:
+    """``root/<safe_name(name)>-<UTC timestamp>`` (``-2``, ``-3``, ... if that exists): always a new
+    folder directly inside ``root``, whatever the configured name holds."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{safe_name(name)}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
 
 
 def fsync_dir(folder: Path) -> None:
