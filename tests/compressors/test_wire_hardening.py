@@ -233,3 +233,13 @@ def test_gamma_bits_helper_matches_the_codec() -> None:
     bits = codecs.EliasSparse(3).encode(row)[0].astype(int).tolist()
     assert bits == triplet(2, 3) + triplet(3, -1)
     assert gamma(1) == [1] and gamma(5) == [0, 0, 1, 0, 1]
+
+
+def test_messages_from_the_engines_encode_path_carry_parameters(rng: torch.Generator) -> None:
+    x = torch.randn(2, 36, generator=rng)
+    for c in (C.PowerSGD(rank=1, shapes=[(6, 5), (6,)]), C.ErrorFeedback(C.QSGD(s=4)), C.TopK(k=3)):
+        state = {k: torch.stack([v, v]) for k, v in c.init_row_state(x[0]).items()}
+        msg, _ = c.encode(x, rng, state)
+        assert msg.params is not None
+        back = Message.from_bytes(msg.to_bytes(), Expect(d=36, senders=2))
+        assert torch.equal(c.decompress(back), c.decompress(msg))

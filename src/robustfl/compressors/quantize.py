@@ -13,8 +13,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_int
-from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, uniform
+from robustfl.checks import check_int
+from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, Randomness, uniform
 from robustfl.compressors.codecs import EliasSparse, Float, UInt
 
 
@@ -74,7 +74,7 @@ class Sign(Elementwise):
     name = "sign"
     coordinate_fields = ("signs",)
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         scale = row_stat(x, lambda y: y.abs().mean(dim=1, keepdim=True))  # a float32 sum can overflow
         fields = {
@@ -124,7 +124,7 @@ class QSGD(Elementwise):
     def coordinate_fields(self) -> tuple[str, ...]:  # type: ignore[override]
         return ("levels",) if self.coding == "elias" else ("levels", "signs")
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         norm = row_norm(x)
         work, wnorm = x.to(work_dtype(x.dtype)), norm.to(work_dtype(x.dtype))
@@ -167,7 +167,7 @@ class TernGrad(Elementwise):
     unbiased = True
     coordinate_fields = ("codes",)
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         scale = x.abs().amax(dim=1, keepdim=True)
         p = torch.where(scale > 0, x.abs() / scale.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
