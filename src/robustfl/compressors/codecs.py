@@ -198,18 +198,25 @@ _CHUNK = 1 << 16
 """Bits of an Elias row decoded per step: memory is O(_CHUNK), the time per bit a constant."""
 
 
-def _gamma_ends(w: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """For every start ``p`` in ``[0, len(w) + 1]``: ``first[p]``, the first 1 at or after ``p``, and
-    ``end[p]``, where the Elias-gamma code starting at ``p`` ends (exclusive), or ``len(w) + 1`` where no
-    legal code fits. A code of ``z`` zeros, a 1 and ``z`` bits holds a value of ``z + 1`` bits, so
-    codes with ``z >= width`` (wider than the largest legal value) are refused before reading them."""
+def _gamma_ends(w: np.ndarray, widths: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """For every start ``p`` in ``[0, len(w) + 1]``: ``first[p]``, the first 1 at or after ``p``, and for
+    each cap in ``widths`` ``end[p]``, where the Elias-gamma code starting at ``p`` ends (exclusive), or
+    ``len(w) + 1`` where no legal code fits. A code of ``z`` zeros, a 1 and ``z`` bits holds a value of
+    ``z + 1`` bits, so codes with ``z >= width`` (wider than the largest legal value) are refused before
+    they are read."""
     size = w.size
     pos = np.arange(size + 2)
     first = np.full(size + 2, size)
     first[:size] = np.minimum.accumulate(np.where(w, pos[:size], size)[::-1])[::-1]
-    end = 2 * first - pos + 1
-    end[(first >= size) | (first - pos >= width) | (end > size)] = size + 1
-    return first, end
+    zeros = first - pos
+    end = first + zeros + 1
+    bad = (first >= size) | (end > size)
+    ends = []
+    for width in widths:
+        capped = end.copy()
+        capped[bad | (zeros >= width)] = size + 1
+        ends.append(capped)
+    return first, ends
 
 
 def _gamma_values(w: np.ndarray, first: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -260,9 +267,11 @@ def _orbit(step: np.ndarray, inside: int, shrink: int = 4) -> tuple[np.ndarray, 
         mark[:] = False
     mark[image] = True
     mark[step[image]] = True
-    points = np.flatnonzero(mark)  # S_k and the exits it reaches, in order
-    rank = np.cumsum(mark) - 1
-    rest, exit_ = _orbit_doubling(rank[step[points]], int(rank[walk[-1]]), int(rank[inside - 1]) + 1)
+    points = np.flatnonzero(mark)  # S_k and the exits it reaches, in order; closed under T
+    rank = np.empty(step.size, dtype=step.dtype)
+    rank[points] = np.arange(points.size)
+    below = int(np.searchsorted(points, inside))
+    rest, exit_ = _orbit_doubling(rank[step[points]], int(rank[walk[-1]]), below)
     return np.concatenate([np.array(walk[:-1], dtype=step.dtype), points[rest]]), int(points[exit_])
 
 
@@ -280,10 +289,7 @@ def _decode_elias_row(bits: np.ndarray, d: int, level_bits: int) -> tuple[np.nda
         inside = min(total, p0 + _CHUNK) - p0
         w = bits[p0 : min(total, p0 + inside + longest)]
         size = w.size
-        first, gap_end = _gamma_ends(w, gap_bits)  # gap_end: the sign bit's position
-        level_first, level_end = first, gap_end
-        if level_bits != gap_bits:
-            level_first, level_end = _gamma_ends(w, level_bits)
+        first, (gap_end, level_end) = _gamma_ends(w, (gap_bits, level_bits))  # gap_end: the sign bit
         step = np.arange(size + 2)
         step[:inside] = level_end[np.minimum(gap_end[:inside] + 1, size + 1)]
         starts, exit_ = _orbit(step, inside)
@@ -291,7 +297,7 @@ def _decode_elias_row(bits: np.ndarray, d: int, level_bits: int) -> tuple[np.nda
             raise ValueError("Elias-coded field is truncated or malformed (a code overruns or is too wide)")
         sign_at = gap_end[starts]
         gaps.append(_gamma_values(w, first, starts))
-        magnitude = _gamma_values(w, level_first, sign_at + 1)
+        magnitude = _gamma_values(w, first, sign_at + 1)
         levels.append(np.where(w[sign_at], -magnitude, magnitude))
         p0 += exit_
     if not gaps:
