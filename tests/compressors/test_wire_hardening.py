@@ -149,6 +149,9 @@ def test_parsing_is_canonical() -> None:
         Message.from_bytes(qsgd_frame(good, level_param=0))
     with pytest.raises(ValueError, match="dtype or flags"):
         Message.from_bytes(frame([norm], [0] * 32, flags=2))
+    norm2 = field("norm", FLOAT, 3, PER_ROW, [(2, 1)], [32, 32])
+    with pytest.raises(ValueError, match="flagged 1-D but holds 2 rows"):  # decompress would drop a row
+        Message.from_bytes(frame([norm2], [0] * 64, n=2, flags=1))
     with pytest.raises(ValueError, match="wrong bit length"):
         Message.from_bytes(frame([field("norm", FLOAT, 3, PER_ROW, [(1, 1)], [31])], [0] * 31))
 

@@ -250,6 +250,8 @@ def decode(data: bytes, expect: Expect | None = None) -> Message:
     n, d, count = r.take("<IIB")
     if n == 0 or d == 0:
         raise ValueError("compressed message header is malformed (empty shape)")
+    if flags & 1 and n != 1:
+        raise ValueError(f"compressed message is flagged 1-D but holds {n} rows")
     expect.check_shape(n, d)
     limit = 2 * n * d + 64
     specs: list[_Spec] = []
