@@ -161,6 +161,11 @@ def test_stale_temporaries_of_killed_writes_are_removed(tmp_path: Path) -> None:
     stale.write_bytes(b"half a checkpoint")
     rd.load_checkpoint()
     assert not stale.exists()
+    summary_tmp = tmp_path / ".summary.json.x8y9.tmp"
+    summary_tmp.write_text("{")
+    stale.write_bytes(b"half a checkpoint")
+    rd.write_config({"name": "x"})  # every run and resume starts with this
+    assert not summary_tmp.exists() and not stale.exists()
 
 
 def test_a_failed_write_removes_its_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -178,6 +178,10 @@ class RunDir:
         return self.path / "checkpoints"
 
     def write_config(self, config: dict[str, Any]) -> None:
+        """Write the resolved config (at the start of every run and resume, which also clears the
+        temporaries a killed run left in the folder and its checkpoints)."""
+        remove_stale_temporaries(self.path)
+        remove_stale_temporaries(self.checkpoint_dir)
         atomic_write(self.config_path, lambda fh: fh.write(tomli_w.dumps(config).encode()))
 
     def append_metrics(self, record: dict[str, Any]) -> None:
