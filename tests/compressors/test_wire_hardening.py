@@ -9,6 +9,8 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wire_frames import field, frame, gamma, triplet, with_crc
 
 from robustfl import compressors as C
@@ -246,3 +248,79 @@ def test_messages_from_the_engines_encode_path_carry_parameters(rng: torch.Gener
         assert msg.params is not None
         back = Message.from_bytes(msg.to_bytes(), Expect(d=36, senders=2))
         assert torch.equal(c.decompress(back), c.decompress(msg))
+
+
+def _reference_elias(bits: list[int], d: int, level_bits: int) -> list[tuple[int, int]]:
+    """A plain sequential parser of the (gap, sign, level) stream with the same width caps."""
+
+    def gamma_at(i: int, width: int) -> tuple[int, int]:
+        z = 0
+        while i + z < len(bits) and bits[i + z] == 0:
+            z += 1
+        if i + z >= len(bits) or z >= width or i + 2 * z + 1 > len(bits):
+            raise ValueError("bad code")
+        return int("".join(map(str, bits[i + z : i + 2 * z + 1])), 2), i + 2 * z + 1
+
+    entries, i, pos = [], 0, 0
+    while i < len(bits):
+        gap, i = gamma_at(i, d.bit_length())
+        if i >= len(bits):
+            raise ValueError("no sign bit")
+        sign, i = bits[i], i + 1
+        level, i = gamma_at(i, level_bits)
+        pos += gap
+        if pos > d:
+            raise ValueError("past d")
+        entries.append((pos, -level if sign else level))
+    return entries
+
+
+@st.composite
+def elias_streams(draw: st.DrawFn) -> tuple[list[int], int, int]:
+    d = draw(st.integers(1, 300))
+    level_bits = draw(st.integers(1, 9))
+    mode = draw(st.sampled_from(["random", "triplets", "encoded"]))
+    if mode == "random":  # random bits: mostly malformed
+        return draw(st.lists(st.integers(0, 1), max_size=160)), d, level_bits
+    if mode == "triplets":  # well-formed codes whose values may pass the caps (gap > d, level too wide)
+        entries = draw(
+            st.lists(
+                st.tuples(
+                    st.integers(1, 2 * d + 1), st.integers(-(2 ** (level_bits + 1)), 2 ** (level_bits + 1))
+                ),
+                max_size=6,
+            )
+        )
+        return [b for gap, level in entries if level for b in triplet(gap, level)], d, level_bits
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**20)))
+    top = 2**level_bits - 1
+    row = torch.randint(-top, top + 1, (d,), generator=gen)
+    row *= torch.rand(d, generator=gen) < draw(st.sampled_from([0.05, 0.5, 1.0]))
+    bits = codecs.EliasSparse(level_bits).encode(row)[0].astype(int).tolist()
+    for _ in range(draw(st.integers(0, 2))):  # a few flipped bits
+        if bits:
+            at = draw(st.integers(0, len(bits) - 1))
+            bits[at] ^= 1
+    return bits, d, level_bits
+
+
+@settings(max_examples=150, deadline=None)
+@given(elias_streams(), st.sampled_from([5, 32, 1 << 16]))
+def test_the_vectorised_elias_decoder_agrees_with_a_sequential_parser(
+    case: tuple[list[int], int, int], chunk: int
+) -> None:
+    bits, d, level_bits = case
+    try:
+        expected: list[tuple[int, int]] | None = _reference_elias(bits, d, level_bits)
+    except ValueError:
+        expected = None
+    saved = codecs._CHUNK
+    codecs._CHUNK = chunk
+    try:
+        pos, levels = codecs._decode_elias_row(np.array(bits, dtype=bool), d, level_bits)
+        got: list[tuple[int, int]] | None = list(zip(pos.tolist(), levels.tolist(), strict=True))
+    except ValueError:
+        got = None
+    finally:
+        codecs._CHUNK = saved
+    assert got == expected
