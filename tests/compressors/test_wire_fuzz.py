@@ -44,6 +44,8 @@ def _pool() -> list[tuple[C.Compressor, bytes]]:
         C.ATOMO(budget=2.0, atoms="svd", shapes=SHAPES),
         C.PowerSGD(rank=1, shapes=SHAPES),
         C.Compose(C.TopK(k=6), C.QSGD(s=4)),
+        C.get("signum", beta=0.5),
+        C.get("layerwise", inner="qsgd", shapes=SHAPES),
     ]
     out = []
     for c in compressors:

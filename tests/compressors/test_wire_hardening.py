@@ -242,7 +242,15 @@ def test_gamma_bits_helper_matches_the_codec() -> None:
 
 def test_messages_from_the_engines_encode_path_carry_parameters(rng: torch.Generator) -> None:
     x = torch.randn(2, 36, generator=rng)
-    for c in (C.PowerSGD(rank=1, shapes=[(6, 5), (6,)]), C.ErrorFeedback(C.QSGD(s=4)), C.TopK(k=3)):
+    shapes = [(6, 5), (6,)]
+    for c in (
+        C.PowerSGD(rank=1, shapes=shapes),
+        C.ErrorFeedback(C.QSGD(s=4)),
+        C.TopK(k=3),
+        C.get("signum", beta=0.5),
+        C.get("layerwise", inner="qsgd", shapes=shapes),
+        C.get("layerwise", inner={"name": "powersgd", "rank": 1}, shapes=shapes),
+    ):
         state = {k: torch.stack([v, v]) for k, v in c.init_row_state(x[0]).items()}
         msg, _ = c.encode(x, rng, state)
         assert msg.params is not None

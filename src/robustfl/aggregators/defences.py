@@ -5,6 +5,8 @@ norm-difference clipping (NDC) and weak differential privacy, as aggregators ove
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -54,6 +56,12 @@ class NormDifferenceClipping(Aggregator):
     def reset(self) -> None:
         self.inner.reset()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"inner": self.inner.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state["inner"])
+
 
 @AGGREGATORS.register("weak-dp", "weakdp")
 class WeakDP(NormDifferenceClipping):
@@ -77,3 +85,10 @@ class WeakDP(NormDifferenceClipping):
     def reset(self) -> None:
         super().reset()
         self._gen = make_generator(self.seed, "weak-dp")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "generator": self._gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict({"inner": state["inner"]})
+        self._gen.set_state(state["generator"])

@@ -145,14 +145,5 @@ class Algorithm(Configurable, ABC):
     ) -> ServerOutput:
         """Aggregate the round's messages and return the new parameters, server state and metrics."""
 
-    def state_dict(self) -> dict[str, Any]:
-        """Mutable state kept on the object between rounds (none: states live in client/server state)."""
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output."""
-        if state:
-            raise ValueError(f"{type(self).__name__} keeps no state but got {sorted(state)}")
-
 
 ALGORITHMS: Registry[Algorithm] = Registry("algorithm")

@@ -16,9 +16,11 @@ across devices) and a CUDA generator avoids the host round trip for CUDA inputs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,7 +28,7 @@ import torch
 from torch import Tensor
 
 from robustfl.compressors.codecs import FLOAT_BITS, Codec
-from robustfl.registry import Registry
+from robustfl.registry import Configurable, Registry
 
 if TYPE_CHECKING:
     from robustfl.compressors.wire import Expect
@@ -222,7 +224,7 @@ def draw_seeds(n: int, rng: Randomness) -> Tensor:
     return torch.randint(0, 2**63 - 1, (n,), generator=rng, device=gen_device, dtype=torch.long).cpu()
 
 
-class Compressor(ABC):
+class Compressor(Configurable, ABC):
     """``compress``/``decompress`` over a batch of flat vectors with exact bit accounting.
 
     Declared properties: ``unbiased`` (``E[x_hat] = x``), ``omega(d)`` (for unbiased compressors the
@@ -233,6 +235,17 @@ class Compressor(ABC):
 
     name: ClassVar[str]
     unbiased: bool = False
+    batch_coupled: ClassVar[bool] = False
+    """Whether a row's message depends on the other rows of the batch (block sampling picks its
+    coordinates from every sender's column norms): such a compressor must see the whole batch at once
+    and cannot run on the senders' side of a real deployment."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every ``encode`` a subclass defines tags its message with ``wire_params()`` (as ``compress``
+        does), so messages of the engine's stateful path can go on the wire and be checked on decode."""
+        super().__init_subclass__(**kwargs)
+        if "encode" in cls.__dict__:
+            cls.encode = _tag_params(cls.__dict__["encode"])  # type: ignore[method-assign]
 
     def compress(self, x: Tensor, rng: Randomness = None) -> Message:
         """Compress ``x: Tensor[d]`` or ``Tensor[n, d]`` (one row per sender)."""
@@ -290,28 +303,22 @@ class Compressor(ABC):
     def reset(self) -> None:
         """Forget state kept between calls (PowerSGD's warm start); stateless compressors: nothing."""
 
-    def state_dict(self) -> dict[str, Tensor]:
-        """State kept between calls, for checkpoints (empty for stateless compressors)."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Restore ``state_dict()`` output."""
-        if state:
-            raise ValueError(f"{type(self).__name__} is stateless but got state {sorted(state)}")
-
-    def params(self) -> dict[str, Any]:
-        """Constructor parameters, for ``repr`` and a run's resolved config."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
     def wire_params(self) -> str:
         """Canonical text of ``params()`` (compact JSON, keys sorted; a SHA-256 digest when longer than
         512 characters, e.g. long layer shape lists), sent in every message's header."""
         text = json.dumps(_canonical(self.params()), sort_keys=True, separators=(",", ":"))
         return text if len(text) <= 512 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"
+
+def _tag_params(encode: Callable[..., tuple[Message, dict[str, Tensor]]]) -> Callable[..., Any]:
+    @functools.wraps(encode)
+    def tagged(self: Compressor, *args: Any, **kwargs: Any) -> tuple[Message, dict[str, Tensor]]:
+        msg, state = encode(self, *args, **kwargs)
+        if msg.params is None:
+            msg.params = self.wire_params()
+        return msg, state
+
+    return tagged
 
 
 def _canonical(value: Any) -> Any:

@@ -22,15 +22,15 @@ class ErrorFeedback(Compressor):
 
     The engine keeps ``e`` in client state, indexed by client id (``encode(x, rng, state)``), so a client
     that skips rounds keeps its memory and checkpoints hold it. Used on its own (``compress`` /
-    ``__call__``), the object keeps the memory of one fixed batch of senders in ``memory``; a batch of
-    another shape raises ``ValueError`` (call ``reset()`` when the senders change).
+    ``__call__``), the object keeps the state of one fixed batch of senders (``memory``: the residuals);
+    a batch of another shape raises ``ValueError`` (call ``reset()`` when the senders change).
     """
 
     def __init__(self, compressor: Compressor) -> None:
         if not isinstance(compressor, Compressor) or isinstance(compressor, ErrorFeedback):
             raise ValueError(f"ErrorFeedback needs a Compressor, got {type(compressor).__name__}")
         self.compressor = compressor
-        self.memory: Tensor | None = None
+        self._state: dict[str, Tensor] | None = None
 
     def init_row_state(self, row: Tensor) -> dict[str, Tensor]:
         return {MEMORY: row.new_zeros(row.shape), **self.compressor.init_row_state(row)}
@@ -52,17 +52,24 @@ class ErrorFeedback(Compressor):
 
     def compress(self, x: Tensor, rng: Randomness = None) -> Message:
         batch, squeeze = check_vector(x)
-        if self.memory is None:
-            self.memory = batch.new_zeros(batch.shape)
-        elif self.memory.shape != batch.shape:
+        if self._state is None:
+            self._state = {
+                k: v.unsqueeze(0).repeat_interleave(batch.shape[0], 0)
+                for k, v in self.init_row_state(batch[0]).items()
+            }
+        elif self._state[MEMORY].shape != batch.shape:
             raise ValueError(
-                f"error-feedback memory has shape {tuple(self.memory.shape)} but x has {tuple(batch.shape)}; "
-                "call reset() when the senders change"
+                f"error-feedback memory has shape {tuple(self._state[MEMORY].shape)} but x has "
+                f"{tuple(batch.shape)}; call reset() when the senders change"
             )
-        msg, state = self.encode(batch, rng, {MEMORY: self.memory})
-        self.memory = state[MEMORY]
+        msg, self._state = self.encode(batch, rng, self._state)
         msg.squeeze = squeeze
         return msg
+
+    @property
+    def memory(self) -> Tensor | None:
+        """The residuals ``e`` of the senders of the direct-use path (``None`` before the first call)."""
+        return None if self._state is None else self._state[MEMORY]
 
     def decompress(self, msg: Message) -> Tensor:
         """The wrapped compressor's reconstruction (messages are its own)."""
@@ -82,19 +89,15 @@ class ErrorFeedback(Compressor):
 
     def reset(self) -> None:
         """Forget the memory (and any state of the wrapped compressor)."""
-        self.memory = None
+        self._state = None
         self.compressor.reset()
 
-    def state_dict(self) -> dict[str, Tensor]:
-        inner = {f"inner.{k}": v for k, v in self.compressor.state_dict().items()}
-        return inner if self.memory is None else {"memory": self.memory.clone(), **inner}
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self._state, "inner": self.compressor.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.memory = state["memory"].clone() if "memory" in state else None
-        prefix = "inner."
-        self.compressor.load_state_dict(
-            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        )
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._state = state["rows"]
+        self.compressor.load_state_dict(state["inner"])
 
     def params(self) -> dict[str, Any]:
         return {"compressor": self.compressor}

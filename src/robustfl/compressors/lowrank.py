@@ -8,6 +8,8 @@ iteration per round track the top subspace. Error feedback is the ``ErrorFeedbac
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -67,7 +69,6 @@ class PowerSGD(Compressor):
         started = state["powersgd_started"].to(torch.bool).unsqueeze(1)
         q0 = torch.where(started, state["powersgd_q"].to(batch), self._fresh_q(batch, rng))
         msg, q = self._power_step(batch, q0)
-        msg.params = self.wire_params()
         return msg, {"powersgd_q": q, "powersgd_started": torch.ones_like(state["powersgd_started"])}
 
     def _fresh_q(self, x: Tensor, rng: Randomness) -> Tensor:
@@ -138,10 +139,10 @@ class PowerSGD(Compressor):
     def reset(self) -> None:
         self._q = None
 
-    def state_dict(self) -> dict[str, Tensor]:
+    def state_dict(self) -> dict[str, Any]:
         return {} if self._q is None else {"q": self._q.clone()}
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if set(state) - {"q"}:
             raise ValueError(f"PowerSGD state has only the key 'q', got {sorted(state)}")
         self._q = state["q"].clone() if "q" in state else None

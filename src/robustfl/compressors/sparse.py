@@ -240,6 +240,8 @@ class BlockSampling(Sparsifier):
 
     name = "blocksampling"
 
+    batch_coupled = True
+
     def __init__(self, k: int | None = None, ratio: float | None = None) -> None:
         check_k_ratio(k, ratio, "BlockSampling")
         self.k, self.ratio = k, ratio

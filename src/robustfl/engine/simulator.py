@@ -51,7 +51,6 @@ from robustfl.engine.executors import Executor, LoopExecutor, VmapExecutor
 from robustfl.engine.functional import FlatModel, vmap_blocker
 from robustfl.engine.participation import ByzantineSchedule, draw_cohort
 from robustfl.engine.sampling import ClientSampler
-from robustfl.engine.state import load_object_state, object_state
 from robustfl.streams import Streams
 
 log = logging.getLogger(__name__)
@@ -421,9 +420,9 @@ class Simulator:
             "buffers": {k: v.clone() for k, v in self.model.named_buffers()},
             "client_state": {k: v.clone() for k, v in self.client_state.items()},
             "server_state": {k: v.clone() for k, v in self.server_state.items()},
-            "aggregators": {k: object_state(a) for k, a in aggregators.items()},
+            "aggregators": {k: a.state_dict() for k, a in aggregators.items()},
             "algorithm": self.algorithm.state_dict(),
-            "attack": None if self.attack is None else object_state(self.attack),
+            "attack": self.attack.state_dict() if hasattr(self.attack, "state_dict") else None,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -447,7 +446,7 @@ class Simulator:
         self.server_state = {k: v.clone().to(self.device) for k, v in state["server_state"].items()}
         aggregators = self.aggregators if isinstance(self.aggregators, dict) else {"": self.aggregators}
         for k, agg in aggregators.items():
-            load_object_state(agg, state["aggregators"][k])
+            agg.load_state_dict(state["aggregators"][k])
         self.algorithm.load_state_dict(state["algorithm"])
         if self.attack is not None and state["attack"] is not None:
-            load_object_state(self.attack, state["attack"])
+            self.attack.load_state_dict(state["attack"])
