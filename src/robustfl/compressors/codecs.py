@@ -6,12 +6,14 @@ frame header of ``wire.py`` (shapes, lengths, checksum) is extra.
 
 - ``Float(dtype)``: IEEE values at their wire precision (16, 32 or 64 bits each).
 - ``UInt(b)``: non-negative integers packed at ``b`` bits each (signs, quantisation levels, indices).
-- ``EliasSparse()``: the QSGD code (Alistarh et al., 2017, "efficient coding"): for each non-zero
+- ``EliasSparse(level_bits)``: the QSGD code (Alistarh et al., 2017, "efficient coding"): for each non-zero
   entry of a signed integer row, in order, the Elias-gamma code of the gap to the previous non-zero
   position (positions are 1-based, so a gap is >= 1), one sign bit, and the Elias-gamma code of
   ``|level| >= 1``. Zeros cost nothing. We use Elias *gamma* (``2 floor(log2 v) + 1`` bits for
   ``v >= 1``) rather than the recursive omega code: for the small gaps and levels QSGD produces the
   two differ by a few bits, and gamma's length has a closed form that vectorises over a batch.
+  Levels are below ``2**level_bits`` (the wire parameter); the decoder refuses wider codes, and gap
+  codes wider than ``bit_length(d)``, before reading them, and parses a row in bounded chunks.
 """
 
 from __future__ import annotations
