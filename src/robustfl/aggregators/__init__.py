@@ -13,7 +13,7 @@ from robustfl.aggregators.clustering import ClippedClustering
 from robustfl.aggregators.coordinatewise import Median, TrimmedMean
 from robustfl.aggregators.dnc import DnC
 from robustfl.aggregators.flame import FLAME
-from robustfl.aggregators.fltrust import FLTrust
+from robustfl.aggregators.fltrust import FLTrust, ReferenceRule
 from robustfl.aggregators.foolsgold import FoolsGold
 from robustfl.aggregators.geomed import GeometricMedian
 from robustfl.aggregators.krum import Krum, MultiKrum
@@ -53,7 +53,7 @@ from robustfl.aggregators.smea import SMEA
 
 __all__ += ["ARC", "CAF", "MDA", "NNM", "SMEA", "Bucketing", "Meamed", "MoNNA"]
 # Defences beyond the peers (branch defences)
-__all__ += ["FLAME", "ClippedClustering", "DnC", "FLTrust", "FoolsGold", "SignGuard"]
+__all__ += ["FLAME", "ClippedClustering", "DnC", "FLTrust", "FoolsGold", "ReferenceRule", "SignGuard"]
 
 
 def get(name: str, **params: Any) -> Aggregator:

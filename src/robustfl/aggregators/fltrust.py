@@ -3,7 +3,7 @@ Bootstrapping", NDSS 2021, Algorithm 1 and Eq. 1-3)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -11,6 +11,16 @@ from torch import Tensor
 from robustfl.aggregators._cosine import cosine_to
 from robustfl.aggregators._distances import finite_rows
 from robustfl.aggregators.base import AGGREGATORS, Aggregator
+
+
+@runtime_checkable
+class ReferenceRule(Protocol):
+    """A rule that needs the server's own update each round (``needs_reference = True``): the server
+    calls ``set_reference(g0)`` before aggregating. ``isinstance(rule, ReferenceRule)`` tells."""
+
+    needs_reference: ClassVar[bool]
+
+    def set_reference(self, g0: Tensor) -> None: ...
 
 
 @AGGREGATORS.register("fltrust")

@@ -12,9 +12,11 @@ from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_
 from robustfl.utils import make_generator
 
 
-def estimate_bandwidth(points: np.ndarray, quantile: float = 0.3) -> float:
+def estimate_bandwidth(points: np.ndarray, quantile: float = 0.5) -> float:
     """Mean over points of the distance to their ``k``-th nearest point (itself included as the
-    first), ``k = max(1, floor(quantile * n))``: scikit-learn's ``estimate_bandwidth`` rule."""
+    first), ``k = max(1, floor(quantile * n))``: scikit-learn's ``estimate_bandwidth`` rule. With
+    ``quantile = 0.5`` (scikit-learn's default is 0.3) the bandwidth is the spread of a majority
+    group, so an honest majority forms one cluster instead of splitting into near neighbours."""
     n = points.shape[0]
     k = max(1, int(quantile * n))
     dist = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
@@ -68,7 +70,7 @@ class SignGuard(Aggregator):
 
     Non-finite rows fail the norm filter. The coordinate draws come from a generator seeded with
     ``derive_seed(seed, "signguard")``; ``reset()`` restarts it. ``bandwidth=None`` estimates the
-    mean-shift bandwidth from the data (scikit-learn's default, which the paper's code uses).
+    mean-shift bandwidth from the data (:func:`estimate_bandwidth`).
     """
 
     breakdown = "fewer than n/2 Byzantine rows (the honest rows must form the largest sign cluster)"
