@@ -1,4 +1,4 @@
-"""Cosine geometry of message rows, accurate when the rows share a large common part.
+"""Cosine geometry and norms of message rows, accurate when the rows share a large common part.
 
 ``1 - cos(x_i, x_j) = ||u_i - u_j||^2 / 2`` with ``u_i = x_i / ||x_i||``. For model weights the unit
 vectors differ by ~1e-6 of their length, so ``1 - <u_i, u_j>`` formed in float32 (or from an
@@ -14,16 +14,24 @@ import torch
 from torch import Tensor
 
 
+def row_norms(x: Tensor) -> Tensor:
+    """``||x_i||`` as float64 ``[n]``, computed in ``x``'s dtype (one streaming pass; on CPU asking
+    ``vector_norm`` for float64 is ~20x slower). Rows with a NaN/Inf entry, or whose norm overflows
+    the dtype, get a non-finite norm: every rule here treats them as unusable."""
+    return torch.linalg.vector_norm(x, dim=1).to(torch.float64)
+
+
 def cosine_distances(x: Tensor) -> Tensor:
     """``D[i, j] = 1 - cos(x_i, x_j)`` as float64 ``[n, n]`` with a zero diagonal (finite rows only)."""
-    x64 = x.to(torch.float64)
-    norms = torch.linalg.vector_norm(x64, dim=1)
+    norms = row_norms(x)
     zero = norms == 0
-    u = x64 / torch.where(zero, torch.ones_like(norms), norms).unsqueeze(1)
-    live = ~zero
-    if bool(live.any()):
-        u = u - torch.where(live.unsqueeze(1), u, torch.zeros_like(u)).sum(0) / int(live.sum())
-    u = torch.where(live.unsqueeze(1), u, torch.zeros_like(u))
+    u = x.to(torch.float64, copy=True)
+    u.div_(torch.where(zero, 1.0, norms).unsqueeze(1))
+    live = int((~zero).sum())
+    if live:
+        u.sub_(u.sum(dim=0).div_(live))  # zero rows contribute nothing to the sum
+    if bool(zero.any()):
+        u[zero] = 0.0
     gram = u @ u.T
     sq = gram.diagonal()
     dist = ((sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * gram) / 2.0).clamp_(0.0, 2.0)
@@ -33,18 +41,6 @@ def cosine_distances(x: Tensor) -> Tensor:
     return dist
 
 
-def cosine_to(x: Tensor, g: Tensor) -> Tensor:
-    """``cos(x_i, g)`` for every row, float64 ``[n]``; 0 where either vector is zero.
-
-    ``1 - ||u_i - v||^2 / 2`` with the difference of the unit vectors taken coordinate by coordinate,
-    so nearly parallel rows (model weights) keep their tiny angles.
-    """
-    x64, g64 = x.to(torch.float64), g.to(torch.float64)
-    norms = torch.linalg.vector_norm(x64, dim=1)
-    gn = torch.linalg.vector_norm(g64)
-    if float(gn) == 0:
-        return torch.zeros_like(norms)
-    safe = torch.where(norms == 0, torch.ones_like(norms), norms)
-    diff = torch.linalg.vector_norm(x64 / safe.unsqueeze(1) - g64 / gn, dim=1)
-    cos = (1.0 - diff.square() / 2.0).clamp_(-1.0, 1.0)
-    return torch.where(norms == 0, torch.zeros_like(cos), cos)
+def weighted_rows(weights: Tensor, x: Tensor) -> Tensor:
+    """``sum_i weights_i x_i`` as one matrix-vector product in ``x``'s dtype (``[d]``)."""
+    return weights.to(device=x.device, dtype=x.dtype) @ x

@@ -11,8 +11,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from torch import Tensor
 
-from robustfl.aggregators._cosine import cosine_distances
-from robustfl.aggregators._distances import finite_rows
+from robustfl.aggregators._cosine import cosine_distances, row_norms, weighted_rows
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_positive
 
 Linkage = Literal["average", "single", "complete"]
@@ -70,15 +69,15 @@ class ClippedClustering(Aggregator):
         self._norms = []
 
     def _aggregate(self, x: Tensor) -> Tensor:
-        ok = finite_rows(x)
+        norms = row_norms(x)
+        ok = torch.isfinite(norms)
         if not bool(ok.any()):
             return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-        rows = x[ok].to(torch.float64)
-        norms = torch.linalg.vector_norm(rows, dim=1)
+        rows, norms = (x, norms) if bool(ok.all()) else (x[ok], norms[ok])
         self._norms.extend(norms.tolist())
         tau = self.threshold
         assert tau is not None
-        scale = torch.where(norms > tau, tau / norms, 1.0)
-        clipped = rows * scale.unsqueeze(1)
-        chosen = larger_cluster(cosine_distances(clipped), self.linkage).to(x.device)
-        return clipped.index_select(0, chosen).mean(dim=0).to(x.dtype)
+        # clipping keeps directions, so the clusters come from the rows themselves
+        chosen = larger_cluster(cosine_distances(rows), self.linkage).to(x.device)
+        scale = torch.where(norms > tau, tau / norms, 1.0)[chosen] / chosen.numel()
+        return weighted_rows(scale, rows.index_select(0, chosen))

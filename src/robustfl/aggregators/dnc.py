@@ -11,6 +11,19 @@ from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_
 from robustfl.utils import make_generator
 
 
+def projection_scores(sub: Tensor) -> Tensor:
+    """``<x_i - mu, v>^2`` with ``v`` the top right singular vector of the centred rows (float64 ``[n]``).
+
+    From the ``n x n`` Gram matrix ``C C^T = W diag(lambda) W^T`` of the centred rows ``C``: with ``w``
+    the top eigenvector, ``v = C^T w / sqrt(lambda)`` and ``C v = sqrt(lambda) w``, so the scores are
+    ``lambda w_i^2`` -- no SVD of the ``n x b`` matrix.
+    """
+    c = sub.to(torch.float64, copy=True)
+    c.sub_(c.mean(dim=0))
+    evals, evecs = torch.linalg.eigh(c @ c.T)
+    return evals[-1].clamp(min=0.0) * evecs[:, -1].square()
+
+
 @AGGREGATORS.register("dnc", "divide-and-conquer")
 class DnC(Aggregator):
     """Spectral filtering on random coordinate subsets, then the mean of the rows that survive.
@@ -58,17 +71,15 @@ class DnC(Aggregator):
         keep_count = max(n - self.removed_per_iteration(), 1)
         removed = torch.zeros(n, dtype=torch.long)
         b = min(self.sub_dim, d)
+        all_ok = bool(ok.all())
         # with every coordinate in the subset the iterations would repeat one another
         for _ in range(self.num_iters if b < d else 1):
-            cols = torch.arange(d) if b == d else torch.randperm(d, generator=self._gen)[:b].sort().values
-            sub = x.index_select(1, cols.to(x.device)).to(torch.float64).cpu()
-            sub = torch.where(ok.cpu().unsqueeze(1), sub, torch.zeros((), dtype=sub.dtype))
+            sub = x if b == d else x.index_select(1, torch.randperm(d, generator=self._gen)[:b].to(x.device))
             scores = torch.full((n,), float("inf"), dtype=torch.float64)
-            if bool(ok.any()):
-                good = sub[ok.cpu()]
-                centred = good - good.mean(dim=0)
-                v = torch.linalg.svd(centred, full_matrices=False).Vh[0]
-                scores[ok.cpu()] = (centred @ v).square()
+            if all_ok:
+                scores = projection_scores(sub).cpu()
+            elif bool(ok.any()):
+                scores[ok.cpu()] = projection_scores(sub[ok]).cpu()
             kept = torch.sort(scores, stable=True).indices[:keep_count]
             hit = torch.ones(n, dtype=torch.long)
             hit[kept] = 0

@@ -9,8 +9,7 @@ from scipy.cluster.hierarchy import linkage
 from scipy.spatial.distance import squareform
 from torch import Tensor
 
-from robustfl.aggregators._cosine import cosine_distances
-from robustfl.aggregators._distances import finite_rows
+from robustfl.aggregators._cosine import cosine_distances, row_norms, weighted_rows
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_positive
 from robustfl.utils import make_generator
 
@@ -69,7 +68,13 @@ class FLAME(Aggregator):
 
     def admitted(self, x: Tensor) -> Tensor:
         """Boolean ``[n]``: the rows in the majority cosine cluster."""
-        ok = finite_rows(x)
+        return self._admitted(x, torch.isfinite(row_norms(x)))
+
+    def _admitted(self, x: Tensor, ok: Tensor) -> Tensor:
+        if bool(ok.all()):
+            return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device).index_fill_(
+                0, majority_cluster(cosine_distances(x)).to(x.device), True
+            )
         idx = ok.nonzero().squeeze(1)
         mask = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         if idx.numel() > 0:
@@ -77,15 +82,15 @@ class FLAME(Aggregator):
         return mask
 
     def _aggregate(self, x: Tensor) -> Tensor:
-        mask = self.admitted(x)
+        norms = row_norms(x)
+        ok = torch.isfinite(norms)
+        mask = self._admitted(x, ok)
         if not bool(mask.any()):
             return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-        norms = torch.linalg.vector_norm(x.to(torch.float64), dim=1)
-        s = float(np.median(norms[finite_rows(x)].cpu().numpy()))
-        rows = x[mask].to(torch.float64)
-        kept = norms[mask]
-        scale = torch.where(kept > s, s / kept, 1.0)
-        out = (rows * scale.unsqueeze(1)).mean(dim=0)
+        s = float(np.median(norms[ok].cpu().numpy()))
+        # mean of the admitted rows, each scaled by min(1, S / ||x_i||): one matrix-vector product
+        weights = torch.where(norms > s, s / norms, 1.0) / int(mask.sum())
+        out = weighted_rows(weights[mask], x[mask]).to(torch.float64)
         if self.lam > 0:
             noise = torch.randn(out.shape, generator=self._gen, dtype=torch.float64)
             out = out + self.lam * s * noise.to(out.device)

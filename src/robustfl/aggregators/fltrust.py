@@ -8,8 +8,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._cosine import cosine_to
-from robustfl.aggregators._distances import finite_rows
+from robustfl.aggregators._cosine import row_norms, weighted_rows
 from robustfl.aggregators.base import AGGREGATORS, Aggregator
 
 
@@ -36,8 +35,9 @@ class FLTrust(Aggregator):
     ``needs_reference = True`` tells the engine to compute it; calling the rule without one raises a
     ``ValueError``. The reference stays until replaced or ``reset()``.
 
-    Cosines and norms are computed in float64 from unit-vector differences (accurate for nearly
-    parallel rows, such as model weights). Rows of norm 0 and non-finite rows get score 0.
+    Norms and the inner products with ``g0`` are accumulated in float64 (one pass over ``x`` each),
+    the weighted sum is one matrix-vector product. Rows of norm 0, and rows whose norm or inner
+    product with ``g0`` is not finite (NaN/Inf entries), get score 0.
     """
 
     breakdown = "any number of Byzantine rows (trust comes from the server's root data set)"
@@ -64,10 +64,16 @@ class FLTrust(Aggregator):
 
     def trust_scores(self, x: Tensor) -> Tensor:
         """``ReLU(cos(x_i, g0))`` per row, float64 ``[n]`` (0 for zero and non-finite rows)."""
-        g0 = self._require(x)
-        ok = finite_rows(x)
-        rows = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        return torch.where(ok, cosine_to(rows, g0).clamp(min=0.0), 0.0)
+        return self._scores(x, self._require(x))[0]
+
+    def _scores(self, x: Tensor, g0: Tensor) -> tuple[Tensor, Tensor]:
+        """``(ReLU(cos(x_i, g0)), ||x_i||)`` in float64; 0 scores for zero and non-finite rows."""
+        norms = row_norms(x)
+        dots = (x @ g0.to(x.dtype)).to(torch.float64)
+        g0n = float(torch.linalg.vector_norm(g0, dtype=torch.float64))
+        usable = torch.isfinite(norms) & (norms > 0) & torch.isfinite(dots)
+        cos = dots / torch.where(usable, norms, 1.0) / (g0n if g0n > 0 else 1.0)
+        return torch.where(usable, cos.clamp(0.0, 1.0), 0.0), norms
 
     def _require(self, x: Tensor) -> Tensor:
         if self._g0 is None:
@@ -83,13 +89,12 @@ class FLTrust(Aggregator):
         return self._g0.to(x.device)
 
     def _aggregate(self, x: Tensor) -> Tensor:
-        ts = self.trust_scores(x)
+        g0 = self._require(x)
+        ts, norms = self._scores(x, g0)
         total = float(ts.sum())
         if total == 0:
             return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-        g0 = self._require(x).to(torch.float64)
+        g0n = torch.linalg.vector_norm(g0, dtype=torch.float64)
+        weights = ts * g0n / torch.where(ts > 0, norms, 1.0) / total
         keep = ts > 0
-        rows = x[keep].to(torch.float64)
-        norms = torch.linalg.vector_norm(rows, dim=1)
-        weights = ts[keep] * torch.linalg.vector_norm(g0) / norms / total
-        return (weights @ rows).to(x.dtype)
+        return weighted_rows(weights[keep], x[keep]) if not bool(keep.all()) else weighted_rows(weights, x)

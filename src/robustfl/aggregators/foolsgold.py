@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._cosine import cosine_distances
+from robustfl.aggregators._cosine import cosine_distances, weighted_rows
 from robustfl.aggregators._distances import finite_rows
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_positive, require_n
 
@@ -78,7 +78,10 @@ class FoolsGold(Aggregator):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         ok = finite_rows(x)
-        clean = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        all_ok = bool(ok.all())
+        clean = (
+            x if all_ok else torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        )
         if self._history is None:
             self._history = clean.clone()
         elif self._history.shape != x.shape:
@@ -87,9 +90,9 @@ class FoolsGold(Aggregator):
                 f"{tuple(self._history.shape)} but the messages have {tuple(x.shape)}; call reset() first"
             )
         else:
-            self._history = self._history + clean.to(self._history)
+            self._history.add_(clean.to(self._history))
         alpha = torch.where(ok, foolsgold_weights(self._history, self.kappa), 0.0)
         total = float(alpha.sum())
         if total == 0:
             return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-        return ((alpha / total) @ clean.to(torch.float64)).to(x.dtype)
+        return weighted_rows(alpha / total, clean)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import finite_rows
+from robustfl.aggregators._cosine import row_norms, weighted_rows
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_positive
 from robustfl.utils import make_generator
 
@@ -35,21 +35,23 @@ def mean_shift(points: np.ndarray, bandwidth: float | None = None, max_iter: int
     bw = estimate_bandwidth(points) if bandwidth is None else bandwidth
     if bw <= 0:
         return np.unique(points, axis=0, return_inverse=True)[1].reshape(n)
-    modes, counts = [], []
-    for seed in points:
-        m = seed
-        for _ in range(max_iter):
-            inside = np.linalg.norm(points - m, axis=1) <= bw
-            new = points[inside].mean(axis=0)
-            moved = np.linalg.norm(new - m)
-            m = new
-            if moved < 1e-3 * bw:
-                break
-        modes.append(m)
-        counts.append(int((np.linalg.norm(points - m, axis=1) <= bw).sum()))
-    order = sorted(range(n), key=lambda i: (-counts[i], i))
+
+    def window(m: np.ndarray) -> np.ndarray:  # [seeds, n]: which points lie within bw of each seed
+        return np.linalg.norm(m[:, None, :] - points[None, :, :], axis=2) <= bw
+
+    modes = points.copy()
+    moving = np.ones(n, dtype=bool)
+    for _ in range(max_iter):  # every seed at once; a seed stops once it moves < 1e-3 * bw
+        inside = window(modes[moving])
+        new = inside @ points / inside.sum(axis=1, keepdims=True)
+        step = np.linalg.norm(new - modes[moving], axis=1)
+        modes[moving] = new
+        moving[np.flatnonzero(moving)[step < 1e-3 * bw]] = False
+        if not moving.any():
+            break
+    counts = window(modes).sum(axis=1)
     centres: list[np.ndarray] = []
-    for i in order:
+    for i in sorted(range(n), key=lambda i: (-counts[i], i)):
         if all(np.linalg.norm(modes[i] - c) >= bw for c in centres):
             centres.append(modes[i])
     c = np.stack(centres)
@@ -100,8 +102,8 @@ class SignGuard(Aggregator):
     def selected(self, x: Tensor) -> tuple[Tensor, float]:
         """``(mask [n], M)``: the rows SignGuard averages and the median norm it clips them to."""
         n, d = x.shape
-        ok = finite_rows(x)
-        norms = torch.linalg.vector_norm(x.to(torch.float64), dim=1)
+        norms = row_norms(x)
+        ok = torch.isfinite(norms)
         if not bool(ok.any()):
             return ok, 0.0
         median = float(norms[ok].quantile(0.5))
@@ -109,7 +111,7 @@ class SignGuard(Aggregator):
         s1 = ok & (ratio >= self.lower) & (ratio <= self.upper)
         k = max(1, round(self.coord_frac * d))
         cols = torch.randperm(d, generator=self._gen)[:k].to(x.device)
-        sub = x[ok].index_select(1, cols)
+        sub = x.index_select(1, cols)[ok]
         feats = torch.stack(
             [(sub > 0).double().mean(1), (sub == 0).double().mean(1), (sub < 0).double().mean(1)], 1
         )
@@ -125,7 +127,6 @@ class SignGuard(Aggregator):
         mask, median = self.selected(x)
         if not bool(mask.any()):
             return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-        rows = x[mask].to(torch.float64)
-        norms = torch.linalg.vector_norm(rows, dim=1)
-        scale = torch.where(norms > median, median / norms, 1.0)
-        return (rows * scale.unsqueeze(1)).mean(dim=0).to(x.dtype)
+        norms = row_norms(x)[mask]
+        scale = torch.where(norms > median, median / norms, 1.0) / int(mask.sum())
+        return weighted_rows(scale, x[mask])
