@@ -35,3 +35,17 @@ def test_new_cells_are_measured() -> None:
     assert result.rules == ["fltrust", "dnc"] and not result.notes
     assert all(math.isfinite(v) for v in result.errors.ravel())
     assert (result.errors[0] < 1).all()  # FLTrust stays within the honest spread under every new attack
+
+
+def test_cli_runs_a_chosen_subset(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from robustfl.cli import app
+
+    out = tmp_path / "m.png"
+    args = ["attack-matrix", "--quick", "--rule", "fltrust", "--rule", "flame", "--attack", "min-sum"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "fltrust" in result.output and "min-sum" in result.output and "krum" not in result.output
+    bad = CliRunner().invoke(app, ["attack-matrix", "--quick", "--attack", "nope", "--out", str(out)])
+    assert bad.exit_code != 0 and "unknown attack" in bad.output
