@@ -43,7 +43,18 @@ def test_cli_runs_a_chosen_subset(tmp_path) -> None:
     from robustfl.cli import app
 
     out = tmp_path / "m.png"
-    args = ["attack-matrix", "--quick", "--rule", "fltrust", "--rule", "flame", "--attack", "min-sum"]
+    args = [
+        "attack-matrix",
+        "--quick",
+        "--clients",
+        "6",
+        "--rule",
+        "fltrust",
+        "--rule",
+        "flame",
+        "--attack",
+        "min-sum",
+    ]
     result = CliRunner().invoke(app, [*args, "--out", str(out)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "fltrust" in result.output and "min-sum" in result.output and "krum" not in result.output

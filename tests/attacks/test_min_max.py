@@ -71,6 +71,9 @@ def test_translation_equivariant_on_model_weights() -> None:
 def test_binary_search_and_degenerate_inputs() -> None:
     assert largest_feasible(lambda g: g <= 123.456) == pytest.approx(123.456, rel=1e-5)  # beyond 2 * start
     assert largest_feasible(lambda g: g <= 0.001, start=10.0) == pytest.approx(0.001, rel=1e-5)
+    assert largest_feasible(lambda g: g == 0) == 0.0  # only gamma = 0 is feasible: the search still ends
+    one = torch.tensor([[1.0, 2.0]])  # a single honest row: no room at all
+    assert torch.equal(MinMax()(one, 2), one.expand(2, -1)) and torch.equal(MinSum()(one, 1), one)
     same = torch.ones(4, 3)
     assert MinMax("std").gamma(same) == 0.0 and torch.equal(MinMax("std")(same, 2), torch.ones(2, 3))
     with pytest.raises(ValueError, match="direction must be one of"):

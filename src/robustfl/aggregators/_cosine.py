@@ -35,6 +35,7 @@ def cosine_distances(x: Tensor) -> Tensor:
     gram = u @ u.T
     sq = gram.diagonal()
     dist = ((sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * gram) / 2.0).clamp_(0.0, 2.0)
+    dist = (dist + dist.T) / 2.0  # exactly symmetric whatever the BLAS does with u @ u.T
     dist[zero, :] = 1.0
     dist[:, zero] = 1.0
     dist.fill_diagonal_(0.0)

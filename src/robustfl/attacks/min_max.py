@@ -49,13 +49,18 @@ def perturbation(honest: Tensor, direction: Direction) -> Tensor:
 
 
 def largest_feasible(
-    feasible: Callable[[float], bool], start: float = 10.0, rel_tol: float = 1e-5, max_doublings: int = 200
+    feasible: Callable[[float], bool],
+    start: float = 10.0,
+    rel_tol: float = 1e-5,
+    max_doublings: int = 200,
+    max_bisections: int = 200,
 ) -> float:
     """The largest ``gamma >= 0`` with ``feasible(gamma)``, for a feasible set ``[0, gamma*]``.
 
     The paper starts at ``gamma = 10`` and halves its step (to an absolute 1e-5); here the bracket is
     first grown by doubling (so ``gamma*`` above ``2 * start`` is reached too), then bisected until its
-    width is below ``rel_tol * gamma``. Returns the feasible end of the final bracket.
+    width is below ``rel_tol * gamma`` (at most ``max_bisections`` halvings, so a feasible set ``{0}``
+    ends the search at ``0``). Returns the feasible end of the final bracket.
     """
     lo, hi = 0.0, start
     for _ in range(max_doublings):
@@ -64,7 +69,9 @@ def largest_feasible(
         lo, hi = hi, hi * 2
     else:
         return lo
-    while hi - lo > rel_tol * hi:
+    for _ in range(max_bisections):
+        if hi - lo <= rel_tol * hi:
+            break
         mid = (lo + hi) / 2
         if feasible(mid):
             lo = mid
