@@ -20,10 +20,10 @@ def attack_matrix(
     clients: Annotated[
         int | None, typer.Option("--clients", help="Clients n (default 20; 15 with --quick); f = 20% of n.")
     ] = None,
-    rule: Annotated[
+    only_rules: Annotated[
         list[str] | None, typer.Option("--rule", help="Only this aggregator (repeatable; default: all).")
     ] = None,
-    attack: Annotated[
+    only_attacks: Annotated[
         list[str] | None,
         typer.Option("--attack", help="Only this message attack (repeatable; default: all)."),
     ] = None,
@@ -40,8 +40,8 @@ def attack_matrix(
                 quick=quick,
                 seed=seed,
                 n_clients=clients,
-                rules=rule or None,
-                attacks=attack or None,
+                rules=only_rules or None,
+                attacks=only_attacks or None,
                 progress=lambda name: status.update(f"measuring {name}"),
             )
     except ValueError as err:
