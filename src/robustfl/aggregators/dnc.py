@@ -32,8 +32,9 @@ class DnC(Aggregator):
     the sub-vectors ``x_i^r - mean_j x_j^r``, take the top right singular vector ``v`` of that centred
     ``[n, b]`` matrix and score every row by its squared projection ``s_i = <x_i^r - mu^r, v>^2``; the
     ``n - floor(filter_frac * f)`` lowest scores are kept. The output is the mean of the rows kept in
-    every iteration. Defaults are the paper's: ``sub_dim = 10000``, ``num_iters = 5``,
-    ``filter_frac = 1`` (remove ``f`` rows per iteration).
+    every iteration. ``sub_dim = 10000`` and ``filter_frac = 1`` (remove ``f`` rows per
+    iteration) are the values the paper and Blades use; ``num_iters = 5`` is our default (Blades uses 1;
+    more iterations can only remove more rows, each with a fresh coordinate draw).
 
     Centring happens in float64, so the rule is translation-equivariant to round-off: on model weights
     (rows sharing a large common part) it keeps the same rows as on the updates. Non-finite rows score
