@@ -33,3 +33,9 @@ def test_zero_rows_are_orthogonal_to_everything() -> None:
     x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
     d = cosine_distances(x)
     assert d[0, 1] == 1 and d[1, 0] == 1 and d[0, 0] == 0 and d[1, 2] == 0
+
+
+def test_column_chunks_give_the_same_distances() -> None:
+    x = torch.randn(5, 103, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x[2] = 0.0
+    assert torch.allclose(cosine_distances(x, chunk_elements=5 * 7), cosine_distances(x), atol=1e-13)

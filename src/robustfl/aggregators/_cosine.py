@@ -21,18 +21,27 @@ def row_norms(x: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x, dim=1).to(torch.float64)
 
 
-def cosine_distances(x: Tensor) -> Tensor:
-    """``D[i, j] = 1 - cos(x_i, x_j)`` as float64 ``[n, n]`` with a zero diagonal (finite rows only)."""
+def cosine_distances(x: Tensor, chunk_elements: int = 1 << 21) -> Tensor:
+    """``D[i, j] = 1 - cos(x_i, x_j)`` as float64 ``[n, n]`` with a zero diagonal (finite rows only).
+
+    The float64 centred unit vectors are formed ``chunk_elements`` at a time (blocks of columns), and
+    their Gram matrix summed over the blocks, so memory stays O(n^2 + chunk) for any ``d``.
+    """
+    n, d = x.shape
     norms = row_norms(x)
     zero = norms == 0
-    u = x.to(torch.float64, copy=True)
-    u.div_(torch.where(zero, 1.0, norms).unsqueeze(1))
-    live = int((~zero).sum())
-    if live:
-        u.sub_(u.sum(dim=0).div_(live))  # zero rows contribute nothing to the sum
-    if bool(zero.any()):
-        u[zero] = 0.0
-    gram = u @ u.T
+    live = ~zero
+    count = int(live.sum())
+    inv = torch.where(zero, 0.0, 1.0 / torch.where(zero, 1.0, norms)).unsqueeze(1)
+    gram = torch.zeros((n, n), dtype=torch.float64, device=x.device)
+    step = max(1, chunk_elements // max(n, 1))
+    for start in range(0, d, step):
+        u = x[:, start : start + step].to(torch.float64) * inv  # zero rows stay zero
+        if count == n:
+            u -= u.mean(dim=0)
+        elif count:
+            u[live] -= u.sum(dim=0) / count
+        gram.addmm_(u, u.T)
     sq = gram.diagonal()
     dist = ((sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * gram) / 2.0).clamp_(0.0, 2.0)
     dist = (dist + dist.T) / 2.0  # exactly symmetric whatever the BLAS does with u @ u.T
