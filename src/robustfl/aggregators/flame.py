@@ -19,7 +19,8 @@ def majority_cluster(dist: Tensor) -> Tensor:
     on the distance matrix ``dist [n, n]`` (the smallest-radius majority group).
 
     This is exactly the cluster HDBSCAN labels with ``min_cluster_size = n/2 + 1``, ``min_samples = 1``
-    and ``allow_single_cluster = True`` (FLAME's setting; Campello et al., 2013): with ``min_samples = 1``
+    and ``allow_single_cluster = True`` (HDBSCAN: Campello et al., 2013; FLAME fixes only the minimum
+    cluster size; the other two are our reading): with ``min_samples = 1``
     the mutual-reachability hierarchy is the single-linkage one; a majority-sized cluster can never
     split into two such clusters, so the root is the only candidate, and HDBSCAN keeps in it exactly the
     points that leave last, those of the smallest majority-sized node. Everything else is an outlier.
@@ -50,7 +51,7 @@ class FLAME(Aggregator):
        (``lam = 0.001``, the paper's value for image classification; 0.01 for its NLP tasks).
 
     The paper clusters the local models' weight vectors; here the messages are clustered as they
-    arrive (updates for FedAvg-style algorithms, as in the public re-implementations). Non-finite rows
+    arrive (updates for FedAvg-style algorithms). Non-finite rows
     are never admitted. Cosines are computed in float64 from centred unit vectors, so rows with a large
     common part still separate. The noise comes from a generator seeded with
     ``derive_seed(seed, "flame")``; ``reset()`` restarts it.
