@@ -48,7 +48,7 @@ class FLAME(Aggregator):
     2. ``S = median_i ||x_i||`` over all rows (the paper's median distance ``||w_i - G||`` of the local
        models to the global model; messages here are those updates); clip each admitted row to norm ``S``.
     3. Average the clipped admitted rows and add ``N(0, (lam * S)^2)`` to every coordinate
-       (``lam = 0.001``, the paper's value for image classification; 0.01 for its NLP tasks).
+       (``lam = 0.001``, the paper's value for image classification).
 
     The paper clusters the local models' weight vectors; here the messages are clustered as they
     arrive (updates for FedAvg-style algorithms). Non-finite rows
