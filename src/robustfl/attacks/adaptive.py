@@ -32,6 +32,9 @@ class AdaptiveScale(_OptimalFactor):
     ``direction``: "unit-vec" (``-mu / ||mu||``), "std" (``-sigma``), "sign" (``-sign(mu)``), "alie"
     (``+sigma``, ALIE's direction) or "ipm" (``-mu``). The search parameters (``evals``, ``start``,
     ``delta``, ``ratio``) and ``agg`` / ``pre_agg_list`` are those of :class:`OptimalALIE`.
+    ``tau`` is in the units of ``p``: a multiple of the per-coordinate deviation for "std" and "alie"
+    (where the defaults fit), a plain norm for "unit-vec", a per-coordinate offset for "sign". Choose
+    ``delta`` on that scale for the last two (e.g. the honest spread for "unit-vec").
     """
 
     def __init__(
