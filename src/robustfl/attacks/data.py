@@ -17,8 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_int, check_positive
-from robustfl.attacks.base import check_real
+from robustfl.checks import check_int, check_positive, check_real
 from robustfl.registry import Registry
 from robustfl.utils import make_generator
 

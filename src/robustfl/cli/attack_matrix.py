@@ -31,7 +31,7 @@ def attack_matrix(
     """Print ||agg - honest mean|| / honest spread for every aggregator under every attack; save a heatmap."""
     from rich.console import Console
 
-    from robustfl.attacks.matrix import render_table, run_attack_matrix, save_heatmap
+    from robustfl.experiment.attack_matrix import render_table, run_attack_matrix, save_heatmap
 
     console = Console()
     try:

@@ -19,7 +19,7 @@ def edge_case(
     from rich.console import Console
     from rich.table import Table
 
-    from robustfl.attacks.edge_case_experiment import DEFENCES, MODES, run_grid
+    from robustfl.experiment.edge_case import DEFENCES, MODES, run_grid
 
     modes, defences = (("none", "pgd-mr"), ("none", "ndc")) if quick else (MODES, DEFENCES)
     console = Console()

@@ -1,9 +1,6 @@
 """Server-side backdoor defences of seed 004 ch. 8 ('Defense techniques', Sec. 8.5 hyper-parameters):
 norm-difference clipping (NDC) and weak differential privacy, as aggregators over update rows
 ``x_i = w_i - w`` (client model minus the global model it started from).
-
-This module is imported by ``robustfl.aggregators`` to register "ndc" and "weak-dp", so it must only
-import from ``robustfl.aggregators`` and ``robustfl.utils`` (not from the rest of ``robustfl.attacks``).
 """
 
 from __future__ import annotations
@@ -11,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_positive
+from robustfl.aggregators.base import AGGREGATORS, Aggregator
+from robustfl.checks import check_int, check_positive
 from robustfl.utils import make_generator
 
 

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from robustfl.attacks.matrix import (
+from robustfl.experiment.attack_matrix import (
     GradientProblem,
     default_attacks,
     default_rules,
