@@ -20,6 +20,13 @@ def attack_matrix(
     clients: Annotated[
         int | None, typer.Option("--clients", help="Clients n (default 20; 15 with --quick); f = 20% of n.")
     ] = None,
+    only_rules: Annotated[
+        list[str] | None, typer.Option("--rule", help="Only this aggregator (repeatable; default: all).")
+    ] = None,
+    only_attacks: Annotated[
+        list[str] | None,
+        typer.Option("--attack", help="Only this message attack (repeatable; default: all)."),
+    ] = None,
 ) -> None:
     """Print ||agg - honest mean|| / honest spread for every aggregator under every attack; save a heatmap."""
     from rich.console import Console
@@ -33,6 +40,8 @@ def attack_matrix(
                 quick=quick,
                 seed=seed,
                 n_clients=clients,
+                rules=only_rules or None,
+                attacks=only_attacks or None,
                 progress=lambda name: status.update(f"measuring {name}"),
             )
     except ValueError as err:
