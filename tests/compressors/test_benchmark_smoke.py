@@ -39,15 +39,3 @@ def test_wire_decode_benchmark_runs_at_tiny_sizes(
     rows = capsys.readouterr().out.splitlines()
     assert len(rows) == 5 and "ValueError: Elias" in rows[2]
     assert rows[3].endswith("| decoded |") and rows[4].endswith("| decoded |")
-
-
-def test_checkpoint_flip_benchmark_detects_every_flip(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    spec = importlib.util.spec_from_file_location("bench_flips", ROOT / "benchmarks" / "checkpoint_flips.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    monkeypatch.setattr("sys.argv", ["checkpoint_flips.py", "--quick"])
-    bench.main()
-    assert capsys.readouterr().out.splitlines()[-1] == "| 10 | 10 | 0 | 0 |"
