@@ -3,6 +3,7 @@ and values are validated in one line, and killed writes leave nothing behind."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat
 import sys
@@ -193,3 +194,17 @@ def test_the_folder_is_fsynced_after_the_rename(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(os, "fsync", recording_fsync)
     atomic_write(tmp_path / "f.bin", lambda fh: fh.write(b"x"))
     assert synced == ["file", "dir"]
+
+
+def test_checkpoint_flip_benchmark_detects_every_flip(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "bench_flips", Path(__file__).resolve().parents[2] / "benchmarks" / "checkpoint_flips.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr("sys.argv", ["checkpoint_flips.py", "--quick"])
+    bench.main()
+    assert capsys.readouterr().out.splitlines()[-1] == "| 10 | 10 | 0 | 0 |"
