@@ -361,5 +361,6 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
             augment=Augment(tr.augment.crop_padding, tr.augment.flip),
             label_smoothing=tr.label_smoothing,
             coding=coding,
+            root_samples=tr.root_samples,
         )
     return sim, edge

@@ -142,6 +142,12 @@ class TrainingConfig(_Section):
             "adagrad (FedOpt). Default: plain SGD."
         ),
     )
+    root_samples: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Size of the server's clean root data set, for rules that need the server's own update (FLTrust).",
+    )
     eval_every: int = Field(
         default=10, ge=1, description="Evaluate on the test set every this many rounds (and at the end)."
     )
