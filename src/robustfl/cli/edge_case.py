@@ -16,13 +16,13 @@ def edge_case(
     seed: Annotated[int, typer.Option("--seed", help="Root seed.")] = 0,
 ) -> None:
     """Main-task and backdoor accuracy of FedAvg on MNIST under black-box / PGD / PGD+replacement attacks."""
-    from rich.console import Console
     from rich.table import Table
 
     from robustfl.attacks.edge_case_experiment import DEFENCES, MODES, run_grid
+    from robustfl.cli._output import console as make_console
 
     modes, defences = (("none", "pgd-mr"), ("none", "ndc")) if quick else (MODES, DEFENCES)
-    console = Console()
+    console = make_console()
     with console.status("running") as status:
         results = run_grid(
             modes,
@@ -44,4 +44,4 @@ def edge_case(
             if r.mode == mode
         ]
         table.add_row(mode, *cells)
-    Console(width=max(console.width, 16 + 25 * len(defences))).print(table)
+    make_console(width=max(console.width, 16 + 25 * len(defences))).print(table)

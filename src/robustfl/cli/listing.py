@@ -64,12 +64,13 @@ def list_components(
     kind: str = typer.Argument(..., help=f"what to list: {', '.join(sorted(KINDS))}"),
 ) -> None:
     """List the registered components of KIND with their parameters (defaults) and breakdown bounds."""
-    from rich.console import Console
     from rich.table import Table
+
+    from robustfl.cli._output import console
 
     table = Table(title=f"robustfl {kind}")
     for column in ("name", "class", "parameters (defaults)", "breakdown"):
         table.add_column(column)
     for row in rows(registry_for(kind)):
         table.add_row(*row)
-    Console().print(table)
+    console().print(table)
