@@ -30,12 +30,12 @@ def _check_headers(file: Path) -> None:
                     )
                     shape, _, dtype = read_header(member)
                 declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                check_declared_size("npz", file, declared)
                 if declared > info.file_size:
                     raise DataFileCorrupt(
                         f"npz: {file}: {info.filename} declares {shape} {dtype} ({declared:,} bytes) but "
                         f"holds {info.file_size:,}; the file is corrupt"
                     )
+                check_declared_size("npz", file, declared)
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataFileCorrupt(f"npz: cannot read {file}: {exc}; the file is corrupt or not a .npz") from None
     except ValueError as exc:
