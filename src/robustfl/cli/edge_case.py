@@ -1,4 +1,4 @@
-"""``robustfl edge-case``: edge-case backdoor attacks against the chapter's defences (seed 004 ch. 8)."""
+"""``robustfl edge-case``: edge-case backdoor attacks against the chapter's defences (Wang et al. 2020, Attack of the Tails)."""
 
 from typing import Annotated
 

@@ -1,4 +1,4 @@
-"""``robustfl reproduce bgmd-table2``: seed 000's Table 2 on our stack, printed beside the paper's numbers."""
+"""``robustfl reproduce bgmd-table2``: Table 2 of Acharya et al. 2022 on our stack, printed beside the paper's numbers."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def bgmd_table2(
         to_rich(
             table,
             ["corruption", "f", *(m.upper() for m in methods)],
-            title="test accuracy %: ours (seed 000 Table 2)",
+            title="test accuracy %: ours (Acharya et al. 2022, Table 2)",
         )
     )
     for statement, holds in t2.shape_checks(rows):

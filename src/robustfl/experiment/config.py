@@ -82,7 +82,7 @@ class TrainingConfig(_Section):
         default="sgd",
         description=(
             "Training algorithm: sgd (distributed SGD), fedavg (local SGD) or fedavg-pgd (FedAvg whose "
-            "Byzantine workers project onto an l2 ball during local training, seed 004 ch. 8)."
+            "Byzantine workers project onto an l2 ball during local training; Wang et al. 2020)."
         ),
     )
     rounds: int = Field(

@@ -4,7 +4,7 @@ Every ``training.eval_every`` rounds (and after the last one) the loop appends o
 ``round``, ``train_loss`` (mean over the rounds since the previous line), the simulator's evaluation
 (``test_loss``, ``test_accuracy``, ``backdoor_accuracy`` when the run has a backdoor), cumulative ``bits_up`` /
 ``bits_down``, cumulative ``seconds`` per phase and cumulative ``wall_seconds``. A run whose train loss becomes
-NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of seed 000 prints "-").
+NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of Acharya et al. 2022 prints "-").
 
 A checkpoint holds the simulator's ``state_dict()`` (parameters, every generator, aggregator memory, round)
 plus the loop's own running totals, so ``resume=True`` continues to exactly the metrics an uninterrupted run
