@@ -321,3 +321,26 @@ def test_attack_matrix_writes_into_the_runs_folder(tmp_path: Path, monkeypatch: 
     assert runner.invoke(app, ["attack-matrix", "--quick"]).exit_code == 0
     (path,) = saved
     assert path.parts[0] == "runs" and path.name == "attack_matrix.png" and "docs" not in path.parts
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_missing_device_is_one_line_and_creates_nothing(tmp_path: Path, toy_config_file: Path) -> None:
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["run", str(toy_config_file), "-s", "training.device=cuda", "-o", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and "training.device" in result.output
+    assert not out.exists()
+
+
+def test_interrupted_sweep_says_how_to_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toy_config_file: Path
+) -> None:
+    monkeypatch.setattr("robustfl.experiment.runner.default_build", _interrupt_at(5))
+    out = tmp_path / "s"
+    args = ["sweep", str(toy_config_file), "-g", "training.lr=0.05,0.1", "-s", "aggregator.params={}"]
+    result = runner.invoke(app, [*args, "--out", str(out), "-q"])
+    assert result.exit_code == 130
+    assert f"-g training.lr=0.05,0.1 -s 'aggregator.params={{}}' --out {out} --resume" in result.output
+    monkeypatch.setattr("robustfl.experiment.runner.default_build", ToySim)
+    result = runner.invoke(app, [*args, "--out", str(out), "-q", "--resume"])
+    assert result.exit_code == 0, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -64,19 +65,27 @@ def sweep(
         base = load_config(path, set_ or [])
         out_dir = out or default_out(f"{base.name}-sweep")
         parsed = parse_grid(grid)
-        with runs_progress(len(expand(parsed)), f"sweep {base.name}", quiet) as on_done:
-            rows = run_sweep(
-                path,
-                grid,
-                out_dir,
-                overrides=set_ or [],
-                workers=workers,
-                on_done=on_done,
-                resume=resume,
-                threads=threads,
-                imports=imports or [],
-                notify=warn,
-            )
+        try:
+            with runs_progress(len(expand(parsed)), f"sweep {base.name}", quiet) as on_done:
+                rows = run_sweep(
+                    path,
+                    grid,
+                    out_dir,
+                    overrides=set_ or [],
+                    workers=workers,
+                    on_done=on_done,
+                    resume=resume,
+                    threads=threads,
+                    imports=imports or [],
+                    notify=warn,
+                )
+        except KeyboardInterrupt:
+            words = ["robustfl", "sweep", str(config)]
+            for flag, values in (("-g", grid), ("-s", set_ or []), ("--import", imports or [])):
+                words += [token for value in values for token in (flag, value)]
+            command = shlex.join([*words, "--out", str(out_dir), "--resume"])
+            warn(f"interrupted; finish the sweep with: {command}")
+            raise typer.Exit(130) from None
     keys = [k for k, _ in parsed]
     diverged = sum(bool(r.get("diverged")) for r in rows)
     if not quiet:
