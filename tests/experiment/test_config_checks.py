@@ -84,5 +84,12 @@ def test_known_bad_rule_and_compressor_pairs_warn() -> None:
         load_config(None, ["aggregator.name=median", "compressor.name=qsgd", "compressor.params={s = 4}"])
     )
     assert "'median' with compressor 'qsgd'" in warning and "docs/compression.md" in warning
-    assert check_config(load_config(None, ["aggregator.name=mean", "compressor.name=top-k"])) == []
-    assert check_config(load_config(None, ["aggregator.name=trimmed-mean", "compressor.name=topk"]))
+    for fine in (
+        ["aggregator.name=mean"],
+        ["aggregator.name=geometric-median"],
+        ["aggregator.name=trimmed-mean"],
+    ):
+        assert check_config(load_config(None, [*fine, "compressor.name=top-k"])) == []
+    assert check_config(
+        load_config(None, ["aggregator.name=trimmed-mean", "workers.f=1", "compressor.name=topk"])
+    )
