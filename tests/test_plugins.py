@@ -136,3 +136,14 @@ def test_sweep_workers_import_user_modules(
     )
     rows = sweep(config, ["training.lr=0.1"], tmp_path / "s", workers=2)  # one point: one process
     assert [r["diverged"] for r in rows] == [False]
+
+
+def test_list_shows_imported_components(user_module: str) -> None:
+    from typer.testing import CliRunner
+
+    from robustfl.cli import app
+
+    result = CliRunner().invoke(app, ["list", "aggregators", "--import", user_module])
+    assert result.exit_code == 0 and user_module.replace("_", "-") in result.output
+    result = CliRunner().invoke(app, ["list", "aggregators", "--import", "no_such_mod_xyz"])
+    assert result.exit_code == 2 and "--import: cannot import 'no_such_mod_xyz'" in result.output

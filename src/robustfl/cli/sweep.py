@@ -47,15 +47,7 @@ def sweep(
     with a grid over training.seed also sweep_seeds.csv/.md (mean ± std over seeds)."""
     from robustfl.cli._output import console
     from robustfl.experiment.config import load_config
-    from robustfl.experiment.sweep import (
-        RESULT_COLUMNS,
-        SEED_COLUMNS,
-        SEED_KEY,
-        expand,
-        over_seeds,
-        parse_grid,
-    )
-    from robustfl.experiment.sweep import sweep as run_sweep
+    from robustfl.experiment.sweep import RESULT_COLUMNS, SEED_COLUMNS, SEED_KEY, execute, over_seeds, plan
     from robustfl.experiment.table import print_table
 
     with user_errors():
@@ -64,21 +56,12 @@ def sweep(
         path = resolve_config(config)
         base = load_config(path, set_ or [])
         out_dir = out or default_out(f"{base.name}-sweep")
-        parsed = parse_grid(grid)
+        checked = plan(path, grid, out_dir, overrides=set_ or [], resume=resume, imports=imports or [])
+        for warning in checked.warnings:
+            warn(f"warning: {warning}")
         try:
-            with runs_progress(len(expand(parsed)), f"sweep {base.name}", quiet) as on_done:
-                rows = run_sweep(
-                    path,
-                    grid,
-                    out_dir,
-                    overrides=set_ or [],
-                    workers=workers,
-                    on_done=on_done,
-                    resume=resume,
-                    threads=threads,
-                    imports=imports or [],
-                    notify=warn,
-                )
+            with runs_progress(len(checked.points), f"sweep {base.name}", quiet) as on_done:
+                rows = execute(checked, workers=workers, on_done=on_done, threads=threads)
         except KeyboardInterrupt:
             words = ["robustfl", "sweep", str(config)]
             for flag, values in (("-g", grid), ("-s", set_ or []), ("--import", imports or [])):
@@ -86,7 +69,7 @@ def sweep(
             command = shlex.join([*words, "--out", str(out_dir), "--resume"])
             warn(f"interrupted; finish the sweep with: {command}")
             raise typer.Exit(130) from None
-    keys = [k for k, _ in parsed]
+    keys = [k for k, _ in checked.grid]
     diverged = sum(bool(r.get("diverged")) for r in rows)
     if not quiet:
         out_console = console()

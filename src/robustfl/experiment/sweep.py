@@ -20,6 +20,7 @@ import multiprocessing
 import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,24 +145,30 @@ def run_many(
     return [summaries[i] for i in range(len(configs))]
 
 
-def sweep(
+@dataclass
+class SweepPlan:
+    """A checked sweep: the grid, one config and run directory per point, the distinct warnings."""
+
+    out: Path
+    grid: list[tuple[str, list[str]]]
+    points: list[list[str]]
+    configs: list[ExperimentConfig]
+    dirs: list[Path]
+    warnings: list[str]
+    resume: bool
+
+
+def plan(
     config_path: str | Path | None,
     grid_specs: list[str] | tuple[str, ...],
     out: str | Path,
     *,
     overrides: list[str] | tuple[str, ...] = (),
-    workers: int = 1,
-    on_done: Callable[[dict[str, Any]], None] | None = None,
     resume: bool = False,
-    threads: int | None = None,
     imports: list[str] | tuple[str, ...] = (),
-    notify: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Run every grid point and write the table(s); returns the per-point rows (grid order).
-
-    All configurations are validated and checked before the first run starts, so a typo fails in a
-    second; ``notify`` receives each distinct warning once.
-    """
+) -> SweepPlan:
+    """Load and check every grid point (:func:`robustfl.experiment.preflight.check_config`) before
+    anything runs, so a typo in the last point fails in a second and creates nothing."""
     from robustfl.experiment.preflight import check_config
 
     out = Path(out)
@@ -189,24 +196,56 @@ def sweep(
                 f"config error: --out: {out} already holds this sweep's runs ({taken[0].name}, ...); "
                 f"pass --resume to finish it, or another --out"
             )
-    for warning in warnings:
-        if notify is not None:
-            notify(f"warning: {warning}")
-    summaries = run_many(configs, dirs, workers=workers, on_done=on_done, resume=resume, threads=threads)
+    return SweepPlan(out, grid, points, configs, dirs, list(warnings), resume)
+
+
+def execute(
+    sweep_plan: SweepPlan,
+    *,
+    workers: int = 1,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
+    """Run a planned sweep and write its table(s); returns the per-point rows (grid order)."""
+    p = sweep_plan
+    summaries = run_many(
+        p.configs, p.dirs, workers=workers, on_done=on_done, resume=p.resume, threads=threads
+    )
     rows = []
-    for assignments, summary, d in zip(points, summaries, dirs, strict=True):
+    for assignments, summary, d in zip(p.points, summaries, p.dirs, strict=True):
         row: dict[str, Any] = {a.partition("=")[0]: a.partition("=")[2] for a in assignments}
         row.update(result_row(summary))
         row["run_dir"] = str(d)
         rows.append(row)
     from robustfl.experiment.table import write_tables
 
-    keys = [k for k, _ in grid]
-    write_tables(rows, keys + RESULT_COLUMNS + ["run_dir"], out / "sweep")
+    keys = [k for k, _ in p.grid]
+    write_tables(rows, keys + RESULT_COLUMNS + ["run_dir"], p.out / "sweep")
     if SEED_KEY in keys:
         others = [k for k in keys if k != SEED_KEY]
-        write_tables(over_seeds(rows, others), [*others, *SEED_COLUMNS], out / "sweep_seeds")
+        write_tables(over_seeds(rows, others), [*others, *SEED_COLUMNS], p.out / "sweep_seeds")
     return rows
+
+
+def sweep(
+    config_path: str | Path | None,
+    grid_specs: list[str] | tuple[str, ...],
+    out: str | Path,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    workers: int = 1,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
+    threads: int | None = None,
+    imports: list[str] | tuple[str, ...] = (),
+    notify: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`plan` then :func:`execute`; ``notify`` receives each distinct warning once."""
+    checked = plan(config_path, grid_specs, out, overrides=overrides, resume=resume, imports=imports)
+    for warning in checked.warnings:
+        if notify is not None:
+            notify(f"warning: {warning}")
+    return execute(checked, workers=workers, on_done=on_done, threads=threads)
 
 
 SEED_COLUMNS = ["seeds", "test_accuracy", "best_test_accuracy", "train_loss", "diverged", "wall_seconds"]
