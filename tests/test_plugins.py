@@ -147,3 +147,10 @@ def test_list_shows_imported_components(user_module: str) -> None:
     assert result.exit_code == 0 and user_module.replace("_", "-") in result.output
     result = CliRunner().invoke(app, ["list", "aggregators", "--import", "no_such_mod_xyz"])
     assert result.exit_code == 2 and "--import: cannot import 'no_such_mod_xyz'" in result.output
+
+
+def test_a_broken_user_module_is_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "broken_plugin_xyz.py").write_text("raise RuntimeError('my bug')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"importing 'broken_plugin_xyz' raised RuntimeError: my bug"):
+        import_modules(["broken_plugin_xyz"])

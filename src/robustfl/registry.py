@@ -48,6 +48,16 @@ def import_modules(modules: Iterable[str], field: str = "imports") -> None:
             raise ValueError(
                 f"{field}: cannot import {module!r} ({err}); is it installed or on PYTHONPATH?"
             ) from None
+        except Exception as err:  # the user's module itself failed: report it as their error
+            raise ValueError(_failed_import(field, module, err)) from None
+
+
+def _failed_import(where: str, module: str, err: Exception) -> str:
+    first = (str(err).strip().splitlines() or [""])[0]
+    return (
+        f"{where}: importing {module!r} raised {type(err).__name__}: {first} "
+        f"(`python -c 'import {module}'` shows the traceback)"
+    )
 
 
 def _cwd_on_path() -> None:
@@ -91,6 +101,8 @@ def resolve_reference(reference: str, kind: str) -> Any:
         raise ValueError(
             f"{kind} {reference!r}: cannot import {module!r} ({err}); is it installed or on PYTHONPATH?"
         ) from None
+    except Exception as err:  # the user's module itself failed: report it as their error
+        raise ValueError(_failed_import(f"{kind} {reference!r}", module, err)) from None
     for part in attribute.strip().split("."):
         if not hasattr(obj, part):
             raise ValueError(f"{kind} {reference!r}: module {module!r} has no attribute {attribute!r}")
