@@ -93,3 +93,12 @@ def test_known_bad_rule_and_compressor_pairs_warn() -> None:
     assert check_config(
         load_config(None, ["aggregator.name=trimmed-mean", "workers.f=1", "compressor.name=topk"])
     )
+
+
+def test_every_packaged_config_passes_the_checks() -> None:
+    from robustfl.cli.run import packaged_configs
+
+    configs = packaged_configs()
+    assert "demo" in configs and len(configs) > 20
+    for path in configs.values():
+        assert check_config(load_config(path)) == [], path
