@@ -191,11 +191,26 @@ class Registry(Generic[T]):
 
 
 class Configurable:
-    """Mixin for registered components: ``params()`` lists the public attributes the constructor set
-    (for ``repr`` and a run's resolved config); subclasses with derived attributes override it."""
+    """Base of every registered component (aggregators, attacks, compressors, algorithms, ...).
+
+    ``params()`` lists the public attributes the constructor set (for ``repr`` and a run's resolved
+    config); subclasses with derived attributes override it. ``state_dict()`` / ``load_state_dict()``
+    hold what a component remembers between rounds (``torch.optim`` style: tensors and plain values,
+    so checkpoints load with ``weights_only=True``); stateless components keep the empty default and
+    stateful ones (BGMD's memory, centered clipping's centre, a shuffle's generator) override both.
+    """
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What this component remembers between calls (stateless: nothing)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state but got {sorted(state)}")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

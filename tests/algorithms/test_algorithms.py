@@ -4,7 +4,7 @@ from torch import Tensor
 
 from robustfl import algorithms
 from robustfl.aggregators import Average
-from robustfl.algorithms import DistributedSGD, FedAvg
+from robustfl.algorithms import Cohort, DistributedSGD, FedAvg
 
 TARGET = torch.tensor([1.0, -2.0, 3.0])
 
@@ -21,8 +21,8 @@ def batches(*shifts: float) -> Tensor:
 
 def test_sgd_sends_the_gradient() -> None:
     params = torch.zeros(3)
-    msg, state, loss = DistributedSGD().client_step(
-        params, batches(0.0), torch.zeros(1, 2), {}, 0.1, quadratic_grad
+    msg, state, loss, _ = DistributedSGD().client_step(
+        {"params": params}, batches(0.0), torch.zeros(1, 2), {}, 0.1, quadratic_grad
     )
     assert torch.equal(msg, -TARGET) and state == {}
     assert loss == pytest.approx(0.5 * 14)
@@ -33,8 +33,9 @@ def test_worker_momentum_recursion() -> None:
     params = torch.zeros(3)
     state = alg.init_client_state(params)
     assert torch.equal(state["momentum"], torch.zeros(3))
-    m1, state, _ = alg.client_step(params, batches(0.0), torch.zeros(1, 2), state, 0.1, quadratic_grad)
-    m2, state, _ = alg.client_step(params, batches(1.0), torch.zeros(1, 2), state, 0.1, quadratic_grad)
+    shared = alg.broadcast(params, {}, 0)
+    m1, state, _, _ = alg.client_step(shared, batches(0.0), torch.zeros(1, 2), state, 0.1, quadratic_grad)
+    m2, state, _, _ = alg.client_step(shared, batches(1.0), torch.zeros(1, 2), state, 0.1, quadratic_grad)
     g1, g2 = -TARGET, -TARGET - 1.0
     torch.testing.assert_close(m1, 0.25 * g1)
     torch.testing.assert_close(m2, 0.25 * g2 + 0.75 * 0.25 * g1)
@@ -44,18 +45,20 @@ def test_worker_momentum_recursion() -> None:
 def test_fedavg_sends_global_minus_local_after_local_steps() -> None:
     alg = FedAvg(local_steps=2, server_lr=0.5)
     params, lr = torch.zeros(3), 0.1
-    delta, _, loss = alg.client_step(params, batches(0.0, 1.0), torch.zeros(2, 2), {}, lr, quadratic_grad)
+    delta, _, loss, _ = alg.client_step(
+        {"params": params}, batches(0.0, 1.0), torch.zeros(2, 2), {}, lr, quadratic_grad
+    )
     y1 = params - lr * (params - TARGET)
     y2 = y1 - lr * (y1 - TARGET - 1.0)
     torch.testing.assert_close(delta, params - y2)
     assert loss == pytest.approx(0.5 * 14)
-    new, _ = alg.server_step(params, torch.stack([delta, 3 * delta]), Average(), {}, lr)
+    new, _, _ = alg.server_step(params, torch.stack([delta, 3 * delta]), Average(), {}, lr, 0, Cohort.of(2))
     torch.testing.assert_close(new, params - 0.5 * 2 * delta)
 
 
 def test_sgd_server_step_is_a_step_along_the_aggregate() -> None:
     msgs = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    new, _ = DistributedSGD().server_step(torch.ones(2), msgs, Average(), {}, 0.5)
+    new, _, _ = DistributedSGD().server_step(torch.ones(2), msgs, Average(), {}, 0.5, 0, Cohort.of(2))
     torch.testing.assert_close(new, torch.tensor([0.0, -0.5]))
 
 

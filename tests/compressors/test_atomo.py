@@ -127,8 +127,7 @@ def test_atomo_rejects_bad_parameters() -> None:
         C.ATOMO(atoms="fourier")
     with pytest.raises(ValueError, match="shapes must be"):
         C.ATOMO(atoms="svd")
-    with pytest.raises(ValueError, match="only used with"):
-        C.ATOMO(shapes=[(2, 2)])
+    assert C.ATOMO(shapes=[(2, 2)]).shapes is None  # the layout a run hands every compressor: unused here
 
 
 def test_atomo_variance_is_within_omega(rng: torch.Generator) -> None:

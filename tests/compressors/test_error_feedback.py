@@ -52,3 +52,11 @@ def test_error_feedback_fixes_sign_descent_on_a_quadratic() -> None:
         errors.append(float((w - target).norm() / target.norm()))
     assert errors[0] > 1e-3
     assert errors[1] < 1e-8
+
+
+def test_direct_use_keeps_the_wrapped_compressors_row_state_too() -> None:
+    ef = C.ErrorFeedback(C.PowerSGD(rank=1, shapes=[(4, 5)]))
+    x = torch.randn(3, 20, generator=torch.Generator().manual_seed(0))
+    first, second = ef(x), ef(x)
+    assert first.shape == second.shape == x.shape and ef.memory is not None
+    assert not torch.equal(first, second)  # the warm start and the residual moved on

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,7 +8,7 @@ from torch import Tensor
 
 from robustfl.aggregators import NNM, Average, BlockGeometricMedian, Median
 from robustfl.aggregators.base import Aggregator
-from robustfl.algorithms import DistributedSGD, FedAvg, GradFn, State
+from robustfl.algorithms import ClientOutput, Cohort, DistributedSGD, FedAvg, GradFn, ServerOutput, State
 from robustfl.attacks import BitFlip
 from robustfl.attacks.data import LabelFlip
 from robustfl.compressors import ErrorFeedback, TopK
@@ -207,7 +209,7 @@ def test_round_stats() -> None:
     d = sim.flat.dim
     assert (s0.round, s1.round, s1.lr) == (1, 2, 0.05)
     assert s0.bits_up == s0.bits_down == 32 * d * 10
-    assert set(s0.seconds) == {"compute", "attack", "compress", "aggregate", "update"}
+    assert set(s0.seconds) == {"plan", "compute", "attack", "compress", "aggregate", "update"}
 
 
 @pytest.mark.parametrize(
@@ -239,15 +241,22 @@ class TwoPartMessage(DistributedSGD):
     """Sends [g, 2g] (length 2d); the server reads the second half: the same math as SGD."""
 
     def client_step(
-        self, params: Tensor, xs: Tensor, ys: Tensor, state: State, lr: float, grad_fn: GradFn
-    ) -> tuple[Tensor, State, Tensor]:
-        g, state, loss = super().client_step(params, xs, ys, state, lr, grad_fn)
-        return torch.cat([g, 2 * g]), state, loss
+        self, shared: State, xs: Tensor, ys: Tensor, state: State, lr: float, grad_fn: GradFn
+    ) -> ClientOutput:
+        g, state, loss, _ = super().client_step(shared, xs, ys, state, lr, grad_fn)
+        return ClientOutput(torch.cat([g, 2 * g]), state, loss)
 
     def server_step(
-        self, params: Tensor, messages: Tensor, aggregator: Aggregator, state: State, lr: float
-    ) -> tuple[Tensor, State]:
-        return params - lr * aggregator(messages[:, params.numel() :]) / 2, state
+        self,
+        params: Tensor,
+        messages: Any,
+        aggregator: Any,
+        state: State,
+        lr: float,
+        round: int,
+        cohort: Cohort,
+    ) -> ServerOutput:
+        return ServerOutput(params - lr * aggregator(messages[:, params.numel() :]) / 2, state)
 
 
 def test_messages_may_be_longer_than_the_parameters() -> None:

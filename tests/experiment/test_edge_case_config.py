@@ -49,9 +49,9 @@ def test_pgd_mode_arms_the_attackers_through_the_algorithm() -> None:
         "attack.params={scale = 10.0}",
     ]
     run_ = build_run(load_config(CONFIG, [*SHORT, *pgd_mr]))
-    radius = run_.sim.client_state["radius"]
-    assert torch.isinf(radius[:8]).all() and torch.equal(radius[8:], torch.full((2,), 0.1))
-    run_.step()
+    assert run_.sim.algorithm.budget(0) == 0.1
+    stats = run_.step()
+    assert stats.metrics["byzantine_ids"] == [8, 9]
     assert 0.0 <= run_.evaluate()["backdoor_accuracy"] <= 1.0
 
 

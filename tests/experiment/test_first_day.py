@@ -314,9 +314,11 @@ def test_attack_matrix_writes_into_the_runs_folder(tmp_path: Path, monkeypatch: 
 
     saved: list[Path] = []
     fake = SimpleNamespace(rules=["mean"], attacks=["alie"], notes={})
-    monkeypatch.setattr("robustfl.attacks.matrix.run_attack_matrix", lambda **kw: fake)
-    monkeypatch.setattr("robustfl.attacks.matrix.render_table", lambda result: "table")
-    monkeypatch.setattr("robustfl.attacks.matrix.save_heatmap", lambda result, out: saved.append(out) or out)
+    monkeypatch.setattr("robustfl.experiment.attack_matrix.run_attack_matrix", lambda **kw: fake)
+    monkeypatch.setattr("robustfl.experiment.attack_matrix.render_table", lambda result: "table")
+    monkeypatch.setattr(
+        "robustfl.experiment.attack_matrix.save_heatmap", lambda result, out: saved.append(out) or out
+    )
     monkeypatch.chdir(tmp_path)
     assert runner.invoke(app, ["attack-matrix", "--quick"]).exit_code == 0
     (path,) = saved

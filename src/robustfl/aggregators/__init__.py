@@ -39,18 +39,27 @@ __all__ = [
 from robustfl.aggregators.arc import ARC
 from robustfl.aggregators.bucketing import Bucketing
 from robustfl.aggregators.caf import CAF
+from robustfl.aggregators.defences import NormDifferenceClipping, WeakDP
 from robustfl.aggregators.mda import MDA
 from robustfl.aggregators.meamed import Meamed
 from robustfl.aggregators.monna import MoNNA
 from robustfl.aggregators.nnm import NNM
 from robustfl.aggregators.smea import SMEA
 
-__all__ += ["ARC", "CAF", "MDA", "NNM", "SMEA", "Bucketing", "Meamed", "MoNNA"]
+__all__ += [
+    "ARC",
+    "CAF",
+    "MDA",
+    "NNM",
+    "SMEA",
+    "Bucketing",
+    "Meamed",
+    "MoNNA",
+    "NormDifferenceClipping",
+    "WeakDP",
+]
 
 
 def get(name: str, **params: Any) -> Aggregator:
     """Build the aggregator registered as ``name`` (case-insensitive) with ``params``."""
     return AGGREGATORS.get(name, **params)
-
-
-import robustfl.attacks.defences  # noqa: E402, F401  (registers the backdoor defences "ndc" and "weak-dp")

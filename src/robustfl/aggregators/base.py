@@ -11,7 +11,18 @@ from typing import ClassVar
 
 from torch import Tensor
 
+from robustfl.checks import check_int, check_positive
 from robustfl.registry import Configurable, Registry
+
+__all__ = [
+    "AGGREGATORS",
+    "Aggregator",
+    "PreAggregator",
+    "check_int",
+    "check_messages",
+    "check_positive",
+    "require_n",
+]
 
 
 def check_messages(x: Tensor) -> Tensor:
@@ -27,25 +38,6 @@ def check_messages(x: Tensor) -> Tensor:
     if not x.is_floating_point():
         raise ValueError(f"messages must be float32 or float64, got {x.dtype}")
     return x
-
-
-def check_int(name: str, value: object, minimum: int = 0) -> int:
-    """A constructor argument that must be an integer ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def check_positive(name: str, value: object, allow_zero: bool = False) -> float:
-    """A constructor argument that must be a finite real ``> 0`` (or ``>= 0``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if not (v >= 0 if allow_zero else v > 0) or v != v or v == float("inf"):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
-    return v
 
 
 def require_n(rule: str, n: int, f: int, ok: bool, bound: str) -> None:

@@ -5,7 +5,7 @@ Seed 000, Algorithm 1 (BGMD) and Algorithm 2 (block coordinate selection); Achar
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -154,6 +154,17 @@ class BlockGeometricMedian(OneThreadWhenSmall):
         self._memory: Tensor | None = None
         self._last_indices: Tensor | None = None
         self._generator = make_generator(self.seed, "block-geometric-median")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "memory": self._memory,
+            "last_indices": self._last_indices,
+            "generator": self._generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._memory, self._last_indices = state["memory"], state["last_indices"]
+        self._generator.set_state(state["generator"])
 
     @property
     def memory(self) -> Tensor | None:

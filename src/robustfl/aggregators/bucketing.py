@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -30,6 +32,12 @@ class Bucketing(OneThreadWhenSmall, PreAggregator):
 
     def reset(self) -> None:
         self._gen = make_generator(self.seed, "bucketing")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self._gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._gen.set_state(state["generator"])
 
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]

@@ -75,6 +75,12 @@ class CenteredClipping(OneThreadWhenSmall):
     def reset(self) -> None:
         self._v = None
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"center": self._v}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._v = state["center"]
+
     def params(self) -> dict[str, Any]:
         return {"m": self.m, "L": self.L, "tau": self.tau}
 

@@ -44,6 +44,16 @@ class Pipeline(Aggregator):
         for stage in self.stages:
             stage.reset()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"stages": [stage.state_dict() for stage in self.stages]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        stages = state["stages"]
+        if len(stages) != len(self.stages):
+            raise ValueError(f"Pipeline state has {len(stages)} stages, this pipeline {len(self.stages)}")
+        for stage, s in zip(self.stages, stages, strict=True):
+            stage.load_state_dict(s)
+
     def params(self) -> dict[str, Any]:
         return {"stages": list(self.stages)}
 

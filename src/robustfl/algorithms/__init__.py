@@ -9,19 +9,29 @@ from robustfl.algorithms.base import (
     ALGORITHMS,
     Algorithm,
     ClientOutput,
+    Cohort,
     GradFn,
+    ServerOutput,
     State,
 )
 from robustfl.algorithms.fedavg import FedAvg
+from robustfl.algorithms.fedavg_pgd import PGDFedAvg
+from robustfl.algorithms.optim import SERVER_OPTIMIZERS, ClientOptimizer, ServerOptimizer
 from robustfl.algorithms.sgd import DistributedSGD
 
 __all__ = [
     "ALGORITHMS",
+    "SERVER_OPTIMIZERS",
     "Algorithm",
+    "ClientOptimizer",
     "ClientOutput",
+    "Cohort",
     "DistributedSGD",
     "FedAvg",
     "GradFn",
+    "PGDFedAvg",
+    "ServerOptimizer",
+    "ServerOutput",
     "State",
     "get",
 ]
@@ -30,6 +40,3 @@ __all__ = [
 def get(name: str, **params: Any) -> Algorithm:
     """Build the algorithm registered as ``name`` (case-insensitive) with ``params``."""
     return ALGORITHMS.get(name, **params)
-
-
-import robustfl.attacks.pgd_training  # noqa: E402, F401  (registers "fedavg-pgd", the edge-case PGD attackers' FedAvg)

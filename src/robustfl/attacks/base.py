@@ -28,16 +28,6 @@ def check_f(f: object) -> int:
     return f
 
 
-def check_real(name: str, value: object) -> float:
-    """A constructor argument that must be a finite real number (any sign)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if v != v or v in (float("inf"), float("-inf")):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
-
-
 class Attack(Configurable, ABC):
     """A Byzantine message attack: maps what the attacker sees to the ``f`` Byzantine messages.
 

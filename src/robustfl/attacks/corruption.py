@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_positive
-from robustfl.attacks.base import ATTACKS, Attack, check_real, normal_like, repeat_rows, require_own
+from robustfl.attacks.base import ATTACKS, Attack, normal_like, repeat_rows, require_own
+from robustfl.checks import check_positive, check_real
 
 
 @ATTACKS.register("bit-flip", "bitflip")

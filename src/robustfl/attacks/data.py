@@ -17,9 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_int, check_positive
-from robustfl.attacks.base import check_real
-from robustfl.registry import Registry
+from robustfl.checks import check_int, check_positive, check_real
+from robustfl.registry import Configurable, Registry
 from robustfl.utils import make_generator
 
 
@@ -31,7 +30,7 @@ def check_fraction(name: str, value: object) -> float:
     return v
 
 
-class DataAttack(ABC):
+class DataAttack(Configurable, ABC):
     """Corrupt a ``fraction`` (the seed's psi) of a client's samples."""
 
     def __init__(self, fraction: float) -> None:
@@ -55,13 +54,6 @@ class DataAttack(ABC):
     @abstractmethod
     def _corrupt(self, x: Tensor, y: Tensor, idx: Tensor, generator: torch.Generator) -> None:
         """Corrupt samples ``idx`` of ``x``/``y`` in place (they are already copies)."""
-
-    def params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"
 
 
 DATA_ATTACKS: Registry[DataAttack] = Registry("data attack")

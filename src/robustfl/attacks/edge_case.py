@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_int
 from robustfl.attacks.data import DATA_ATTACKS, DataAttack, check_fraction
+from robustfl.checks import check_int
 from robustfl.utils import make_generator
 
 

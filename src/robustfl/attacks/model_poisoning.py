@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_positive
 from robustfl.attacks.base import ATTACKS, Attack, require_own
+from robustfl.checks import check_positive
 
 
 def _check_pair(w: Tensor, center: Tensor) -> None:

@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int
+from robustfl.aggregators.base import AGGREGATORS, Aggregator
 from robustfl.aggregators.mean import Average
-from robustfl.attacks.base import ATTACKS, Attack, check_real, repeat_rows
+from robustfl.attacks.base import ATTACKS, Attack, repeat_rows
 from robustfl.attacks.time_coupled import _alie
+from robustfl.checks import check_int, check_real
 
 Rule = Callable[[Tensor], Tensor]
 

@@ -11,8 +11,8 @@ from statistics import NormalDist
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_int
-from robustfl.attacks.base import ATTACKS, Attack, check_real, repeat_rows
+from robustfl.attacks.base import ATTACKS, Attack, repeat_rows
+from robustfl.checks import check_int, check_real
 
 
 def alie_z(n: int, f: int) -> float:

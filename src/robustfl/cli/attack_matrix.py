@@ -23,9 +23,9 @@ def attack_matrix(
     ] = None,
 ) -> None:
     """Print ||agg - honest mean|| / honest spread for every aggregator under every attack; save a heatmap."""
-    from robustfl.attacks.matrix import render_table, run_attack_matrix, save_heatmap
     from robustfl.cli._output import console as make_console
     from robustfl.cli.run import default_out
+    from robustfl.experiment.attack_matrix import render_table, run_attack_matrix, save_heatmap
 
     console = make_console()
     try:

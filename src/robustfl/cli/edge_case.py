@@ -18,8 +18,8 @@ def edge_case(
     """Main-task and backdoor accuracy of FedAvg on MNIST under black-box / PGD / PGD+replacement attacks."""
     from rich.table import Table
 
-    from robustfl.attacks.edge_case_experiment import DEFENCES, MODES, run_grid
     from robustfl.cli._output import console as make_console
+    from robustfl.experiment.edge_case import DEFENCES, MODES, run_grid
 
     modes, defences = (("none", "pgd-mr"), ("none", "ndc")) if quick else (MODES, DEFENCES)
     console = make_console()

@@ -19,6 +19,9 @@ KINDS: dict[str, str] = {
     "datasets": "robustfl.data:DATASETS",
     "attacks": "robustfl.attacks:ATTACKS",
     "data-attacks": "robustfl.attacks.data:DATA_ATTACKS",
+    "algorithms": "robustfl.algorithms:ALGORITHMS",
+    "server-optimizers": "robustfl.algorithms.optim:SERVER_OPTIMIZERS",
+    "lr-schedules": "robustfl.algorithms.schedules:LR_SCHEDULES",
 }
 
 

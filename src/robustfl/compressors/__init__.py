@@ -11,9 +11,11 @@ from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message
 from robustfl.compressors.compose import Compose
 from robustfl.compressors.error_feedback import ErrorFeedback
 from robustfl.compressors.identity import Identity
+from robustfl.compressors.layerwise import LayerWise, qsgd_levels
 from robustfl.compressors.lowrank import PowerSGD
 from robustfl.compressors.quantize import QSGD, Elementwise, Sign, TernGrad
 from robustfl.compressors.scaled import Contractive
+from robustfl.compressors.signum import Signum
 from robustfl.compressors.sparse import BlockSampling, RandK, RandL, Sparsifier, TopK
 
 __all__ = [
@@ -28,17 +30,20 @@ __all__ = [
     "ErrorFeedback",
     "Field",
     "Identity",
+    "LayerWise",
     "Message",
     "PowerSGD",
     "RandK",
     "RandL",
     "Sign",
+    "Signum",
     "Sparsifier",
     "TernGrad",
     "TopK",
     "atomo_probabilities",
     "build",
     "get",
+    "qsgd_levels",
 ]
 
 

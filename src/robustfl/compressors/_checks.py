@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from robustfl.aggregators.base import check_int, check_positive
+from robustfl.checks import check_int, check_positive
 
 
 def resolve_k(k: int | None, ratio: float | None, d: int) -> int:

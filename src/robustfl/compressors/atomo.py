@@ -21,8 +21,8 @@ import math
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_positive
-from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, uniform
+from robustfl.checks import check_positive
+from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, Randomness, uniform
 from robustfl.compressors.codecs import Float, UInt, index_bits
 from robustfl.compressors.layers import blocks, check_dimension, parse_shapes
 
@@ -80,23 +80,21 @@ class ATOMO(Compressor):
         if atoms == "svd":
             self.shapes: list[tuple[int, ...]] | None = parse_shapes(shapes)
             self._blocks = blocks(self.shapes)
-        else:
-            if shapes is not None:
-                raise ValueError("shapes is only used with atoms='svd'")
+        else:  # entries need no layout: a given ``shapes`` is ignored
             self.shapes, self._blocks = None, []
 
     def probabilities(self, lam: Tensor) -> Tensor:
         """Variance-optimal ``p`` (Algorithm 1) for coefficient rows ``lam: Tensor[n, m]``."""
         return atomo_probabilities(lam, self.budget).to(lam.dtype)
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         return self._entries(x, rng) if self.atoms == "entries" else self._svd(x, rng)
 
     def _decompress(self, msg: Message) -> Tensor:
         return self._entries_back(msg) if self.atoms == "entries" else self._svd_back(msg)
 
     # entry-wise atoms -------------------------------------------------------------------------------
-    def _entries(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _entries(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         p = self.probabilities(x)
         keep = uniform((n, d), rng, x.device).to(x.dtype) < p
@@ -141,7 +139,7 @@ class ATOMO(Compressor):
         return out
 
     # singular-value atoms ---------------------------------------------------------------------------
-    def _svd(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _svd(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         check_dimension(self._blocks, d, "ATOMO(atoms='svd')")
         us: list[list[Tensor]] = [[] for _ in range(n)]

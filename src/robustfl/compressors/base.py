@@ -7,7 +7,9 @@ payload: values at their wire precision, indices, scales and norms, entropy-code
 method specifies a code. Fields are either *per row* (each sender sends its own) or *shared* (sent
 once for the batch, e.g. BlockSampling's coordinate set or RandL's mask seed).
 
-Randomness comes from ``rng``, a ``torch.Generator``. Random draws are made on the generator's device
+Randomness comes from ``rng``: a ``torch.Generator`` for the whole batch, or :class:`RowStreams` (one
+generator per sender plus one shared), which makes each sender's message depend only on its own
+stream (what the engine passes: ``robustfl.streams``). Random draws are made on the generator's device
 and moved to the input's device, so a CPU generator works for CUDA inputs (bit-for-bit reproducible
 across devices) and a CUDA generator avoids the host round trip for CUDA inputs.
 """
@@ -16,13 +18,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from robustfl.compressors.codecs import FLOAT_BITS, Codec
-from robustfl.registry import Registry
+from robustfl.registry import Configurable, Registry
 
 
 @dataclass(frozen=True)
@@ -152,19 +154,64 @@ def check_vector(x: object) -> tuple[Tensor, bool]:
     return (x.unsqueeze(0), True) if x.dim() == 1 else (x, False)
 
 
-def uniform(shape: tuple[int, ...], rng: torch.Generator | None, device: torch.device) -> Tensor:
-    """``U[0, 1)`` draws from ``rng`` (made on the generator's device, returned on ``device``)."""
+@dataclass(frozen=True)
+class RowStreams:
+    """Randomness split by owner: ``rows[i]`` is sender ``i``'s own generator (its dither, its random
+    coordinates) and ``shared`` the generator of draws all senders share (rand-l's mask, block sampling's
+    coordinate set). Compressing row ``i`` alone with ``RowStreams((rows[i],), shared)`` gives exactly
+    row ``i`` of the batch result, so a client's message never depends on who else sends."""
+
+    rows: tuple[torch.Generator, ...]
+    shared: torch.Generator
+
+    def take(self, i: int) -> RowStreams:
+        """Sender ``i``'s part: its own generator and the shared one."""
+        return RowStreams((self.rows[i],), self.shared)
+
+
+Randomness = torch.Generator | RowStreams | None
+"""What ``compress`` accepts as ``rng``: one generator for the whole batch, one per row, or none."""
+
+
+def shared_generator(rng: Randomness) -> torch.Generator | None:
+    """The generator for draws every row shares."""
+    return rng.shared if isinstance(rng, RowStreams) else rng
+
+
+def _per_row(rng: RowStreams, shape: tuple[int, ...]) -> None:
+    if not shape or shape[0] != len(rng.rows):
+        raise ValueError(f"{len(rng.rows)} row generators cannot draw a batch of shape {shape}")
+
+
+def uniform(shape: tuple[int, ...], rng: Randomness, device: torch.device) -> Tensor:
+    """``U[0, 1)`` draws from ``rng`` (made on the generator's device, returned on ``device``); with
+    :class:`RowStreams` row ``i`` of the result comes from ``rng.rows[i]``."""
+    if isinstance(rng, RowStreams):
+        _per_row(rng, shape)
+        return torch.stack([uniform(shape[1:], g, device) for g in rng.rows])
     gen_device = rng.device if rng is not None else torch.device("cpu")
     return torch.rand(shape, generator=rng, device=gen_device).to(device)
 
 
-def draw_seeds(n: int, rng: torch.Generator | None) -> Tensor:
-    """``n`` fresh 63-bit seeds (int64, CPU) for shared-seed masks."""
+def normal(shape: tuple[int, ...], rng: Randomness, device: torch.device) -> Tensor:
+    """``N(0, 1)`` draws, split by row like :func:`uniform`."""
+    if isinstance(rng, RowStreams):
+        _per_row(rng, shape)
+        return torch.stack([normal(shape[1:], g, device) for g in rng.rows])
+    gen_device = rng.device if rng is not None else torch.device("cpu")
+    return torch.randn(shape, generator=rng, device=gen_device).to(device)
+
+
+def draw_seeds(n: int, rng: Randomness) -> Tensor:
+    """``n`` fresh 63-bit seeds (int64, CPU) for seed-coded masks, one per row with :class:`RowStreams`."""
+    if isinstance(rng, RowStreams):
+        _per_row(rng, (n,))
+        return torch.cat([draw_seeds(1, g) for g in rng.rows])
     gen_device = rng.device if rng is not None else torch.device("cpu")
     return torch.randint(0, 2**63 - 1, (n,), generator=rng, device=gen_device, dtype=torch.long).cpu()
 
 
-class Compressor(ABC):
+class Compressor(Configurable, ABC):
     """``compress``/``decompress`` over a batch of flat vectors with exact bit accounting.
 
     Declared properties: ``unbiased`` (``E[x_hat] = x``), ``omega(d)`` (for unbiased compressors the
@@ -175,8 +222,12 @@ class Compressor(ABC):
 
     name: ClassVar[str]
     unbiased: bool = False
+    batch_coupled: ClassVar[bool] = False
+    """Whether a row's message depends on the other rows of the batch (block sampling picks its
+    coordinates from every sender's column norms): such a compressor must see the whole batch at once
+    and cannot run on the senders' side of a real deployment."""
 
-    def compress(self, x: Tensor, rng: torch.Generator | None = None) -> Message:
+    def compress(self, x: Tensor, rng: Randomness = None) -> Message:
         """Compress ``x: Tensor[d]`` or ``Tensor[n, d]`` (one row per sender)."""
         batch, squeeze = check_vector(x)
         msg = self._compress(batch, rng)
@@ -192,12 +243,12 @@ class Compressor(ABC):
         out = self._decompress(msg)
         return out[0] if msg.squeeze else out
 
-    def __call__(self, x: Tensor, rng: torch.Generator | None = None) -> Tensor:
+    def __call__(self, x: Tensor, rng: Randomness = None) -> Tensor:
         """``decompress(compress(x, rng))``."""
         return self.decompress(self.compress(x, rng))
 
     @abstractmethod
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message: ...
+    def _compress(self, x: Tensor, rng: Randomness) -> Message: ...
 
     @abstractmethod
     def _decompress(self, msg: Message) -> Tensor: ...
@@ -211,25 +262,20 @@ class Compressor(ABC):
         w = self.omega(d)
         return 1.0 - w if w is not None and w < 1 else None
 
-    def reset(self) -> None:
-        """Forget state kept between calls (PowerSGD's warm start); stateless compressors: nothing."""
-
-    def state_dict(self) -> dict[str, Tensor]:
-        """State kept between calls, for checkpoints (empty for stateless compressors)."""
+    def init_row_state(self, row: Tensor) -> dict[str, Tensor]:
+        """Per-sender state this compressor keeps between rounds (error feedback's memory); the engine
+        stores it in client state, indexed by client id. Stateless compressors: empty."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Restore ``state_dict()`` output."""
-        if state:
-            raise ValueError(f"{type(self).__name__} is stateless but got state {sorted(state)}")
+    def encode(
+        self, x: Tensor, rng: Randomness, state: dict[str, Tensor]
+    ) -> tuple[Message, dict[str, Tensor]]:
+        """Compress the batch ``x: Tensor[n, d]`` given each sender's state (rows of ``state``), and
+        return the message and the new state. Stateless compressors: ``compress`` and ``state``."""
+        return self.compress(x, rng), state
 
-    def params(self) -> dict[str, Any]:
-        """Constructor parameters, for ``repr`` and a run's resolved config."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"
+    def reset(self) -> None:
+        """Forget state kept between calls (PowerSGD's warm start); stateless compressors: nothing."""
 
 
 COMPRESSORS: Registry[Compressor] = Registry("compressor")

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message
+from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, Randomness
 from robustfl.compressors.quantize import Elementwise
 from robustfl.compressors.sparse import Sparsifier, scatter_rows
 
@@ -77,7 +76,7 @@ class Compose(Compressor):
             raise ValueError("outer RandL(sign=True) already quantises; use RandL(sign=False) in Compose")
         self.unbiased = self.outer.unbiased and self.inner.unbiased
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         assert isinstance(self.outer, Sparsifier) and isinstance(self.inner, Elementwise)
         qmsg = self.inner._compress(x, rng)
         fields, idx = self.outer.select(self.inner._decompress(qmsg), rng)

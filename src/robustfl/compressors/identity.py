@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message
+from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, Randomness
 from robustfl.compressors.codecs import Float
 
 
@@ -19,7 +18,7 @@ class Identity(Compressor):
     name = "identity"
     unbiased = True
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         return Message(self.name, n, d, x.dtype, {"values": Field(x.clone(), Float(x.dtype))})
 

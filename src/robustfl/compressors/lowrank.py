@@ -8,11 +8,21 @@ iteration per round track the top subspace. Error feedback is the ``ErrorFeedbac
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_int
-from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message
+from robustfl.checks import check_int
+from robustfl.compressors.base import (
+    COMPRESSORS,
+    Compressor,
+    Field,
+    Message,
+    Randomness,
+    check_vector,
+    normal,
+)
 from robustfl.compressors.codecs import Float
 from robustfl.compressors.layers import Block, blocks, check_dimension, parse_shapes
 
@@ -38,27 +48,53 @@ class PowerSGD(Compressor):
         self.rank = check_int("rank", rank, minimum=1)
         self.shapes = parse_shapes(shapes)
         self._blocks = blocks(self.shapes)
-        self._q: dict[int, Tensor] = {}
+        self._low = [b for b in self._blocks if low_rank_pays(b, self.rank)]
+        self._q: Tensor | None = None
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _q_width(self) -> int:
+        """Values of one sender's warm-start ``Q`` (all low-rank blocks, flattened)."""
+        return sum(b.cols * self.rank for b in self._low)
+
+    def init_row_state(self, row: Tensor) -> dict[str, Tensor]:
+        """Each sender's warm-start ``Q`` and whether it has one yet (the engine keeps them per client)."""
+        return {"powersgd_q": row.new_zeros(self._q_width()), "powersgd_started": row.new_zeros(())}
+
+    def encode(
+        self, x: Tensor, rng: Randomness, state: dict[str, Tensor]
+    ) -> tuple[Message, dict[str, Tensor]]:
+        batch, _ = check_vector(x)
+        started = state["powersgd_started"].to(torch.bool).unsqueeze(1)
+        q0 = torch.where(started, state["powersgd_q"].to(batch), self._fresh_q(batch, rng))
+        msg, q = self._power_step(batch, q0)
+        return msg, {"powersgd_q": q, "powersgd_started": torch.ones_like(state["powersgd_started"])}
+
+    def _fresh_q(self, x: Tensor, rng: Randomness) -> Tensor:
+        return normal((x.shape[0], self._q_width()), rng, x.device).to(x.dtype)
+
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
+        if self._q is not None and self._q.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"PowerSGD state is for {self._q.shape[0]} senders, got {x.shape[0]}; call reset()"
+            )
+        msg, self._q = self._power_step(x, self._fresh_q(x, rng) if self._q is None else self._q)
+        return msg
+
+    def _power_step(self, x: Tensor, q_all: Tensor) -> tuple[Message, Tensor]:
+        """One power iteration per low-rank block from the flat warm starts ``q_all: [n, q_width]``."""
         n, d = x.shape
         check_dimension(self._blocks, d, "PowerSGD")
         ps, qs, raws = [], [], []
-        for i, b in enumerate(self._blocks):
+        qo = 0
+        for b in self._blocks:
             part = x[:, b.offset : b.offset + b.numel]
             if not low_rank_pays(b, self.rank):
                 raws.append(part)
                 continue
             m = part.reshape(n, b.rows, b.cols)
-            q = self._q.get(i)
-            if q is None:
-                gen_device = rng.device if rng is not None else torch.device("cpu")
-                q = torch.randn(n, b.cols, self.rank, generator=rng, device=gen_device).to(x.device, x.dtype)
-            elif q.shape[0] != n:
-                raise ValueError(f"PowerSGD state is for {q.shape[0]} senders, got {n}; call reset()")
-            p_hat = torch.linalg.qr(m @ q.to(x.dtype)).Q
+            q = q_all[:, qo : qo + b.cols * self.rank].reshape(n, b.cols, self.rank).to(x.dtype)
+            qo += b.cols * self.rank
+            p_hat = torch.linalg.qr(m @ q).Q
             q = m.transpose(1, 2) @ p_hat
-            self._q[i] = q
             ps.append(p_hat.reshape(n, -1))
             qs.append(q.reshape(n, -1))
         empty = x.new_zeros(n, 0)
@@ -67,7 +103,7 @@ class PowerSGD(Compressor):
             "q": Field(torch.cat(qs, 1) if qs else empty, Float(x.dtype)),
             "raw": Field(torch.cat(raws, 1) if raws else empty, Float(x.dtype)),
         }
-        return Message(self.name, n, d, x.dtype, fields)
+        return Message(self.name, n, d, x.dtype, fields), fields["q"].data  # type: ignore[return-value]
 
     def _decompress(self, msg: Message) -> Tensor:
         check_dimension(self._blocks, msg.d, "PowerSGD")
@@ -97,16 +133,15 @@ class PowerSGD(Compressor):
         return out
 
     def reset(self) -> None:
-        self._q.clear()
+        self._q = None
 
-    def state_dict(self) -> dict[str, Tensor]:
-        return {f"q.{i}": q.clone() for i, q in self._q.items()}
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self._q is None else {"q": self._q.clone()}
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        try:
-            self._q = {int(k.split(".", 1)[1]): v.clone() for k, v in state.items()}
-        except (IndexError, ValueError):
-            raise ValueError(f"PowerSGD state keys must look like 'q.<block>', got {sorted(state)}") from None
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) - {"q"}:
+            raise ValueError(f"PowerSGD state has only the key 'q', got {sorted(state)}")
+        self._q = state["q"].clone() if "q" in state else None
 
     def params(self) -> dict[str, object]:
         return {"rank": self.rank, "shapes": self.shapes}

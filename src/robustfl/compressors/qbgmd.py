@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from robustfl.aggregators.bgmd import BlockGeometricMedian, Sampling
+from robustfl.compressors.base import Randomness
 from robustfl.compressors.codecs import index_bits
 from robustfl.compressors.compose import restrict
 from robustfl.compressors.quantize import QSGD
@@ -68,7 +68,7 @@ class QBGMD:
             k=k, ratio=ratio, sampling=sampling, nu=nu, T=T, tol=tol, seed=seed
         )
 
-    def round(self, grads: Tensor, rng: torch.Generator | None = None) -> QBGMDRound:
+    def round(self, grads: Tensor, rng: Randomness = None) -> QBGMDRound:
         """Quantise each client's row of ``grads: Tensor[n, d]``, aggregate with BGMD, count the bits."""
         msg = self.compressor.compress(grads, rng)
         if msg.squeeze:

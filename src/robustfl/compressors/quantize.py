@@ -12,8 +12,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import check_int
-from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, uniform
+from robustfl.checks import check_int
+from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, Randomness, uniform
 from robustfl.compressors.codecs import EliasSparse, Float, UInt
 
 
@@ -51,7 +51,7 @@ class Sign(Elementwise):
     name = "sign"
     coordinate_fields = ("signs",)
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         fields = {
             "scale": Field(x.abs().mean(dim=1, keepdim=True), Float(x.dtype)),
@@ -93,7 +93,7 @@ class QSGD(Elementwise):
     def coordinate_fields(self) -> tuple[str, ...]:  # type: ignore[override]
         return ("levels",) if self.coding == "elias" else ("levels", "signs")
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
         ratio = torch.where(norm > 0, x.abs() / norm.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
@@ -134,7 +134,7 @@ class TernGrad(Elementwise):
     unbiased = True
     coordinate_fields = ("codes",)
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
         scale = x.abs().amax(dim=1, keepdim=True)
         p = torch.where(scale > 0, x.abs() / scale.clamp_min(torch.finfo(x.dtype).tiny), 0.0)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from robustfl.compressors.base import COMPRESSORS, Compressor, Message
+from robustfl.compressors.base import COMPRESSORS, Compressor, Message, Randomness
 from robustfl.compressors.compose import build_part
 
 
@@ -36,7 +35,7 @@ class Contractive(Compressor):
     def name(self) -> str:  # type: ignore[override]
         return self.inner.name
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         return self.inner._compress(x, rng)
 
     def _decompress(self, msg: Message) -> Tensor:

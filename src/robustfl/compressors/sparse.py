@@ -16,7 +16,15 @@ import torch
 from torch import Tensor
 
 from robustfl.compressors._checks import check_k_ratio, resolve_k
-from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, draw_seeds
+from robustfl.compressors.base import (
+    COMPRESSORS,
+    Compressor,
+    Field,
+    Message,
+    Randomness,
+    draw_seeds,
+    shared_generator,
+)
 from robustfl.compressors.codecs import Float, UInt, index_bits
 
 SEED_BITS = 63
@@ -45,7 +53,7 @@ class Sparsifier(Compressor):
     """A compressor that sends ``k`` values per row plus what identifies their coordinates."""
 
     @abstractmethod
-    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+    def select(self, x: Tensor, rng: Randomness) -> tuple[dict[str, Field], Tensor]:
         """Index fields and the chosen coordinates ``Tensor[n, k]`` (int64, on ``x.device``)."""
 
     @abstractmethod
@@ -56,7 +64,7 @@ class Sparsifier(Compressor):
         """Factor applied to the kept values on decode (``d / k`` for unbiased RandK)."""
         return 1.0
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         fields, idx = self.select(x, rng)
         fields["values"] = Field(x.gather(1, idx), Float(x.dtype))
         return Message(self.name, x.shape[0], x.shape[1], x.dtype, fields)
@@ -98,7 +106,7 @@ class TopK(_KRatio):
 
     name = "topk"
 
-    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+    def select(self, x: Tensor, rng: Randomness) -> tuple[dict[str, Field], Tensor]:
         d = x.shape[1]
         idx = x.abs().topk(self.kept(d), dim=1, sorted=False).indices.sort(dim=1).values
         return {"indices": Field(idx, UInt(index_bits(d)))}, idx
@@ -129,7 +137,7 @@ class RandK(_KRatio):
         self.scaled, self.shared_seed = bool(scaled), bool(shared_seed)
         self.unbiased = self.scaled
 
-    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+    def select(self, x: Tensor, rng: Randomness) -> tuple[dict[str, Field], Tensor]:
         n, d = x.shape
         k = self.kept(d)
         seeds = draw_seeds(n, rng)
@@ -180,9 +188,9 @@ class RandL(Sparsifier):
     def kept(self, d: int) -> int:
         return resolve_k(self.l, self.ratio, d)
 
-    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+    def select(self, x: Tensor, rng: Randomness) -> tuple[dict[str, Field], Tensor]:
         n, d = x.shape
-        seed = draw_seeds(1, rng)
+        seed = draw_seeds(1, shared_generator(rng))
         idx = mask_from_seed(int(seed[0]), d, self.kept(d)).to(x.device)
         return {"seed": Field(seed, UInt(SEED_BITS), per_row=False)}, idx.expand(n, -1)
 
@@ -192,7 +200,7 @@ class RandL(Sparsifier):
             raise ValueError("randl message must carry exactly one seed")
         return mask_from_seed(int(seed[0]), msg.d, self.kept(msg.d)).expand(msg.n, -1)
 
-    def _compress(self, x: Tensor, rng: torch.Generator | None) -> Message:
+    def _compress(self, x: Tensor, rng: Randomness) -> Message:
         if not self.sign:
             return super()._compress(x, rng)
         fields, idx = self.select(x, rng)
@@ -232,6 +240,8 @@ class BlockSampling(Sparsifier):
 
     name = "blocksampling"
 
+    batch_coupled = True
+
     def __init__(self, k: int | None = None, ratio: float | None = None) -> None:
         check_k_ratio(k, ratio, "BlockSampling")
         self.k, self.ratio = k, ratio
@@ -239,8 +249,9 @@ class BlockSampling(Sparsifier):
     def kept(self, d: int) -> int:
         return resolve_k(self.k, self.ratio, d)
 
-    def select(self, x: Tensor, rng: torch.Generator | None) -> tuple[dict[str, Field], Tensor]:
+    def select(self, x: Tensor, rng: Randomness) -> tuple[dict[str, Field], Tensor]:
         n, d = x.shape
+        rng = shared_generator(rng)  # one coordinate set for all senders
         gen_device = rng.device if rng is not None else torch.device("cpu")
         scores = x.double().pow(2).sum(dim=0).to(gen_device)
         # successive sampling proportional to s_j in one pass (exponential keys, Efraimidis-Spirakis):

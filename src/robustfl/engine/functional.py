@@ -21,9 +21,13 @@ class FlatModel:
     """Wraps ``model`` so it is called with a flat parameter vector ``params: Tensor[d]``.
 
     Buffers (batch-norm running statistics) stay on the module and are not part of ``params``.
+    The training loss is the cross-entropy with ``label_smoothing`` (Szegedy et al., CVPR 2016).
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, label_smoothing: float = 0.0) -> None:
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
         named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         if not named:
             raise ValueError("model has no trainable parameters; pass an nn.Module with parameters")
@@ -52,7 +56,7 @@ class FlatModel:
         return out
 
     def _loss(self, tensors: tuple[Tensor, ...], x: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(self._logits(tensors, x), y)
+        return F.cross_entropy(self._logits(tensors, x), y, label_smoothing=self.label_smoothing)
 
     def loss(self, params: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """Mean cross-entropy of the minibatch ``(x, y)``."""

@@ -1,31 +1,40 @@
-"""Per-client minibatch sampling: each client draws from its own partition with its own generator."""
+"""Per-client minibatch sampling: client ``i``'s round-``t`` batches depend only on (seed, i, t).
+
+Each client draws from its own partition with the generator ``streams.client("sample", i, t)``, so
+its batches are the same whoever else takes part, in one process or many, and after a resume.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from robustfl.streams import Streams
+
 
 class ClientSampler:
-    """Draws ``[n, steps, B]`` indices: row ``i`` from ``partitions[i]`` with generator ``generators[i]``.
+    """Draws ``[m, steps, B]`` indices into the training store for the clients ``ids`` of a round.
 
     A client with at least ``B`` samples draws its ``B`` without replacement (a fresh random subset per
-    minibatch); a smaller partition draws with replacement, so every client still sends a full batch
-    and the clients can be stacked for ``vmap``. Client ``i``'s draws depend only on its own generator,
-    so the vectorised and the loop path, and a resumed run, see the same batches.
+    minibatch); a smaller partition draws with replacement, so every client sends a full batch and the
+    clients stack for ``vmap``.
     """
 
-    def __init__(self, partitions: list[Tensor], generators: list[torch.Generator]) -> None:
+    def __init__(self, partitions: list[Tensor], streams: Streams) -> None:
         self.partitions = partitions
-        self.generators = generators
+        self.streams = streams
 
-    def sample(self, steps: int, batch_size: int) -> Tensor:
+    def sizes(self, ids: Tensor) -> Tensor:
+        """The clients' local data sizes ``Tensor[m]``."""
+        return torch.tensor([self.partitions[int(i)].numel() for i in ids], dtype=torch.long)
+
+    def sample(self, ids: Tensor, round: int, steps: int, batch_size: int) -> Tensor:
         rows = []
-        for part, gen in zip(self.partitions, self.generators, strict=True):
+        for i in ids.tolist():
+            part, gen = self.partitions[i], self.streams.client("sample", i, round)
             m = part.numel()
             if m >= batch_size:
-                picks = [torch.randperm(m, generator=gen)[:batch_size] for _ in range(steps)]
-                pos = torch.stack(picks)
+                pos = torch.stack([torch.randperm(m, generator=gen)[:batch_size] for _ in range(steps)])
             else:
                 pos = torch.randint(m, (steps, batch_size), generator=gen)
             rows.append(part[pos])

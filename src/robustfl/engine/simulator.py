@@ -1,37 +1,34 @@
-"""The single-process simulator: ``n`` clients (the last ``f`` Byzantine) and one server.
+"""The single-process simulator: ``n`` clients and one server, a round composed of the shared phases.
 
-A round (``Simulator.step``):
+A round (``Simulator.step``; ``robustfl.engine.phases`` holds the functions):
 
-1. **compute** — every client (Byzantine ones too, so attacks can read their true messages) draws
-   ``local_steps`` minibatches of ``batch_size`` from its own partition with its own generator and runs
-   the algorithm's client step. Vectorised: one ``torch.func.vmap`` call over all clients; loop: a
-   Python loop with ``torch.autograd.grad`` (same math, for models ``vmap`` cannot serve well; see
-   ``Simulator``).
-2. **attack** — a message attack replaces the last ``f`` rows:
-   ``attack(honest[h, d], f, rng=..., round=..., own=true_byzantine[f, d])``. A data attack
-   ``data_attack(x, y, generator=g) -> (x', y', touched)`` instead poisoned the Byzantine clients'
-   local data once at construction; they then train honestly on it.
-3. **compress** — the ``[n, d]`` messages are compressed and decompressed as one batch; ``bits_up`` is
-   the compressor's exact count (without a compressor, every value at its dtype's width: 32 bits for
-   float32).
-4. **aggregate** + **update** — the algorithm's server step. ``bits_down`` counts the broadcast of the
-   new model to all ``n`` clients, every parameter at its dtype's width.
+1. **plan** — the cohort (``per_round`` of the ``n`` clients, from the shared ``cohort`` stream) and the
+   round's Byzantine ids (:class:`~robustfl.engine.participation.ByzantineSchedule`);
+2. **broadcast** — ``algorithm.broadcast(params, server_state, round)``; ``bits_down`` counts it
+   exactly for every client of the cohort;
+3. **compute** — each client draws ``local_steps`` minibatches from its own partition (stream
+   ``sample``, per client and round), optionally augmented (stream ``augment``), and the executor runs
+   the client step: ``vmap`` over clients in chunks, or a loop;
+4. **attack** — a message attack replaces the Byzantine rows:
+   ``attack(honest[h, d], f, rng=, round=, own=true_byzantine[f, d])``. A data attack
+   ``data_attack(x, y, generator=g) -> (x', y', touched)`` instead poisoned the Byzantine clients' local
+   data once at construction; they then train honestly on it;
+5. **compress** — every row compressed with its client's own stream (``compress``), shared draws from
+   ``compress-shared``; the compressor's per-client state (error-feedback memory) lives in client
+   state; ``bits_up`` is the exact count;
+6. **aggregate** + **update** — the algorithm's server step.
 
-All randomness comes from generators derived from ``seed`` (``robustfl.utils.make_generator``):
-``("sample", i)`` for client ``i``'s minibatches, ``("data_attack", i)`` for its poisoning,
-``"attack"`` and ``"compress"`` for the message attack and the compressor. The generators live on the
-CPU. Randomness inside the model (dropout) draws from torch's global generator, which each round's
-compute phase seeds with ``derive_seed(seed, "model", round)`` inside ``torch.random.fork_rng`` (the
-caller's global state is left as it was). The same seed gives identical parameters and metrics on CPU,
-and a resumed run continues identically. With dropout the vectorised path (``vmap`` with
-``randomness="different"``: each client its own masks) and the loop path draw different masks, so
-they agree in distribution only.
+Randomness comes from :class:`~robustfl.streams.Streams` (one table, derived from ``seed``): a draw of
+one client depends only on (seed, stream, client id, round), so no generator state is checkpointed
+and a resumed run continues identically. Randomness inside the model (dropout) draws from torch's
+global generator, seeded for each round's compute phase from the ``dropout`` stream inside
+``torch.random.fork_rng``. With dropout the vectorised path and the loop path draw different masks,
+so they agree in distribution only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 import time
@@ -43,14 +40,18 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import vmap
 
-from robustfl.aggregators.base import Aggregator, check_int
-from robustfl.algorithms.base import Algorithm, State
+from robustfl.aggregators.base import Aggregator
+from robustfl.algorithms.base import Algorithm, Cohort, State
+from robustfl.checks import check_int
+from robustfl.compressors.base import Compressor
+from robustfl.engine import phases
+from robustfl.engine.augment import Augment
+from robustfl.engine.executors import Executor, LoopExecutor, VmapExecutor
 from robustfl.engine.functional import FlatModel, vmap_blocker
+from robustfl.engine.participation import ByzantineSchedule, draw_cohort
 from robustfl.engine.sampling import ClientSampler
-from robustfl.engine.state import load_object_state, object_state
-from robustfl.utils import derive_seed, make_generator
+from robustfl.streams import Streams
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ _SAMPLES_PER_CALL = 320
 """Default vmap chunk: about this many samples per batched call. On our CPU (LeNet, batch 32, one
 thread) one call over 100 clients was slower than the per-client loop, while chunks of 10 clients
 beat the loop (docs/RESULTS.md, "Simulator"); larger batched calls stop fitting in cache."""
-PHASES = ("compute", "attack", "compress", "aggregate", "update")
+PHASES = ("plan", "compute", "attack", "compress", "aggregate", "update")
 
 
 class DatasetLike(Protocol):
@@ -73,7 +74,11 @@ class DatasetLike(Protocol):
 
 @dataclass
 class RoundStats:
-    """What one round produced. ``round`` counts completed rounds (1 after the first ``step``)."""
+    """What one round produced. ``round`` counts completed rounds (1 after the first ``step``).
+
+    ``metrics`` holds the server step's metrics, the honest mean of the clients' metrics, and
+    ``byzantine_ids`` (the ids that attacked this round) and ``clients`` (the cohort size).
+    """
 
     round: int
     loss: float
@@ -81,19 +86,21 @@ class RoundStats:
     bits_up: int
     bits_down: int
     seconds: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 class Simulator:
-    """Simulates ``n = len(partitions)`` clients, of which the **last** ``num_byzantine`` are Byzantine.
+    """Simulates ``n = len(partitions)`` clients and one server (see the module docstring).
 
     ``partitions[i]`` holds the indices of client ``i``'s samples in ``dataset.x_train``. ``lr`` is a
-    float or a schedule ``round -> lr`` (round counted from 0). ``vectorise=None`` picks ``vmap`` unless
-    the model cannot be vmapped (batch norm in training mode, a trial call fails, or the trial warns that
-    vmap lacks a batching rule and would loop internally, as for LSTMs on CPU), logging why;
-    ``sim.vectorised`` tells which path runs and ``sim.path_reason`` why. The choice depends only on the
-    model, never on timings, so a configuration always runs the same path. ``clients_per_call`` is the
-    vmap chunk (default: about 320 samples per call, e.g. 10 clients at batch 32); it changes speed
-    and float rounding only.
+    float or a schedule ``round -> lr`` (round counted from 0). ``per_round`` clients take part in each
+    round (default all). ``byzantine`` says who is Byzantine and when (default: the last
+    ``num_byzantine`` clients, every round). ``vectorise=None`` picks ``vmap`` unless the model cannot
+    be vmapped (batch norm in training mode, a fused recurrent layer, a trial call fails or warns that
+    vmap would loop internally), logging why; ``sim.vectorised`` tells which path runs and
+    ``sim.path_reason`` why. The choice depends only on the model, never on timings.
+    ``clients_per_call`` is the vmap chunk (default: about 320 samples per call); it changes speed and
+    float rounding only. ``augment`` transforms image minibatches per client (random crop, flip).
     """
 
     def __init__(
@@ -105,21 +112,26 @@ class Simulator:
         aggregator: Aggregator,
         *,
         num_byzantine: int = 0,
+        byzantine: ByzantineSchedule | None = None,
+        per_round: int | None = None,
         attack: Any = None,
         data_attack: Any = None,
-        compressor: Any = None,
+        compressor: Compressor | None = None,
         batch_size: int = 32,
         lr: float | Callable[[int], float] = 0.1,
         seed: int = 0,
         device: torch.device | str = "cpu",
         vectorise: bool | None = None,
         clients_per_call: int | None = None,
+        augment: Augment | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         self.device = torch.device(device)
         self.algorithm = algorithm
         self.aggregator = aggregator
         self.attack = attack
         self.compressor = compressor
+        self.augment = augment or Augment()
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.clients_per_call = (
             max(1, _SAMPLES_PER_CALL // self.batch_size)
@@ -127,22 +139,33 @@ class Simulator:
             else check_int("clients_per_call", clients_per_call, minimum=1)
         )
         self.seed = check_int("seed", seed)
-        self.num_byzantine = check_int("num_byzantine", num_byzantine)
+        self.streams = Streams(self.seed)
         self.n = len(partitions)
         if self.n == 0:
             raise ValueError("partitions is empty; give one index tensor per client")
-        if self.num_byzantine >= self.n:
+        self.per_round = self.n if per_round is None else check_int("per_round", per_round, minimum=1)
+        if self.per_round > self.n:
+            raise ValueError(f"per_round = {self.per_round} is more than the {self.n} clients")
+        if byzantine is None:
+            byzantine = ByzantineSchedule(f=check_int("num_byzantine", num_byzantine))
+        elif num_byzantine not in (0, byzantine.f):
+            raise ValueError(f"num_byzantine = {num_byzantine} disagrees with byzantine.f = {byzantine.f}")
+        if byzantine.f >= self.n:
             raise ValueError(
                 f"num_byzantine must be < the number of clients ({self.n}) so at least one is honest, "
-                f"got {self.num_byzantine}"
+                f"got {byzantine.f}"
             )
+        byzantine.check(self.n, self.per_round)
+        self.byzantine = byzantine
+        self.num_byzantine = byzantine.f
         if not callable(lr) and (isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0):
             raise ValueError(f"lr must be a positive number or a callable round -> lr, got {lr!r}")
         self._lr = lr
-        aggregator.check_n(self.n)
+        aggregator.check_n(self.per_round)
+        self.aggregators = phases.aggregators_for(aggregator, algorithm.parts)
 
         self.model = model.to(self.device).train()  # clients train in train mode; evaluate() uses eval
-        self.flat = FlatModel(self.model)
+        self.flat = FlatModel(self.model, label_smoothing=label_smoothing)
         self.params = self.flat.flat_params()
         self.round = 0
 
@@ -150,20 +173,33 @@ class Simulator:
         self.x_test = dataset.x_test.to(self.device)
         self.y_test = dataset.y_test.to(self.device)
         partitions = [self._check_partition(i, p, len(x_train)) for i, p in enumerate(partitions)]
+        if data_attack is not None and byzantine.resample and byzantine.f > 0:
+            raise ValueError(
+                "a data attack poisons fixed clients' data: it cannot run with byzantine.resample = true"
+            )
         self.x_store, self.y_store, partitions = self._poison(x_train, y_train, partitions, data_attack)
-        self.sampler = ClientSampler(
-            partitions, [make_generator(self.seed, "sample", i) for i in range(self.n)]
-        )
-        self.attack_generator = make_generator(self.seed, "attack")
-        self.compress_generator = make_generator(self.seed, "compress")
+        self.sampler = ClientSampler(partitions, self.streams)
 
         self._check_model_fits()
-        one = algorithm.init_client_state(self.params)
-        self.client_state: State = {k: v.unsqueeze(0).repeat_interleave(self.n, 0) for k, v in one.items()}
+        self.client_state: State = self._init_client_state()
         self.server_state: State = algorithm.init_server_state(self.params)
         self.vectorised, self.path_reason = self._pick_path(vectorise)
+        self.executor: Executor = VmapExecutor(self.clients_per_call) if self.vectorised else LoopExecutor()
 
     # ----------------------------------------------------------------------------------- construction
+    def _init_client_state(self) -> State:
+        one = self.algorithm.init_client_state(self.params)
+        return {k: v.unsqueeze(0).repeat_interleave(self.n, 0) for k, v in one.items()}
+
+    def _compressor_state(self, parts: dict[str, Tensor], ids: Tensor) -> State:
+        """The cohort's compressor state rows, allocated for all clients at the first message (its
+        parts' shapes are known only then)."""
+        prefix = phases.COMPRESSOR_STATE + "."
+        if self.compressor is not None and not any(k.startswith(prefix) for k in self.client_state):
+            example = {name: rows[0] for name, rows in parts.items()}
+            self.client_state.update(phases.init_compressor_state(self.compressor, example, self.n))
+        return phases.gather_rows({k: v for k, v in self.client_state.items() if k.startswith(prefix)}, ids)
+
     def _check_partition(self, i: int, part: Tensor, size: int) -> Tensor:
         if not isinstance(part, Tensor) or part.dim() != 1 or part.is_floating_point():
             raise ValueError(f"partitions[{i}] must be a 1-D integer index tensor")
@@ -199,7 +235,7 @@ class Simulator:
     def _model_rng(self, round_index: int) -> Iterator[None]:
         """Seed torch's global generator (dropout) for ``round_index`` and restore it afterwards."""
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(derive_seed(self.seed, "model", round_index))
+            torch.manual_seed(self.streams.seed_of("dropout", round_index))
             yield
 
     def _poison(
@@ -209,8 +245,8 @@ class Simulator:
         xs, ys = [x], [y]
         if data_attack is not None and self.num_byzantine > 0:
             offset = len(x)
-            for i in range(self.n - self.num_byzantine, self.n):
-                gen = make_generator(self.seed, "data_attack", i)
+            for i in self.byzantine.byzantine_ids(self.n, self.streams, 0).tolist():
+                gen = self.streams.client("data-attack", i)
                 px, py, _ = data_attack(x[partitions[i]], y[partitions[i]], generator=gen)
                 xs.append(px)
                 ys.append(py)
@@ -229,13 +265,17 @@ class Simulator:
             return False, blocker
         if vectorise:
             return True, "vectorised path requested"
-        try:  # one trial on the first samples; the run's generators are not touched
+        try:  # one trial on the first samples and clients; no stream is advanced
+            ids = torch.arange(min(self.n, 2))
             steps, b = self.algorithm.local_steps, min(self.batch_size, len(self.x_store))
-            idx = torch.arange(b).repeat(min(self.n, 2), steps, 1).to(self.device)
-            state = {k: v[: idx.shape[0]] for k, v in self.client_state.items()}
+            idx = torch.arange(b).repeat(len(ids), steps, 1).to(self.device)
+            states = self._round_states(ids, torch.zeros(len(ids), dtype=torch.bool))
+            shared = self.algorithm.broadcast(self.params, self.server_state, 0)
             with self._model_rng(-1), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                self._vmapped(0.0)(self.params, self.x_store[idx], self.y_store[idx], state)
+                VmapExecutor(self.clients_per_call).run(
+                    self.algorithm, self.flat, shared, self.x_store[idx], self.y_store[idx], states, 0.0
+                )
         except Exception as err:  # any failure of vmap means: use the loop
             reason = f"vmap failed: {type(err).__name__}: {err}"
             log.info("simulator: per-client loop path (%s)", reason)
@@ -259,87 +299,82 @@ class Simulator:
             )
         return lr
 
-    def _vmapped(self, lr: float) -> Callable[..., tuple[Tensor, State, Tensor]]:
-        step = functools.partial(self.algorithm.client_step, lr=lr, grad_fn=self.flat.vmap_grad_fn())
-        fn: Callable[..., tuple[Tensor, State, Tensor]] = vmap(
-            step, in_dims=(None, 0, 0, 0), randomness="different", chunk_size=self.clients_per_call
-        )
-        return fn
+    def _algorithm_state_keys(self) -> list[str]:
+        return [k for k in self.client_state if not k.startswith(phases.COMPRESSOR_STATE + ".")]
 
-    def _client_messages(self, xs: Tensor, ys: Tensor, lr: float) -> tuple[Tensor, State, Tensor]:
-        if self.vectorised:
-            return self._vmapped(lr)(self.params, xs, ys, self.client_state)
-        grad_fn = self.flat.loop_grad_fn()
-        outs = [
-            self.algorithm.client_step(
-                self.params, xs[i], ys[i], {k: v[i] for k, v in self.client_state.items()}, lr, grad_fn
-            )
-            for i in range(self.n)
-        ]
-        messages = torch.stack([o[0] for o in outs])
-        state = {k: torch.stack([o[1][k] for o in outs]) for k in outs[0][1]}
-        return messages, state, torch.stack([o[2] for o in outs])
+    def _round_states(self, ids: Tensor, byzantine: Tensor) -> State:
+        """The cohort's algorithm state rows (plus the Byzantine flag where the algorithm reads it)."""
+        states = phases.gather_rows({k: self.client_state[k] for k in self._algorithm_state_keys()}, ids)
+        if self.algorithm.needs_byzantine_flag:
+            states["byzantine"] = byzantine.to(self.device)
+        return states
+
+    def plan(self, round_index: int) -> Cohort:
+        """The cohort of round ``round_index``: ids, Byzantine rows, reported data sizes."""
+        ids, byz = draw_cohort(self.n, self.per_round, self.byzantine, self.streams, round_index)
+        return Cohort(ids, byz, self.sampler.sizes(ids))
 
     def step(self) -> RoundStats:
         """Run one round and return its statistics."""
         seconds = dict.fromkeys(PHASES, 0.0)
-        lr = self.lr_at(self.round)
-        h, f = self.n - self.num_byzantine, self.num_byzantine
+        r = self.round
+        lr = self.lr_at(r)
+
+        t = time.perf_counter()
+        cohort = self.plan(r)
+        shared = self.algorithm.broadcast(self.params, self.server_state, r)
+        idx = self.sampler.sample(cohort.ids, r, self.algorithm.local_steps, self.batch_size).to(self.device)
+        xs = self.augment(self.x_store[idx], cohort.ids, self.streams, r)
+        states = self._round_states(cohort.ids, cohort.byzantine)
+        seconds["plan"] = time.perf_counter() - t
 
         t = time.perf_counter()
         self.model.train()
-        idx = self.sampler.sample(self.algorithm.local_steps, self.batch_size).to(self.device)
-        with self._model_rng(self.round):
-            messages, self.client_state, losses = self._client_messages(
-                self.x_store[idx], self.y_store[idx], lr
-            )
-        messages = messages.detach()
+        with self._model_rng(r):
+            out = self.executor.run(self.algorithm, self.flat, shared, xs, self.y_store[idx], states, lr)
+        new_states = {k: v for k, v in out.state.items() if k != "byzantine"}
+        phases.scatter_rows(self.client_state, cohort.ids, new_states)
+        parts = phases.as_parts(out.message, self.algorithm.parts)
         seconds["compute"] = time.perf_counter() - t
 
-        if self.attack is not None and f > 0:
-            t = time.perf_counter()
-            byz = self.attack(messages[:h], f, rng=self.attack_generator, round=self.round, own=messages[h:])
-            if tuple(byz.shape) != (f, messages.shape[1]):
-                raise ValueError(
-                    f"attack returned shape {tuple(byz.shape)}, expected ({f}, {messages.shape[1]})"
-                )
-            messages = torch.cat([messages[:h], byz.to(messages)])
-            seconds["attack"] = time.perf_counter() - t
+        t = time.perf_counter()
+        parts = phases.inject(self.attack, parts, cohort.byzantine, self.streams, r)
+        seconds["attack"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if self.compressor is not None:
-            packed = self.compressor.compress(messages, self.compress_generator)
-            messages = self.compressor.decompress(packed)
-            bits_up = int(packed.bits)
-        else:
-            bits_up = 8 * messages.element_size() * messages.numel()
+        comp_state = self._compressor_state(parts, cohort.ids)
+        parts, bits_up, comp_state = phases.transmit(
+            self.compressor, parts, cohort.ids, comp_state, self.streams, r
+        )
+        phases.scatter_rows(self.client_state, cohort.ids, comp_state)
         seconds["compress"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        new_params, self.server_state = self.algorithm.server_step(
-            self.params, messages, self.aggregator, self.server_state, lr
+        result = phases.aggregate_update(
+            self.algorithm, self.params, parts, self.aggregators, self.server_state, lr, r, cohort
         )
         seconds["aggregate"] = time.perf_counter() - t
-        if new_params.shape != self.params.shape:
-            raise ValueError(
-                f"the server step returned shape {tuple(new_params.shape)}, expected ({self.flat.dim},): "
-                f"{self.aggregator!r} must reduce [n, d] to [d] (end a pre-aggregator with a rule, e.g. "
-                "Pipeline(NNM(f), Krum(f)))"
-            )
 
         t = time.perf_counter()
-        self.params = new_params.detach()
+        self.params, self.server_state = result.params, result.state
         self.flat.load_flat(self.params)
         seconds["update"] = time.perf_counter() - t
 
         self.round += 1
+        metrics: dict[str, Any] = {
+            **phases.client_metrics(out.metrics, cohort.byzantine),
+            **result.metrics,
+            "clients": len(cohort.ids),
+            "byzantine_ids": cohort.ids[cohort.byzantine].tolist(),
+        }
         return RoundStats(
             round=self.round,
-            loss=float(losses[:h].mean()),
+            loss=phases.honest_mean(out.loss.detach(), cohort.byzantine),
             lr=lr,
             bits_up=bits_up,
-            bits_down=8 * self.params.element_size() * self.flat.dim * self.n,
+            bits_down=self.algorithm.broadcast_bits(shared) * len(cohort.ids),
             seconds=seconds,
+            metrics=metrics,
         )
 
     # ---------------------------------------------------------------------------------- evaluation
@@ -375,21 +410,19 @@ class Simulator:
 
     # ------------------------------------------------------------------------------------- resume
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume to the identical result (tensors and plain values only)."""
+        """Everything needed to resume to the identical result (tensors and plain values only).
+
+        No generator state: every draw is derived from (seed, stream, client, round)."""
+        aggregators = self.aggregators if isinstance(self.aggregators, dict) else {"": self.aggregators}
         return {
             "round": self.round,
             "params": self.params.clone(),
             "buffers": {k: v.clone() for k, v in self.model.named_buffers()},
             "client_state": {k: v.clone() for k, v in self.client_state.items()},
             "server_state": {k: v.clone() for k, v in self.server_state.items()},
-            "generators": {
-                "sample": [g.get_state() for g in self.sampler.generators],
-                "attack": self.attack_generator.get_state(),
-                "compress": self.compress_generator.get_state(),
-            },
-            "aggregator": object_state(self.aggregator),
-            "attack": None if self.attack is None else object_state(self.attack),
-            "compressor": None if self.compressor is None else object_state(self.compressor),
+            "aggregators": {k: a.state_dict() for k, a in aggregators.items()},
+            "algorithm": self.algorithm.state_dict(),
+            "attack": self.attack.state_dict() if hasattr(self.attack, "state_dict") else None,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -399,8 +432,9 @@ class Simulator:
             raise ValueError(
                 f"state_dict params have shape {tuple(params.shape)}, this model has ({self.flat.dim},)"
             )
-        if len(state["generators"]["sample"]) != self.n:
-            raise ValueError(f"state_dict is for {len(state['generators']['sample'])} clients, not {self.n}")
+        rows = {k: int(v.shape[0]) for k, v in state["client_state"].items()}
+        if any(r != self.n for r in rows.values()):
+            raise ValueError(f"state_dict is for {sorted(set(rows.values()))} clients, not {self.n}")
         self.round = int(state["round"])
         self.params = params.clone().to(self.device)
         self.flat.load_flat(self.params)
@@ -410,12 +444,9 @@ class Simulator:
                 buffers[k].copy_(v)
         self.client_state = {k: v.clone().to(self.device) for k, v in state["client_state"].items()}
         self.server_state = {k: v.clone().to(self.device) for k, v in state["server_state"].items()}
-        for g, s in zip(self.sampler.generators, state["generators"]["sample"], strict=True):
-            g.set_state(s)
-        self.attack_generator.set_state(state["generators"]["attack"])
-        self.compress_generator.set_state(state["generators"]["compress"])
-        load_object_state(self.aggregator, state["aggregator"])
+        aggregators = self.aggregators if isinstance(self.aggregators, dict) else {"": self.aggregators}
+        for k, agg in aggregators.items():
+            agg.load_state_dict(state["aggregators"][k])
+        self.algorithm.load_state_dict(state["algorithm"])
         if self.attack is not None and state["attack"] is not None:
-            load_object_state(self.attack, state["attack"])
-        if self.compressor is not None and state["compressor"] is not None:
-            load_object_state(self.compressor, state["compressor"])
+            self.attack.load_state_dict(state["attack"])

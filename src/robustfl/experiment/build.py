@@ -1,36 +1,37 @@
 """Config -> simulator: every object is built through its registry, errors name the config field.
 
-Conveniences (documented in docs/experiments.md):
+One :class:`BuildContext` fills constructor arguments a component accepts and its ``params`` did not
+set (documented in docs/experiments.md):
 
-* a rule, pre-aggregator or attack whose constructor takes ``f`` gets ``workers.f`` unless its ``params``
-  set it;
-* a constructor that takes ``seed`` (BGMD's sampling, bucketing's shuffle, ...) gets a seed derived from
-  ``training.seed`` and the config field (``derive_seed(seed, "aggregator")``) unless its ``params`` set
-  it, so changing ``training.seed`` changes every random stream of the run;
-* the model's initial weights are drawn from ``derive_seed(training.seed, "model")`` (the global torch
-  random state is left as it was);
-* ``training.momentum`` / ``training.local_steps`` go to the algorithm when its constructor takes them;
-  a non-default value for an algorithm that does not take it is an error;
-* ``training.algorithm = "fedavg-pgd"`` with ``algorithm_params.radius`` arms the Byzantine workers with
-  that PGD budget (:func:`robustfl.attacks.pgd_training.arm_attackers`);
-* the ``edge-case`` data attack splits its edge cases off the loaded train split (its ``params`` take
-  ``fraction`` and :func:`robustfl.attacks.edge_case.build_edge_case_set`'s ``source``, ``target``,
-  ``tail_fraction``, ``test_fraction``, ``components``) and evaluates ``backdoor_accuracy`` on the
-  edge-case test set.
+* ``f`` — ``workers.f`` (rules, pre-aggregators, attacks);
+* ``n`` — the cohort size (``workers.per_round``, or ``workers.n``);
+* ``seed`` — a seed from the ``component`` stream keyed by the config field (``aggregator``,
+  ``aggregator.pre[0]``, ``attack``, ``compressor``), so changing ``training.seed`` changes every stream;
+* ``shapes`` / ``layout`` — the model's parameter layout (PowerSGD, spectral ATOMO, per-layer rules);
+* ``agg`` — the run's own aggregator (attacks that optimise against it).
+
+The algorithm is ``[algorithm] name, params``; ``training.algorithm``, ``training.algorithm_params``,
+``training.momentum`` and ``training.local_steps`` are aliases. The training recipe (client optimizer:
+``weight_decay``, ``client_momentum``, ``nesterov``, ``clip_norm``; ``server_optimizer``) goes to the
+algorithm when its constructor takes it. The model's initial weights come from the ``model-init``
+stream (the global torch random state is left as it was). The ``edge-case`` data attack splits its edge
+cases off the loaded train split and evaluates ``backdoor_accuracy`` on the edge-case test set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from robustfl.experiment.config import Component, ConfigError, ExperimentConfig
+from robustfl.layout import ParameterLayout
 from robustfl.registry import Registry
-from robustfl.utils import derive_seed, make_generator
+from robustfl.streams import Streams
 
 
 @contextmanager
@@ -44,58 +45,146 @@ def config_field(path: str) -> Iterator[None]:
         raise ConfigError(f"config error: {path}: {err}") from None
 
 
-def build_component(registry: Registry[Any], component: Component, path: str, *, f: int, seed: int) -> Any:
-    """``registry.get(name, **params)`` with ``f`` and a derived ``seed`` filled in where accepted."""
+@dataclass
+class BuildContext:
+    """What a component's constructor may take from the run rather than from its ``params``."""
+
+    n: int
+    f: int
+    streams: Streams
+    layout: ParameterLayout | None = None
+    agg: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def values(self, path: str) -> dict[str, Any]:
+        known: dict[str, Any] = {"n": self.n, "f": self.f, "seed": self.streams.seed_of("component", path)}
+        if self.layout is not None:
+            known |= {"layout": self.layout, "shapes": self.layout.shapes}
+        if self.agg is not None:
+            known["agg"] = self.agg
+        return known | self.extra
+
+
+def build_component(registry: Registry[Any], component: Component, path: str, ctx: BuildContext) -> Any:
+    """``registry.get(name, **params)`` with the context's values filled in where accepted and unset."""
     with config_field(f"{path}.name"):
         accepted = registry.parameters(component.name)
     params = dict(component.params)
-    if "f" in accepted and "f" not in params:
-        params["f"] = f
-    if "seed" in accepted and "seed" not in params:
-        params["seed"] = derive_seed(seed, path)
+    for key, value in ctx.values(path).items():
+        if key in accepted and key not in params:
+            params[key] = value
     with config_field(f"{path}.params"):
         return registry.get(component.name, **params)
 
 
-def build_aggregator(config: ExperimentConfig) -> Any:
+def build_aggregator(config: ExperimentConfig, ctx: BuildContext | None = None) -> Any:
     """The rule of ``[aggregator]``, behind its ``pre`` stages when there are any."""
     from robustfl.aggregators import AGGREGATORS
 
-    f, seed = config.workers.f, config.training.seed
-    rule = build_component(AGGREGATORS, config.aggregator, "aggregator", f=f, seed=seed)
+    ctx = ctx or context(config)
+    rule = build_component(AGGREGATORS, config.aggregator, "aggregator", ctx)
     if not config.aggregator.pre:
         return rule
     from robustfl.aggregators import Pipeline
 
     stages = [
-        build_component(AGGREGATORS, stage, f"aggregator.pre[{i}]", f=f, seed=seed)
+        build_component(AGGREGATORS, stage, f"aggregator.pre[{i}]", ctx)
         for i, stage in enumerate(config.aggregator.pre)
     ]
     with config_field("aggregator.pre"):
         return Pipeline(*stages, rule)
 
 
+def context(config: ExperimentConfig, layout: ParameterLayout | None = None) -> BuildContext:
+    """The build context of ``config`` (cohort size, f, streams, and the layout once the model exists)."""
+    n = config.workers.per_round or config.workers.n
+    return BuildContext(n=n, f=config.workers.f, streams=Streams(config.training.seed), layout=layout)
+
+
+def algorithm_component(config: ExperimentConfig) -> tuple[Component, str]:
+    """The algorithm's ``{name, params}`` and the config field to name in errors.
+
+    ``[algorithm]`` wins; the ``training.*`` aliases must then keep their defaults."""
+    tr = config.training
+    if config.algorithm is not None:
+        aliases = {
+            "training.algorithm": tr.algorithm != "sgd",
+            "training.algorithm_params": bool(tr.algorithm_params),
+        }
+        clash = [k for k, v in aliases.items() if v]
+        if clash:
+            raise ConfigError(
+                f"config error: {clash[0]}: the algorithm is set in [algorithm]; remove {clash[0]}"
+            )
+        return config.algorithm, "algorithm"
+    return Component(name=tr.algorithm, params=dict(tr.algorithm_params)), "training.algorithm"
+
+
 def build_algorithm(config: ExperimentConfig) -> Any:
+    """The algorithm with the training recipe filled in where its constructor takes it."""
     from robustfl.algorithms import ALGORITHMS
+    from robustfl.algorithms.optim import ClientOptimizer, make_server_optimizer
 
     tr = config.training
-    with config_field("training.algorithm"):
-        accepted = ALGORITHMS.parameters(tr.algorithm)
-    params: dict[str, Any] = dict(tr.algorithm_params)
+    component, path = algorithm_component(config)
+    with config_field(f"{path}"):
+        accepted = ALGORITHMS.parameters(component.name)
+    params: dict[str, Any] = dict(component.params)
     for key, value, default in (("momentum", tr.momentum, 0.0), ("local_steps", tr.local_steps, 1)):
+        if value == default:
+            continue
         if key in params:
             raise ConfigError(
-                f"config error: training.algorithm_params: set {key} with training.{key}, not here"
+                f"config error: training.{key}: set {key} in one place, not also in {path} params"
             )
-        if key in accepted:
-            params[key] = value
-        elif value != default:
+        if key not in accepted:
             raise ConfigError(
-                f"config error: training.{key}: algorithm {tr.algorithm!r} does not take {key} "
+                f"config error: training.{key}: algorithm {component.name!r} does not take {key} "
                 f"(its parameters: {', '.join(accepted) or 'none'})"
             )
-    with config_field("training.algorithm_params" if tr.algorithm_params else "training.algorithm"):
-        return ALGORITHMS.get(tr.algorithm, **params)
+        params[key] = value
+    recipe: dict[str, Callable[[], Any]] = {}
+    if tr.weight_decay or tr.client_momentum or tr.nesterov or tr.clip_norm is not None:
+        recipe["client_optimizer"] = lambda: ClientOptimizer(
+            momentum=tr.client_momentum,
+            weight_decay=tr.weight_decay,
+            nesterov=tr.nesterov,
+            clip_norm=tr.clip_norm,
+        )
+    if tr.server_optimizer is not None:
+        so = tr.server_optimizer
+        recipe["server_optimizer"] = lambda: make_server_optimizer(so.name, **so.params)
+    for key, make in recipe.items():
+        field_name = "server_optimizer" if key == "server_optimizer" else "client optimizer fields"
+        if key not in accepted:
+            raise ConfigError(
+                f"config error: training: algorithm {component.name!r} takes no {key} (set by training."
+                f"{field_name}); its parameters: {', '.join(accepted) or 'none'}"
+            )
+        with config_field(
+            f"training.{'server_optimizer' if key == 'server_optimizer' else 'client_momentum'}"
+        ):
+            params[key] = make()
+    params_path = "algorithm.params" if path == "algorithm" else "training.algorithm_params"
+    with config_field(params_path if component.params else path):
+        return ALGORITHMS.get(component.name, **params)
+
+
+def build_lr(config: ExperimentConfig) -> float | Callable[[int], float]:
+    """``training.lr``, or the schedule ``round -> lr`` of ``training.lr_schedule``."""
+    tr = config.training
+    if tr.lr_schedule is None:
+        return tr.lr
+    from robustfl.algorithms.schedules import LR_SCHEDULES
+
+    with config_field("training.lr_schedule"):
+        schedule = LR_SCHEDULES.get(tr.lr_schedule.name, **tr.lr_schedule.params)
+    base = tr.lr
+
+    def lr_at(round_index: int) -> float:
+        return schedule.lr_at(base, round_index)
+
+    return lr_at
 
 
 class ConfiguredRun:
@@ -164,14 +253,17 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
     """The simulator and, for the edge-case data attack, its :class:`EdgeCaseSet` (else ``None``).
 
     With ``data_attack.name = "edge-case"`` the edge cases are split off the train split before it is
-    partitioned (:func:`robustfl.attacks.edge_case.split_off_edge_cases`, as ``robustfl edge-case`` does):
-    every worker holds clean data, and the Byzantine workers' mix draws from the edge-case train set.
+    partitioned (:func:`robustfl.attacks.edge_case.split_off_edge_cases`): every worker holds clean
+    data, and the Byzantine workers' mix draws from the edge-case train set.
     """
     from robustfl.data import load_dataset, partition
     from robustfl.engine import Simulator
+    from robustfl.engine.augment import Augment
+    from robustfl.engine.participation import ByzantineSchedule, parse_ids
     from robustfl.models import build_model
 
     tr, data = config.training, config.data
+    streams = Streams(tr.seed)
     with config_field("data.name"):
         # Any: the frozen Dataset has read-only fields, the engine's DatasetLike protocol declares settable ones
         dataset: Any = load_dataset(data.name, data.data_dir, **data.params)
@@ -199,29 +291,24 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
         if data.partition == "natural":  # one writer/speaker per client: the loader's ownership labels
             params.setdefault("groups", dataset.groups_train)
         parts = partition(
-            dataset.y_train,
-            config.workers.n,
-            data.partition,
-            generator=make_generator(tr.seed, "partition"),
-            **params,
+            dataset.y_train, config.workers.n, data.partition, generator=streams.shared("partition"), **params
         )
     with config_field("model"), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(tr.seed, "model"))  # the initial weights follow training.seed
+        torch.manual_seed(streams.seed_of("model-init"))  # the initial weights follow training.seed
         model = build_model(
             config.model.name, dataset.input_shape, dataset.num_classes, **config.model.params
         )
+    ctx = context(config, ParameterLayout.of(model))
     algorithm = build_algorithm(config)
-    aggregator = build_aggregator(config)
-    with config_field("workers"):
-        aggregator.check_n(config.workers.n)
+    aggregator = build_aggregator(config, ctx)
+    with config_field("workers.per_round" if config.workers.per_round else "workers"):
+        aggregator.check_n(ctx.n)
+    ctx.agg = aggregator
     attack = data_attack = compressor = None
-    f = config.workers.f
     if config.attack is not None:
         from robustfl.attacks import ATTACKS
 
-        attack = build_component(ATTACKS, config.attack, "attack", f=f, seed=tr.seed)
-        if "agg" in ATTACKS.parameters(config.attack.name) and "agg" not in config.attack.params:
-            attack.agg = aggregator  # optimal attacks search against the run's own rule
+        attack = build_component(ATTACKS, config.attack, "attack", ctx)
     if config.data_attack is not None:
         from robustfl.attacks.data import DATA_ATTACKS
 
@@ -231,22 +318,19 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
             with config_field("data_attack.params"):
                 data_attack = EdgeCaseMix(edge.train_x, edge.train_y, **mix_params)
         else:
-            data_attack = build_component(DATA_ATTACKS, config.data_attack, "data_attack", f=f, seed=tr.seed)
+            data_attack = build_component(DATA_ATTACKS, config.data_attack, "data_attack", ctx)
     if config.compressor is not None:
-        from robustfl.compressors import COMPRESSORS, build
+        from robustfl.compressors import COMPRESSORS, ErrorFeedback
 
-        with config_field("compressor.name"):
-            accepted = COMPRESSORS.parameters(config.compressor.name)
-        params = dict(config.compressor.params)
-        if "seed" in accepted and "seed" not in params:
-            params["seed"] = derive_seed(tr.seed, "compressor")
-        with config_field("compressor"):
-            compressor = build(
-                config.compressor.name,
-                params,
-                error_feedback=config.compressor.error_feedback,
-                shapes=[tuple(p.shape) for p in model.parameters()],
-            )
+        compressor = build_component(COMPRESSORS, config.compressor, "compressor", ctx)
+        if config.compressor.error_feedback:
+            with config_field("compressor.error_feedback"):
+                compressor = ErrorFeedback(compressor)
+    byz = config.byzantine
+    with config_field("byzantine"):
+        schedule = ByzantineSchedule(
+            f=config.workers.f, ids=parse_ids(byz.ids), every=byz.every, resample=byz.resample
+        )
     with config_field("training"):
         sim = Simulator(
             model,
@@ -254,19 +338,17 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
             parts,
             algorithm,
             aggregator,
-            num_byzantine=f,
+            byzantine=schedule,
+            per_round=config.workers.per_round,
             attack=attack,
             data_attack=data_attack,
             compressor=compressor,
             batch_size=tr.batch_size,
-            lr=tr.lr,
+            lr=build_lr(config),
             seed=tr.seed,
             device=tr.device,
             vectorise=tr.vectorise,
+            augment=Augment(tr.augment.crop_padding, tr.augment.flip),
+            label_smoothing=tr.label_smoothing,
         )
-    radius = getattr(algorithm, "radius", None)  # fedavg-pgd: the Byzantine workers' PGD budget
-    if radius is not None and f > 0:
-        from robustfl.attacks.pgd_training import arm_attackers
-
-        arm_attackers(sim, radius)
     return sim, edge

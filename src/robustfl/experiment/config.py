@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -77,12 +77,19 @@ class ModelConfig(_Section):
     )
 
 
+class AugmentConfig(_Section):
+    crop_padding: int = Field(
+        default=0, ge=0, le=64, description="Zero padding before a random crop back to size (0 = no crop)."
+    )
+    flip: bool = Field(default=False, description="Random horizontal flips (half of the images).")
+
+
 class TrainingConfig(_Section):
     algorithm: str = Field(
         default="sgd",
         description=(
-            "Training algorithm: sgd (distributed SGD), fedavg (local SGD) or fedavg-pgd (FedAvg whose "
-            "Byzantine workers project onto an l2 ball during local training; Wang et al. 2020)."
+            "Training algorithm (alias of [algorithm] name): sgd (distributed SGD), fedavg (local SGD), "
+            "fedavg-pgd, ... (see `robustfl list algorithms`)."
         ),
     )
     rounds: int = Field(
@@ -120,6 +127,36 @@ class TrainingConfig(_Section):
         default=None,
         description="Batch all workers with vmap (true), loop over them (false) or decide automatically.",
     )
+    lr_schedule: Component | None = Field(
+        default=None,
+        description=(
+            "lr schedule {name, params}: constant, step (milestones, gamma), exponential (gamma), cosine "
+            "(period, min_factor), periodic-exponential (gamma, period). lr_t = lr * factor(t)."
+        ),
+    )
+    weight_decay: float = Field(
+        default=0.0, ge=0, description="L2 weight decay added to each client gradient."
+    )
+    client_momentum: float = Field(
+        default=0.0, ge=0, lt=1, description="Momentum of the clients' local SGD steps (fedavg and kin)."
+    )
+    nesterov: bool = Field(default=False, description="Nesterov momentum for the clients' local steps.")
+    clip_norm: float | None = Field(
+        default=None, gt=0, description="Clip each client gradient to this l2 norm (LSTMs); none if absent."
+    )
+    label_smoothing: float = Field(
+        default=0.0, ge=0, lt=1, description="Label smoothing of the training loss."
+    )
+    augment: AugmentConfig = Field(
+        default_factory=lambda: AugmentConfig(), description="Image augmentation of the clients' minibatches."
+    )
+    server_optimizer: Component | None = Field(
+        default=None,
+        description=(
+            "How the server applies the aggregate {name, params}: sgd (momentum = FedAvgM), adam, yogi, "
+            "adagrad (FedOpt). Default: plain SGD."
+        ),
+    )
     eval_every: int = Field(
         default=10, ge=1, description="Evaluate on the test set every this many rounds (and at the end)."
     )
@@ -139,13 +176,33 @@ class TrainingConfig(_Section):
 
 class WorkersConfig(_Section):
     n: int = Field(default=10, ge=1, description="Total number of workers (honest + Byzantine).")
-    f: int = Field(default=0, ge=0, description="Number of Byzantine workers (the last f workers).")
+    f: int = Field(default=0, ge=0, description="Number of Byzantine workers (which ones: [byzantine]).")
+    per_round: int | None = Field(
+        default=None,
+        ge=1,
+        description="Workers sampled each round, uniformly without replacement (all if absent).",
+    )
 
     @model_validator(mode="after")
     def _one_honest(self) -> WorkersConfig:
         if self.f >= self.n:
             raise ValueError(f"f = {self.f} must be smaller than n = {self.n} (at least one honest worker)")
+        if self.per_round is not None and self.per_round > self.n:
+            raise ValueError(f"per_round = {self.per_round} must be at most n = {self.n}")
         return self
+
+
+class ByzantineConfig(_Section):
+    ids: Literal["last", "random"] | list[int] = Field(
+        default="last",
+        description="Which workers are Byzantine: 'last' (the last f), 'random' (drawn once) or a list of ids.",
+    )
+    every: int = Field(
+        default=1, ge=1, description="The Byzantine workers take part only every this many rounds."
+    )
+    resample: bool = Field(
+        default=False, description="Draw a fresh set of Byzantine ids every round (needs ids = 'random')."
+    )
 
 
 class AggregatorConfig(Component):
@@ -179,6 +236,16 @@ class ExperimentConfig(_Section):
     )
     workers: WorkersConfig = Field(
         default_factory=lambda: WorkersConfig(), description="How many workers, how many Byzantine."
+    )
+    algorithm: Component | None = Field(
+        default=None,
+        description=(
+            "The training algorithm {name, params} (see `robustfl list algorithms`); training.algorithm, "
+            "training.algorithm_params, training.momentum and training.local_steps are aliases."
+        ),
+    )
+    byzantine: ByzantineConfig = Field(
+        default_factory=lambda: ByzantineConfig(), description="Which workers are Byzantine, and when."
     )
     aggregator: AggregatorConfig = Field(
         default_factory=lambda: AggregatorConfig(), description="The server's rule."

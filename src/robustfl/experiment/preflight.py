@@ -41,6 +41,8 @@ def check_config(config: ExperimentConfig) -> list[str]:
 def _registries() -> dict[str, Registry[Any]]:
     from robustfl.aggregators import AGGREGATORS
     from robustfl.algorithms import ALGORITHMS
+    from robustfl.algorithms.optim import SERVER_OPTIMIZERS
+    from robustfl.algorithms.schedules import LR_SCHEDULES
     from robustfl.attacks import ATTACKS
     from robustfl.attacks.data import DATA_ATTACKS
     from robustfl.compressors import COMPRESSORS
@@ -55,12 +57,16 @@ def _registries() -> dict[str, Registry[Any]]:
         "attack.name": ATTACKS,
         "data_attack.name": DATA_ATTACKS,
         "compressor.name": COMPRESSORS,
+        "training.lr_schedule.name": LR_SCHEDULES,
+        "training.server_optimizer.name": SERVER_OPTIMIZERS,
     }
 
 
 def _check_names(config: ExperimentConfig) -> None:
+    from robustfl.experiment.build import algorithm_component
+
+    algorithm, algorithm_field = algorithm_component(config)
     names: dict[str, str | None] = {
-        "training.algorithm": config.training.algorithm,
         "data.name": config.data.name,
         "model.name": config.model.name,
         "aggregator.name": config.aggregator.name,
@@ -69,11 +75,19 @@ def _check_names(config: ExperimentConfig) -> None:
         "compressor.name": config.compressor.name if config.compressor else None,
     }
     names.update({f"aggregator.pre[{i}].name": s.name for i, s in enumerate(config.aggregator.pre)})
+    tr = config.training
+    names["training.lr_schedule.name"] = tr.lr_schedule.name if tr.lr_schedule else None
+    names["training.server_optimizer.name"] = tr.server_optimizer.name if tr.server_optimizer else None
     registries = _registries()
-    for field, name in names.items():
+    checks = [
+        (field, registries[field if field in registries else "aggregator.name"], name)
+        for field, name in names.items()
+    ]
+    field = "training.algorithm" if algorithm_field == "training.algorithm" else "algorithm.name"
+    checks.append((field, registries["training.algorithm"], algorithm.name))
+    for field, registry, name in checks:
         if name is None:
             continue
-        registry = registries[field if field in registries else "aggregator.name"]
         try:
             registry[name]
         except ValueError as err:
@@ -81,15 +95,18 @@ def _check_names(config: ExperimentConfig) -> None:
 
 
 def _check_aggregator(config: ExperimentConfig) -> Any:
-    """Build the rule (and its pre stages) and check ``n``/``f`` against every stated bound."""
-    from robustfl.experiment.build import build_aggregator
+    """Build the rule (and its pre stages) and check the cohort size ``n`` (``workers.per_round`` or
+    ``workers.n``) and ``f`` against every stated bound; a cohort may hold up to ``min(f, n)`` attackers."""
+    from robustfl.experiment.build import build_aggregator, context
 
-    rule = build_aggregator(config)
-    n, f = config.workers.n, config.workers.f
+    ctx = context(config)
+    rule = build_aggregator(config, ctx)
+    n, f = ctx.n, min(ctx.f, ctx.n)
+    where = "workers.per_round" if config.workers.per_round else "workers"
     try:
         rule.check_n(n)
     except ValueError as err:
-        raise ConfigError(f"config error: workers: {err}; change workers.n or workers.f") from None
+        raise ConfigError(f"config error: {where}: {err}; change workers.n, per_round or f") from None
     final = getattr(rule, "stages", [rule])[-1]
     bound = str(getattr(final, "breakdown", ""))
     if bound.startswith(MAJORITY) and 2 * f >= n:
@@ -105,7 +122,7 @@ def _check_attack(config: ExperimentConfig) -> None:
     if config.attack is None:
         return
     from robustfl.attacks import ATTACKS
-    from robustfl.experiment.build import build_component
+    from robustfl.experiment.build import build_component, context
 
     factory = ATTACKS[config.attack.name]
     if not inspect.isclass(factory) and "honest" in _parameters(factory):
@@ -114,7 +131,7 @@ def _check_attack(config: ExperimentConfig) -> None:
             f"registry holds factories: register `lambda **params: {getattr(factory, '__name__', 'fn')}` "
             f"or subclass robustfl.attacks.Attack (contract: {ATTACK_CONTRACT})"
         )
-    attack = build_component(ATTACKS, config.attack, "attack", f=config.workers.f, seed=config.training.seed)
+    attack = build_component(ATTACKS, config.attack, "attack", context(config))
     params = _parameters(attack)
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     missing = [k for k in ("rng", "round", "own") if k not in params]

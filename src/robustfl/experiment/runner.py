@@ -3,10 +3,12 @@
 Every ``training.eval_every`` rounds (and after the last one) the loop appends one line to ``metrics.jsonl``:
 ``round``, ``train_loss`` (mean over the rounds since the previous line), the simulator's evaluation
 (``test_loss``, ``test_accuracy``, ``backdoor_accuracy`` when the run has a backdoor), cumulative ``bits_up`` /
-``bits_down``, cumulative ``seconds`` per phase and cumulative ``wall_seconds``. A run whose train loss becomes
+``bits_down``, cumulative ``seconds`` per phase, cumulative ``wall_seconds`` and ``round_metrics`` (the
+algorithm's and rule's per-round metrics averaged over the rounds since the previous line, e.g. the
+clients per round, and ``byzantine_ids``: the ids that attacked in each round that had attackers). A run whose train loss becomes
 NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of Acharya et al. 2022 prints "-").
 
-A checkpoint holds the simulator's ``state_dict()`` (parameters, every generator, aggregator memory, round)
+A checkpoint holds the simulator's ``state_dict()`` (parameters, client and server state, aggregator memory, round)
 plus the loop's own running totals, so ``resume=True`` continues to exactly the metrics an uninterrupted run
 writes (the timing fields excepted: they measure this machine).
 """
@@ -38,6 +40,9 @@ class Totals:
     bits_down: int = 0
     wall_seconds: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
+    metric_sums: dict[str, float] = field(default_factory=dict)
+    metric_rounds: int = 0
+    byzantine_ids: dict[str, list[int]] = field(default_factory=dict)
 
     def add_round(self, stats: Any, wall: float) -> float:
         """Fold one ``RoundStats`` in; returns its loss."""
@@ -50,7 +55,23 @@ class Totals:
         for phase, secs in (values.get("seconds") or {}).items():
             self.seconds[phase] = self.seconds.get(phase, 0.0) + float(secs)
         self.wall_seconds += wall
+        self.metric_rounds += 1
+        for key, value in (values.get("metrics") or {}).items():
+            if key == "byzantine_ids":
+                if value:
+                    self.byzantine_ids[str(values.get("round", ""))] = list(value)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                self.metric_sums[key] = self.metric_sums.get(key, 0.0) + float(value)
         return loss
+
+    def take_round_metrics(self) -> dict[str, Any]:
+        """The algorithm's per-round metrics since the last call: numeric ones averaged over the rounds,
+        and the Byzantine ids of each round that had attackers (``{round: ids}``); then restart."""
+        out: dict[str, Any] = {k: v / max(self.metric_rounds, 1) for k, v in self.metric_sums.items()}
+        if self.byzantine_ids:
+            out["byzantine_ids"] = dict(self.byzantine_ids)
+        self.metric_sums, self.metric_rounds, self.byzantine_ids = {}, 0, {}
+        return out
 
     def take_loss(self) -> float | None:
         """Mean train loss since the last call (None when non-finite), and restart the mean."""
@@ -60,7 +81,11 @@ class Totals:
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe metric values: floats NaN/Inf -> None, tensors -> numbers."""
+    """JSON-safe metric values: floats NaN/Inf -> None, tensors -> numbers (dicts and lists inside)."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -247,6 +272,7 @@ def run(
                     "bits_down": totals.bits_down,
                     "seconds": dict(totals.seconds),
                     "wall_seconds": totals.wall_seconds,
+                    "round_metrics": _clean(totals.take_round_metrics()),
                 }
                 rd.append_metrics(last)
                 _readable(rd.metrics_path)

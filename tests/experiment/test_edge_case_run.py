@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from robustfl.aggregators import Average, GeometricMedian, Krum, MultiKrum, TrimmedMean
+from robustfl.aggregators.defences import NormDifferenceClipping, WeakDP
 from robustfl.attacks import ModelReplacement
-from robustfl.attacks.defences import NormDifferenceClipping, WeakDP
-from robustfl.attacks.edge_case_experiment import DEFENCES, build_attack, build_defence, run_edge_case
+from robustfl.experiment.edge_case import DEFENCES, build_attack, build_defence, run_edge_case
 
 
 def test_defences_follow_the_chapter() -> None:
@@ -47,9 +47,9 @@ def test_one_round_in_the_simulator_reports_the_three_metrics() -> None:
 def test_cli_prints_one_row_per_mode(monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from robustfl.attacks import edge_case_experiment
-    from robustfl.attacks.edge_case_experiment import EdgeCaseResult
     from robustfl.cli import app
+    from robustfl.experiment import edge_case as edge_case_experiment
+    from robustfl.experiment.edge_case import EdgeCaseResult
 
     def fake_grid(modes, defences, progress=None, **kwargs):
         assert kwargs["rounds"] == 3  # --quick

@@ -1,17 +1,17 @@
 """Server-side backdoor defences of seed 004 ch. 8 ('Defense techniques', Sec. 8.5 hyper-parameters):
 norm-difference clipping (NDC) and weak differential privacy, as aggregators over update rows
 ``x_i = w_i - w`` (client model minus the global model it started from).
-
-This module is imported by ``robustfl.aggregators`` to register "ndc" and "weak-dp", so it must only
-import from ``robustfl.aggregators`` and ``robustfl.utils`` (not from the rest of ``robustfl.attacks``).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from robustfl.aggregators.base import AGGREGATORS, Aggregator, check_int, check_positive
+from robustfl.aggregators.base import AGGREGATORS, Aggregator
+from robustfl.checks import check_int, check_positive
 from robustfl.utils import make_generator
 
 
@@ -56,6 +56,12 @@ class NormDifferenceClipping(Aggregator):
     def reset(self) -> None:
         self.inner.reset()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"inner": self.inner.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state["inner"])
+
 
 @AGGREGATORS.register("weak-dp", "weakdp")
 class WeakDP(NormDifferenceClipping):
@@ -79,3 +85,10 @@ class WeakDP(NormDifferenceClipping):
     def reset(self) -> None:
         super().reset()
         self._gen = make_generator(self.seed, "weak-dp")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "generator": self._gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict({"inner": state["inner"]})
+        self._gen.set_state(state["generator"])

@@ -5,7 +5,8 @@ import math
 import torch
 from typer.testing import CliRunner
 
-from robustfl.attacks.matrix import (
+from robustfl.cli import app
+from robustfl.experiment.attack_matrix import (
     GradientProblem,
     default_attacks,
     default_rules,
@@ -13,7 +14,6 @@ from robustfl.attacks.matrix import (
     honest_spread,
     run_attack_matrix,
 )
-from robustfl.cli import app
 from robustfl.utils import make_generator
 
 

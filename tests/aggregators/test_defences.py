@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from robustfl.aggregators import AGGREGATORS, Average, get
-from robustfl.attacks.defences import NormDifferenceClipping, WeakDP, clip_rows
+from robustfl.aggregators.defences import NormDifferenceClipping, WeakDP, clip_rows
 
 
 def test_clip_rows_projects_long_rows_and_keeps_short_ones() -> None:
@@ -51,7 +51,7 @@ def test_registered_as_aggregators() -> None:
     assert get("weak-dp", sigma=0.01).sigma == 0.01
 
 
-@pytest.mark.parametrize("first", ["robustfl.attacks", "robustfl.attacks.defences"])
+@pytest.mark.parametrize("first", ["robustfl.attacks", "robustfl.aggregators.defences"])
 def test_import_order_does_not_matter(first: str) -> None:
     code = f"import {first}; from robustfl.aggregators import get; get('ndc'); import robustfl.attacks"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -38,11 +38,11 @@ from dataclasses import dataclass
 import torch
 
 from robustfl.aggregators.base import AGGREGATORS, Aggregator
+from robustfl.algorithms.fedavg_pgd import PGDFedAvg
 from robustfl.attacks.base import Attack
 from robustfl.attacks.edge_case import EdgeCaseMix, split_off_edge_cases
 from robustfl.attacks.metrics import accuracy, accuracy_parity_ratio
 from robustfl.attacks.model_poisoning import ModelReplacement
-from robustfl.attacks.pgd_training import PGDFedAvg, arm_attackers
 from robustfl.utils import make_generator
 
 MODES = ("none", "black-box", "pgd", "pgd-mr")
@@ -119,7 +119,11 @@ def run_edge_case(
         build_model(model, clean.input_shape, clean.num_classes),
         clean,
         parts,
-        algorithm=PGDFedAvg(local_steps=local_steps, project_every=10),
+        algorithm=PGDFedAvg(
+            local_steps=local_steps,
+            project_every=10,
+            radius=radius if f > 0 and math.isfinite(radius) else None,
+        ),
         aggregator=build_defence(defence, n_clients, max(f, 1), threshold),
         num_byzantine=f,
         attack=attack,
@@ -128,8 +132,6 @@ def run_edge_case(
         lr=lr,
         seed=seed,
     )
-    if f > 0 and math.isfinite(radius):
-        arm_attackers(sim, radius)
     for _ in range(rounds):
         sim.step()
     metrics = sim.evaluate(extra={"backdoor": (edge.test_x, edge.test_y)})

@@ -1,0 +1,182 @@
+"""One round as phases: the functions the simulator composes, and the distributed runtime too.
+
+    plan (cohort, Byzantine ids) → broadcast → data (sample, augment) → local compute (an executor)
+    → Byzantine injection (attack) → transmit (compress, exact bits) → aggregate and update
+
+Every function is a function of tensors plus the run's :class:`~robustfl.streams.Streams`, so two
+runtimes that call them with the same arguments compute the same numbers. Client state is a dict of
+``Tensor[n, ...]`` indexed by client id; a phase reads and writes only the rows of the round's cohort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor
+
+from robustfl.aggregators.base import Aggregator
+from robustfl.algorithms.base import Aggregators, Algorithm, Cohort, Messages, ServerOutput, State
+from robustfl.compressors.base import Compressor, RowStreams
+from robustfl.streams import Streams
+
+COMPRESSOR_STATE = "compress"
+"""Prefix of the compressor's per-client state keys in client state (``compress.<part>.<key>``)."""
+
+
+def gather_rows(state: Mapping[str, Tensor], ids: Tensor) -> State:
+    """The cohort's rows of a per-client state."""
+    return {k: v[ids.to(v.device)] for k, v in state.items()}
+
+
+def scatter_rows(state: dict[str, Tensor], ids: Tensor, rows: Mapping[str, Tensor]) -> None:
+    """Write the cohort's new rows back into the per-client state (in place)."""
+    for k, v in rows.items():
+        state[k][ids.to(state[k].device)] = v.to(state[k])
+
+
+def as_parts(message: Tensor | Mapping[str, Tensor], parts: tuple[str, ...]) -> dict[str, Tensor]:
+    """The stacked upload as ``{part: Tensor[m, d_part]}`` (a one-part algorithm's tensor is its part)."""
+    if isinstance(message, Tensor):
+        if len(parts) != 1:
+            raise ValueError(f"the client step returned one tensor but the algorithm uploads parts {parts}")
+        return {parts[0]: message.detach()}
+    if tuple(message) != parts:
+        raise ValueError(f"the client step uploaded parts {tuple(message)}, the algorithm declares {parts}")
+    return {k: v.detach() for k, v in message.items()}
+
+
+def from_parts(parts: Mapping[str, Tensor]) -> Messages:
+    """Inverse of :func:`as_parts` for the server step."""
+    return next(iter(parts.values())) if len(parts) == 1 else dict(parts)
+
+
+def inject(
+    attack: Any, parts: dict[str, Tensor], byzantine: Tensor, streams: Streams, round: int
+) -> dict[str, Tensor]:
+    """Replace the Byzantine rows of every part with the attack's output.
+
+    ``attack(honest[h, d], f, rng=, round=, own=)`` sees the honest rows of the part and the Byzantine
+    clients' own true rows; its randomness comes from the shared ``attack`` stream of the round (one
+    per part).
+    """
+    f = int(byzantine.sum())
+    if attack is None or f == 0:
+        return parts
+    out = {}
+    for name, rows in parts.items():
+        mask = byzantine.to(rows.device)
+        honest, own = rows[~mask], rows[mask]
+        if honest.shape[0] == 0:
+            raise ValueError(
+                f"round {round}: every client of the cohort is Byzantine; the attack needs honest rows"
+            )
+        rng = streams.shared("attack", round, *(() if len(parts) == 1 else (name,)))
+        byz = attack(honest, f, rng=rng, round=round, own=own)
+        if tuple(byz.shape) != (f, rows.shape[1]):
+            raise ValueError(f"attack returned shape {tuple(byz.shape)}, expected ({f}, {rows.shape[1]})")
+        new = rows.clone()
+        new[mask] = byz.to(rows)
+        out[name] = new
+    return out
+
+
+def init_compressor_state(compressor: Compressor | None, parts: Mapping[str, Tensor], n: int) -> State:
+    """Per-client compressor state for ``n`` clients (error-feedback memory, PowerSGD's warm start)."""
+    if compressor is None:
+        return {}
+    state: State = {}
+    for name, row in parts.items():
+        for key, value in compressor.init_row_state(row).items():
+            state[f"{COMPRESSOR_STATE}.{name}.{key}"] = value.unsqueeze(0).repeat_interleave(n, 0)
+    return state
+
+
+def transmit(
+    compressor: Compressor | None,
+    parts: dict[str, Tensor],
+    ids: Tensor,
+    state: State,
+    streams: Streams,
+    round: int,
+) -> tuple[dict[str, Tensor], int, State]:
+    """Compress and decode every part; return what the server decodes, the exact uplink bits and the
+    clients' new compressor state (rows of the cohort).
+
+    Client ``i``'s draws come from ``streams.client("compress", i, round)`` and the shared ones from
+    ``streams.shared("compress-shared", round)``, so its message is the one it would send alone.
+    Without a compressor every value travels at its dtype's width (32 bits for float32).
+    """
+    if compressor is None:
+        return parts, sum(8 * v.element_size() * v.numel() for v in parts.values()), state
+    decoded, bits, new_state = {}, 0, {}
+    for name, rows in parts.items():
+        tags = () if len(parts) == 1 else (name,)
+        rng = RowStreams(
+            tuple(streams.clients("compress", ids, round, *tags)),
+            streams.shared("compress-shared", round, *tags),
+        )
+        prefix = f"{COMPRESSOR_STATE}.{name}."
+        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        msg, own = compressor.encode(rows, rng, own)
+        decoded[name] = compressor.decompress(msg).to(rows.dtype)
+        bits += int(msg.bits)
+        new_state.update({prefix + k: v for k, v in own.items()})
+    return decoded, bits, new_state
+
+
+def aggregators_for(aggregator: Aggregator, parts: tuple[str, ...]) -> Aggregators:
+    """One aggregator instance per uploaded part (copies of ``aggregator``: separate memory)."""
+    if len(parts) == 1:
+        return aggregator
+    import copy
+
+    return {name: copy.deepcopy(aggregator) for name in parts}
+
+
+def aggregate_update(
+    algorithm: Algorithm,
+    params: Tensor,
+    parts: Mapping[str, Tensor],
+    aggregators: Aggregators,
+    server_state: State,
+    lr: float,
+    round: int,
+    cohort: Cohort,
+) -> ServerOutput:
+    """The algorithm's server step, with the shape of the new parameters checked."""
+    out = algorithm.server_step(params, from_parts(parts), aggregators, server_state, lr, round, cohort)
+    if out.params.shape != params.shape:
+        raise ValueError(
+            f"the server step returned shape {tuple(out.params.shape)}, expected {tuple(params.shape)}: "
+            f"{aggregators!r} must reduce [n, d] to [d] (end a pre-aggregator with a rule, e.g. "
+            "Pipeline(NNM(f), Krum(f)))"
+        )
+    return ServerOutput(out.params.detach(), out.state, out.metrics)
+
+
+def honest_mean(values: Tensor, byzantine: Tensor) -> float:
+    """Mean of ``values`` over the honest rows (all rows if none is honest)."""
+    keep = ~byzantine.to(values.device)
+    return float(values[keep].mean() if bool(keep.any()) else values.mean())
+
+
+def client_metrics(metrics: Mapping[str, Tensor], byzantine: Tensor) -> dict[str, float]:
+    """Per-client metrics reduced to their honest mean."""
+    return {k: honest_mean(v.float(), byzantine) for k, v in metrics.items()}
+
+
+__all__ = [
+    "COMPRESSOR_STATE",
+    "aggregate_update",
+    "aggregators_for",
+    "as_parts",
+    "client_metrics",
+    "from_parts",
+    "gather_rows",
+    "honest_mean",
+    "init_compressor_state",
+    "inject",
+    "scatter_rows",
+    "transmit",
+]
