@@ -346,3 +346,17 @@ def test_interrupted_sweep_says_how_to_finish(
     monkeypatch.setattr("robustfl.experiment.runner.default_build", ToySim)
     result = runner.invoke(app, [*args, "--out", str(out), "-q", "--resume"])
     assert result.exit_code == 0, result.output
+
+
+def test_thread_choice_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from robustfl.experiment.threads import LARGE_MODEL, choose_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert choose_threads(200_000, cores=16)[0] == 1
+    assert choose_threads(LARGE_MODEL * 11, cores=16)[0] == 16
+    assert choose_threads(LARGE_MODEL * 11, cores=16, concurrent=4)[0] == 4  # K workers share the cores
+    assert choose_threads(LARGE_MODEL * 11, cores=2, concurrent=4)[0] == 1
+    assert choose_threads(LARGE_MODEL * 11, cores=16, requested=3)[0] == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert choose_threads(200_000, cores=16) == (5, "OMP_NUM_THREADS")
+    assert choose_threads(200_000, cores=16, requested=2)[0] == 2
