@@ -360,3 +360,15 @@ def test_thread_choice_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
     assert choose_threads(200_000, cores=16) == (5, "OMP_NUM_THREADS")
     assert choose_threads(200_000, cores=16, requested=2)[0] == 2
+
+
+def test_sweep_resume_with_another_config_fails_before_running(
+    tmp_path: Path, toy_build: Any, toy_config_file: Path
+) -> None:
+    out = tmp_path / "s"
+    args = ["sweep", str(toy_config_file), "-g", "training.lr=0.05,0.1", "--out", str(out), "-q"]
+    assert runner.invoke(app, args).exit_code == 0
+    before = (out / "sweep.csv").read_text()
+    result = runner.invoke(app, [*args, "--resume", "-s", "training.batch_size=8"])
+    assert result.exit_code == 2 and "differs" in result.output and "training.batch_size" in result.output
+    assert (out / "sweep.csv").read_text() == before

@@ -93,8 +93,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
-    """A resume must use the stored configuration (only ``training.rounds`` may grow)."""
+def check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
+    """A resume must use the stored configuration (only ``training.rounds`` and ``threads`` may change)."""
     import tomllib
 
     if not rd.config_path.exists():
@@ -211,7 +211,7 @@ def run(
         raise ConfigError(f"config error: --out: {rd.path} is a file; name a folder for the run")
     resolved = config.to_dict()
     if resume:
-        _check_resumable(rd, resolved)
+        check_resumable(rd, resolved)
     elif rd.metrics_path.exists() or rd.checkpoints():
         raise ConfigError(
             f"config error: --out: {rd.path} already holds a run; pass --resume or another --out"

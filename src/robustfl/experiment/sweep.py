@@ -189,7 +189,17 @@ def plan(
             raise ConfigError(f"{err}{where}") from None
         configs.append(cfg)
     dirs = [out / point_dir(a) for a in points]
-    if not resume:
+    if resume:  # a started point must be continued with its own config, or its results would be stale
+        from robustfl.experiment.rundir import RunDir
+        from robustfl.experiment.runner import check_resumable
+
+        for cfg, d, assignments in zip(configs, dirs, points, strict=True):
+            if (d / "config.toml").exists():
+                try:
+                    check_resumable(RunDir(d), cfg.to_dict())
+                except ConfigError as err:
+                    raise ConfigError(f"{err} (grid point {','.join(assignments)})") from None
+    else:
         taken = [d for d in dirs if (d / "config.toml").exists()]
         if taken:
             raise ConfigError(
