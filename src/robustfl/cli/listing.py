@@ -22,6 +22,7 @@ KINDS: dict[str, str] = {
     "algorithms": "robustfl.algorithms:ALGORITHMS",
     "server-optimizers": "robustfl.algorithms.optim:SERVER_OPTIMIZERS",
     "lr-schedules": "robustfl.algorithms.schedules:LR_SCHEDULES",
+    "codings": "robustfl.coding:CODINGS",
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -37,13 +36,11 @@ ImportOption = Annotated[
 
 
 def default_out(name: str) -> Path:
-    """``runs/<name>-<UTC timestamp>`` under the current folder (``-2``, ``-3``, ... if that exists)."""
-    base = Path("runs") / f"{name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    return path
+    """``runs/<name>-<UTC timestamp>`` under the current folder (``-2``, ``-3``, ... if that exists),
+    with ``name`` made a safe folder name (``experiment.rundir.default_run_dir``)."""
+    from robustfl.experiment.rundir import default_run_dir
+
+    return default_run_dir(name)
 
 
 def packaged_configs() -> dict[str, Path]:

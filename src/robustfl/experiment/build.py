@@ -326,6 +326,16 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
         if config.compressor.error_feedback:
             with config_field("compressor.error_feedback"):
                 compressor = ErrorFeedback(compressor)
+    coding = None
+    if config.coding is not None:
+        from robustfl.coding import CODINGS
+
+        if config.workers.per_round not in (None, config.workers.n):
+            raise ConfigError(
+                "config error: workers.per_round: a coded scheme needs every worker every round"
+            )
+        ctx.extra["workers"] = config.workers.n
+        coding = build_component(CODINGS, config.coding, "coding", ctx)
     byz = config.byzantine
     with config_field("byzantine"):
         schedule = ByzantineSchedule(
@@ -350,5 +360,6 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
             vectorise=tr.vectorise,
             augment=Augment(tr.augment.crop_padding, tr.augment.flip),
             label_smoothing=tr.label_smoothing,
+            coding=coding,
         )
     return sim, edge

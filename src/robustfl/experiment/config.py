@@ -259,6 +259,13 @@ class ExperimentConfig(_Section):
     compressor: CompressorConfig | None = Field(
         default=None, description="Message compressor (identity if absent)."
     )
+    coding: Component | None = Field(
+        default=None,
+        description=(
+            "A coded scheme {name, params} that replaces the aggregator: draco-repetition, draco-cyclic, "
+            "detox, detox-median, ... (`robustfl list codings`); P = workers.n."
+        ),
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """A TOML-serialisable dict (``None`` fields dropped: TOML has no null)."""

@@ -18,16 +18,19 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from robustfl.experiment.config import ConfigError, ExperimentConfig, validate
 from robustfl.experiment.rundir import RunDir
+
+_CHECKPOINT_NAME = re.compile(r"^round_(\d+)\.pt$")
 
 
 @dataclass
@@ -116,6 +119,56 @@ def check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
             f"{', '.join(diffs)}; resume with `robustfl run --resume --out {rd.path}` (it reads the "
             f"stored config; only training.rounds and training.threads may change)"
         )
+
+
+_TOTALS = {f.name for f in fields(Totals)}
+
+
+def _check_totals(loop: object, source: Path) -> Totals:
+    """The loop's running totals from a checkpoint, checked field by field (one line per problem)."""
+    if not isinstance(loop, dict) or set(loop) != _TOTALS:
+        got = sorted(loop) if isinstance(loop, dict) else type(loop).__name__
+        raise ValueError(f"{source}: checkpoint 'loop' must have the keys {sorted(_TOTALS)}, got {got}")
+    for key in ("loss_count", "bits_up", "bits_down"):
+        v = loop[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{source}: checkpoint loop.{key} must be an integer >= 0, got {v!r}")
+    for key in ("loss_sum", "wall_seconds"):  # loss_sum may be NaN: a diverged run is checkpointed
+        if isinstance(loop[key], bool) or not isinstance(loop[key], int | float):
+            raise ValueError(f"{source}: checkpoint loop.{key} must be a number, got {loop[key]!r}")
+    seconds = loop["seconds"]
+    if not isinstance(seconds, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+        for k, v in seconds.items()
+    ):
+        raise ValueError(f"{source}: checkpoint loop.seconds must map phase names to numbers")
+    return Totals(**{k: v for k, v in loop.items() if k != "seconds"}, seconds=dict(seconds))
+
+
+def restore(sim: Any, state: dict[str, Any], source: Path, rounds: int) -> Totals:
+    """Load a verified checkpoint into ``sim`` and return the loop's totals; a checkpoint whose
+    structure or values do not fit this run is one ``ValueError`` line naming the file."""
+    if set(state) != {"simulator", "loop"} or not isinstance(state["simulator"], dict):
+        raise ValueError(
+            f"{source}: a run checkpoint has the keys ['loop', 'simulator'], got {sorted(state)}"
+        )
+    totals = _check_totals(state["loop"], source)
+    try:
+        sim.load_state_dict(state["simulator"])
+    except (KeyError, IndexError, TypeError, AttributeError, RuntimeError, ValueError) as err:
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise ValueError(
+            f"{source}: checkpoint does not fit this run's simulator ({type(err).__name__}: {detail})"
+        ) from None
+    r = sim.round
+    named = _CHECKPOINT_NAME.match(source.name)
+    if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= rounds:
+        raise ValueError(f"{source}: checkpoint round {r!r} is outside [0, training.rounds = {rounds}]")
+    if named and int(named.group(1)) != r:
+        raise ValueError(
+            f"{source}: checkpoint file is named for round {int(named.group(1))} but holds round {r}"
+        )
+    return totals
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -227,10 +280,9 @@ def run(
     _readable(rd.config_path)
     totals = Totals()
     if resume and rd.checkpoints():
-        state = rd.load_checkpoint()
-        sim.load_state_dict(state["simulator"])
-        loop = state["loop"]
-        totals = Totals(**{k: v for k, v in loop.items() if k != "seconds"}, seconds=dict(loop["seconds"]))
+        state = rd.load_checkpoint(on_skip=lambda line: print(f"warning: {line}", file=sys.stderr))
+        assert rd.loaded is not None
+        totals = restore(sim, state, rd.loaded, config.training.rounds)
         rd.truncate_metrics(int(sim.round))
         _readable(rd.metrics_path)
     elif resume:
