@@ -59,6 +59,8 @@ def test_misspelt_names_fail_at_check_time() -> None:
         check_config(load_config(None, ["compressor.name=topkk"]))
     with pytest.raises(ConfigError, match=r"^config error: training.lr_schedule.name: unknown lr schedule"):
         check_config(load_config(None, ["training.lr_schedule={name = 'cosin'}"]))
+    with pytest.raises(ConfigError, match=r"^config error: coding.name: unknown coding scheme 'drako'"):
+        check_config(load_config(None, ["coding={name = 'drako'}"]))
     with pytest.raises(ConfigError, match=r"^config error: algorithm.name: unknown algorithm 'fedav'"):
         check_config(load_config(None, ["algorithm={name = 'fedav'}"]))
 

@@ -45,6 +45,7 @@ def _registries() -> dict[str, Registry[Any]]:
     from robustfl.algorithms.schedules import LR_SCHEDULES
     from robustfl.attacks import ATTACKS
     from robustfl.attacks.data import DATA_ATTACKS
+    from robustfl.coding import CODINGS
     from robustfl.compressors import COMPRESSORS
     from robustfl.data import DATASETS
     from robustfl.models import MODELS
@@ -57,6 +58,7 @@ def _registries() -> dict[str, Registry[Any]]:
         "attack.name": ATTACKS,
         "data_attack.name": DATA_ATTACKS,
         "compressor.name": COMPRESSORS,
+        "coding.name": CODINGS,
         "training.lr_schedule.name": LR_SCHEDULES,
         "training.server_optimizer.name": SERVER_OPTIMIZERS,
     }
@@ -73,6 +75,7 @@ def _check_names(config: ExperimentConfig) -> None:
         "attack.name": config.attack.name if config.attack else None,
         "data_attack.name": config.data_attack.name if config.data_attack else None,
         "compressor.name": config.compressor.name if config.compressor else None,
+        "coding.name": config.coding.name if config.coding else None,
     }
     names.update({f"aggregator.pre[{i}].name": s.name for i, s in enumerate(config.aggregator.pre)})
     tr = config.training
@@ -109,7 +112,7 @@ def _check_aggregator(config: ExperimentConfig) -> Any:
         raise ConfigError(f"config error: {where}: {err}; change workers.n, per_round or f") from None
     final = getattr(rule, "stages", [rule])[-1]
     bound = str(getattr(final, "breakdown", ""))
-    if bound.startswith(MAJORITY) and 2 * f >= n:
+    if bound.startswith(MAJORITY) and 2 * f >= n and config.coding is None:  # a coding replaces the rule
         raise ConfigError(
             f"config error: workers.f: aggregator {config.aggregator.name!r} has breakdown point 1/2 "
             f"(it needs 2f < n), got n={n}, f={f}; lower workers.f below n/2 or raise workers.n"
