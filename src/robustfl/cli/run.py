@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -144,7 +145,7 @@ def interrupted(out_dir: Path) -> None:
     from robustfl.experiment.rundir import RunDir
 
     found = RunDir(out_dir).checkpoints() if out_dir.is_dir() else []
-    command = f"robustfl run --resume --out {out_dir}"
+    command = f"robustfl run --resume --out {shlex.quote(str(out_dir))}"
     if found:
         warn(f"interrupted; round {found[-1][0]} is checkpointed. Continue with: {command}")
     elif (out_dir / "config.toml").exists():
