@@ -6,7 +6,7 @@ Every ``training.eval_every`` rounds (and after the last one) the loop appends o
 ``bits_down``, cumulative ``seconds`` per phase, cumulative ``wall_seconds`` and ``round_metrics`` (the
 algorithm's and rule's per-round metrics averaged over the rounds since the previous line, e.g. the
 clients per round, and ``byzantine_ids``: the ids that attacked in each round that had attackers). A run whose train loss becomes
-NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of seed 000 prints "-").
+NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of Acharya et al. 2022 prints "-").
 
 A checkpoint holds the simulator's ``state_dict()`` (parameters, client and server state, aggregator memory, round)
 plus the loop's own running totals, so ``resume=True`` continues to exactly the metrics an uninterrupted run
@@ -15,7 +15,9 @@ writes (the timing fields excepted: they measure this machine).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import sys
 import time
@@ -94,14 +96,17 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
-    """A resume must use the stored configuration (only ``training.rounds`` may grow)."""
+def check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
+    """A resume must use the stored configuration (only ``training.rounds`` and ``threads`` may change)."""
     import tomllib
 
     if not rd.config_path.exists():
         raise ConfigError(f"config error: --resume: {rd.path} holds no run (no config.toml)")
     stored = validate(tomllib.loads(rd.config_path.read_text(encoding="utf-8"))).to_dict()
-    stored["training"]["rounds"] = config["training"]["rounds"]
+    for runtime in ("rounds", "threads"):  # may change on resume; everything else must match
+        stored["training"].pop(runtime, None)
+        if runtime in config["training"]:
+            stored["training"][runtime] = config["training"][runtime]
     if stored != config:
         diffs = [
             f"{sec}.{k}".rstrip(".")
@@ -111,7 +116,8 @@ def _check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
         ]
         raise ConfigError(
             f"config error: --resume: the configuration differs from {rd.config_path} in: "
-            f"{', '.join(diffs)}; resume with the same config (only training.rounds may change)"
+            f"{', '.join(diffs)}; resume with `robustfl run --resume --out {rd.path}` (it reads the "
+            f"stored config; only training.rounds and training.threads may change)"
         )
 
 
@@ -198,6 +204,33 @@ def default_build(config: ExperimentConfig) -> Any:
     return build_run(config)
 
 
+def _stderr(message: str) -> None:
+    print(f"robustfl: {message}", file=sys.stderr)
+
+
+def _readable(path: Path) -> None:
+    """Give ``path`` the permissions of any other output file (0644 under the usual umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        path.chmod(0o666 & ~umask)
+
+
+def _num_parameters(sim: Any) -> int | None:
+    """The model's parameter count, read from the simulator's flat parameter vector when it has one."""
+    for obj in (sim, getattr(sim, "sim", None)):
+        params = getattr(obj, "params", None)
+        if params is not None and hasattr(params, "numel"):
+            return int(params.numel())
+    return None
+
+
+def checkpoint_every(config: ExperimentConfig) -> int:
+    """Rounds between checkpoints: ``training.checkpoint_every``, by default every evaluation."""
+    every = config.training.checkpoint_every
+    return config.training.eval_every if every is None else every
+
+
 def run(
     config: ExperimentConfig,
     out: str | Path,
@@ -206,34 +239,69 @@ def run(
     quiet: bool = False,
     tensorboard: bool = False,
     build: Callable[[ExperimentConfig], Any] | None = None,
+    threads: int | None = None,
+    concurrent: int = 1,
+    notify: Callable[[str], None] | None = _stderr,
 ) -> dict[str, Any]:
     """Run ``config`` into the directory ``out`` and return the summary (also written to ``summary.json``).
 
-    ``build`` maps the config to a simulator (default: :func:`default_build`).
+    ``build`` maps the config to a simulator (default: :func:`default_build`). ``threads`` overrides
+    ``training.threads``; ``concurrent`` runs share the cores when the thread count is chosen
+    (:mod:`robustfl.experiment.threads`). ``notify`` receives warnings (default: stderr; None: silent).
+    Nothing is written, and no folder created, until the configuration checks and the build succeed.
     """
+    import torch
+
+    from robustfl.experiment import provenance
+    from robustfl.experiment.preflight import check_config
+    from robustfl.experiment.threads import choose_threads
+
+    say = notify or (lambda message: None)
     if build is None:
         build = default_build
     rd = RunDir(out)
+    if rd.path.exists() and not rd.path.is_dir():
+        raise ConfigError(f"config error: --out: {rd.path} is a file; name a folder for the run")
     resolved = config.to_dict()
     if resume:
-        _check_resumable(rd, resolved)
+        check_resumable(rd, resolved)
     elif rd.metrics_path.exists() or rd.checkpoints():
         raise ConfigError(
             f"config error: --out: {rd.path} already holds a run; pass --resume or another --out"
         )
-    rd.write_config(resolved)
+    for warning in check_config(config):
+        say(f"warning: {warning}")
     sim = build(config)
+    n_threads, why = choose_threads(
+        _num_parameters(sim), requested=threads or config.training.threads, concurrent=concurrent
+    )
+    torch.set_num_threads(n_threads)
+    rd.write_config(resolved)
+    _readable(rd.config_path)
     totals = Totals()
     if resume and rd.checkpoints():
         state = rd.load_checkpoint(on_skip=lambda line: print(f"warning: {line}", file=sys.stderr))
         assert rd.loaded is not None
         totals = restore(sim, state, rd.loaded, config.training.rounds)
         rd.truncate_metrics(int(sim.round))
+        _readable(rd.metrics_path)
     elif resume:
+        say(f"{rd.path} holds no checkpoint: starting again from round 0")
         rd.truncate_metrics(0)
+        _readable(rd.metrics_path)
+    provenance.append(
+        rd.path / "provenance.json",
+        provenance.collect(
+            threads=n_threads,
+            threads_reason=why,
+            device=config.training.device,
+            start_round=int(sim.round),
+        ),
+    )
     last: dict[str, Any] = (rd.read_metrics() or [{}])[-1]
     board = _TensorBoard(rd.path / "tensorboard") if tensorboard else None
     tr = config.training
+    every = checkpoint_every(config)
     diverged = False
     with _progress(quiet, config.name, tr.rounds, int(sim.round)) as advance:
         while int(sim.round) < tr.rounds:
@@ -259,10 +327,12 @@ def run(
                     "round_metrics": _clean(totals.take_round_metrics()),
                 }
                 rd.append_metrics(last)
+                _readable(rd.metrics_path)
                 if board is not None:
                     board.log(last)
-            if diverged or (tr.checkpoint_every and r % tr.checkpoint_every == 0) or r == tr.rounds:
-                rd.save_checkpoint(r, {"simulator": sim.state_dict(), "loop": asdict(totals)})
+            if diverged or (every and r % every == 0) or r == tr.rounds:
+                saved = rd.save_checkpoint(r, {"simulator": sim.state_dict(), "loop": asdict(totals)})
+                _readable(saved)
             advance(r, last.get("test_accuracy"))
             if diverged:
                 break
@@ -281,8 +351,10 @@ def run(
         "bits_down": totals.bits_down,
         "seconds": dict(totals.seconds),
         "wall_seconds": totals.wall_seconds,
+        "threads": n_threads,
     }
     rd.write_summary(summary)
+    _readable(rd.summary_path)
     return summary
 
 
