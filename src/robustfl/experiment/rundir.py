@@ -98,6 +98,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, readable_mode())  # mkstemp makes 0600; outputs are readable like any other file
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -107,6 +108,13 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def readable_mode() -> int:
+    """The mode of a new ordinary file under the current umask (0644 under the usual 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

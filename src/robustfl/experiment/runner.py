@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from robustfl.experiment.config import ConfigError, ExperimentConfig, validate
-from robustfl.experiment.rundir import RunDir
+from robustfl.experiment.rundir import RunDir, readable_mode
 
 _CHECKPOINT_NAME = re.compile(r"^round_(\d+)\.pt$")
 
@@ -210,10 +209,8 @@ def _stderr(message: str) -> None:
 
 def _readable(path: Path) -> None:
     """Give ``path`` the permissions of any other output file (0644 under the usual umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
     with contextlib.suppress(OSError):
-        path.chmod(0o666 & ~umask)
+        path.chmod(readable_mode())
 
 
 def _num_parameters(sim: Any) -> int | None:
