@@ -19,7 +19,9 @@ class ARC(OneThreadWhenSmall, PreAggregator):
 
     Norms are taken in the input dtype, and again in float64 when float32 overflows (a 1e38 row is
     finite and is scaled, not zeroed). A non-finite row has no direction to keep: it counts as the
-    largest and is replaced by the zero vector. For ``f <= n/2`` we have ``k >= f``, so every such row is among the clipped ones.
+    largest and is replaced by the zero vector. For ``f <= n/2`` we have ``k >= f``, so every such row is
+    among the clipped ones. Only the clipped rows are computed; the rest of the output is a copy of
+    ``x`` (the input is never written).
     """
 
     breakdown = "needs n >= f (clips floor(2f(n-f)/n) rows)"
@@ -43,8 +45,14 @@ class ARC(OneThreadWhenSmall, PreAggregator):
                 norms = torch.linalg.vector_norm(x.to(torch.float64), dim=1)
             norms = torch.where(ok, norms, float("inf"))
         tau = norms.kthvalue(n - k).values  # the (k+1)-th largest norm
-        scale = torch.where(norms > tau, tau / norms, 1.0).to(x.dtype)
-        out = x * scale.unsqueeze(1)
+        # only rows above tau change: copy x (a plain memory copy) and rescale those rows in place
+        clipped = (norms > tau).nonzero().squeeze(1)
+        scale = (tau / norms.index_select(0, clipped)).to(x.dtype)
         if ok is not None:
-            out = torch.where(ok.unsqueeze(1), out, torch.zeros((), dtype=x.dtype, device=x.device))
+            scale = torch.where(ok.index_select(0, clipped), scale, 0.0)
+        out = x.clone()
+        rows = out.index_select(0, clipped)
+        if ok is not None:
+            rows = torch.where(scale.unsqueeze(1) == 0, 0.0, rows)  # a NaN row times 0 is still NaN
+        out.index_copy_(0, clipped, rows * scale.unsqueeze(1))
         return out
