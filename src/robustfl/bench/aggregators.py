@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators import AGGREGATORS, Aggregator
+from robustfl.aggregators.fltrust import ReferenceRule
 from robustfl.bench.peers import PEERS, Peer, load_peers
 from robustfl.utils import make_generator
 
@@ -293,6 +294,8 @@ def _measure_rule(
     if rule is None:
         echo(f"{cls.__name__:<22}{n:>5}{d:>9}    {why[:70]}")
         return Row(cls.__name__, n, d, why.split(":")[0], note=why)
+    if isinstance(rule, ReferenceRule):
+        rule.set_reference(x.mean(0))  # FLTrust: a server update (its cost is the rule's)
     params = rule.params()
     row = Row(cls.__name__, n, d, "ok", f=params.get("f"), params={k: repr(v) for k, v in params.items()})
     fns: list[Callable[[Tensor], object]] = [rule]

@@ -129,6 +129,7 @@ class Simulator:
         augment: Augment | None = None,
         label_smoothing: float = 0.0,
         coding: Any = None,
+        root_samples: int = 100,
     ) -> None:
         self.device = torch.device(device)
         self.algorithm = algorithm
@@ -187,6 +188,8 @@ class Simulator:
         self._check_model_fits()
         self.client_state: State = self._init_client_state()
         self.server_state: State = algorithm.init_server_state(self.params)
+        self.root_samples = check_int("root_samples", root_samples, minimum=1)
+        self._root = self._root_set(partitions, len(x_train))
         self.coding = coding
         if coding is not None:
             self._check_coding(coding)
@@ -206,6 +209,34 @@ class Simulator:
             example = {name: rows[0] for name, rows in parts.items()}
             self.client_state.update(phases.init_compressor_state(self.compressor, example, self.n))
         return phases.gather_rows({k: v for k, v in self.client_state.items() if k.startswith(prefix)}, ids)
+
+    def _needs_reference(self) -> bool:
+        aggs = self.aggregators.values() if isinstance(self.aggregators, dict) else [self.aggregators]
+        return any(getattr(a, "needs_reference", False) for a in aggs)
+
+    def _root_set(self, partitions: list[Tensor], size: int) -> Tensor | None:
+        """The server's clean root data set (FLTrust, Cao et al., NDSS 2021: 100 samples), drawn once
+        from the ``root`` stream among the training samples; ``None`` when no rule needs it."""
+        if not self._needs_reference():
+            return None
+        pool = torch.cat([p for p in partitions]).unique()
+        pick = torch.randperm(len(pool), generator=self.streams.shared("root"))[: self.root_samples]
+        return pool[pick]
+
+    def _reference(self, shared: State, lr: float, round_index: int) -> Tensor:
+        """The server's own update: the algorithm's client step on root minibatches (drawn with
+        replacement from the ``root`` stream of the round), from a fresh client state."""
+        assert self._root is not None
+        gen = self.streams.shared("root", round_index)
+        pos = torch.randint(len(self._root), (self.algorithm.local_steps, self.batch_size), generator=gen)
+        idx = self._root[pos].to(self.device)
+        state = self.algorithm.init_client_state(self.params)
+        if self.algorithm.needs_byzantine_flag:
+            state["byzantine"] = torch.tensor(False, device=self.device)
+        out = self.algorithm.client_step(
+            shared, self.x_store[idx], self.y_store[idx], state, lr, self.flat.loop_grad_fn()
+        )
+        return next(iter(phases.as_parts(out.message, self.algorithm.parts).values()))
 
     def _check_coding(self, scheme: Any) -> None:
         """A coded scheme encodes one gradient per client at the broadcast parameters, every round."""
@@ -384,6 +415,11 @@ class Simulator:
             seconds["decode"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        if self._root is not None:
+            reference = self._reference(shared, lr, r)
+            for agg in aggregators.values() if isinstance(aggregators, dict) else [aggregators]:
+                if getattr(agg, "needs_reference", False):
+                    agg.set_reference(reference)  # type: ignore[attr-defined]
         result = phases.aggregate_update(
             self.algorithm, self.params, parts, aggregators, self.server_state, lr, r, server_cohort
         )
