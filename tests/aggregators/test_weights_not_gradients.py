@@ -103,3 +103,19 @@ def test_weiszfeld_weights_within_1e4_of_float64(init: str) -> None:
     _, w32 = weiszfeld_with_weights(x, nu=1e-9, T=30, init=init)  # type: ignore[arg-type]
     _, w64 = weiszfeld_with_weights(x.double(), nu=1e-9, T=30, init=init)  # type: ignore[arg-type]
     assert float(((w32.double() - w64).abs() / w64).max()) <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gram_in_column_blocks_equals_one_block(dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+    from robustfl.aggregators import _distances
+
+    x = weights(seed=8, dtype=dtype)
+    x[2, 5] = float("nan")
+    one = pairwise_sq_distances(x)
+    monkeypatch.setattr(_distances, "_BLOCK_NUMEL", 10 * 37)  # 37 columns per block, 28 blocks
+    blocks = pairwise_sq_distances(x)
+    assert torch.equal(torch.isinf(blocks), torch.isinf(one)) and bool(torch.isinf(blocks[2, 0]))
+    finite = torch.isfinite(one)
+    exact = exact_sq_distances(x)
+    off = finite & ~torch.eye(10, dtype=torch.bool)
+    assert float(((blocks - exact).abs() / exact)[off].max()) <= 1e-4
