@@ -245,7 +245,7 @@ def build_run(config: ExperimentConfig) -> ConfiguredRun:
     attack = config.data_attack
     if edge is not None:
         extra["backdoor"] = (edge.test_x, edge.test_y)
-    elif attack is not None and attack.name.lower() in ("backdoor", "target-label"):
+    elif attack is not None and _is_backdoor(attack):
         from robustfl.attacks.data import DATA_ATTACKS
 
         target = int(attack.params.get("target", DATA_ATTACKS.parameters(attack.name)["target"]))
@@ -254,6 +254,13 @@ def build_run(config: ExperimentConfig) -> ConfiguredRun:
     from robustfl.experiment.low_rank import low_rank_switch
 
     return ConfiguredRun(sim, extra, low_rank_switch(config))
+
+
+def _is_backdoor(component: Component) -> bool:
+    """Whether ``component`` names :class:`robustfl.attacks.data.BackdoorLabels` (under any name)."""
+    from robustfl.attacks.data import DATA_ATTACKS, BackdoorLabels
+
+    return component.name in DATA_ATTACKS and DATA_ATTACKS[component.name] is BackdoorLabels
 
 
 def _is_edge_case(component: Component | None) -> bool:
@@ -342,6 +349,16 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
         else:
             data_attack = build_component(DATA_ATTACKS, config.data_attack, "data_attack", ctx)
     compressor = build_compressor(config, ctx)
+    coding = None
+    if config.coding is not None:
+        from robustfl.coding import CODINGS
+
+        if config.workers.per_round not in (None, config.workers.n):
+            raise ConfigError(
+                "config error: workers.per_round: a coded scheme needs every worker every round"
+            )
+        ctx.extra["workers"] = config.workers.n
+        coding = build_component(CODINGS, config.coding, "coding", ctx)
     byz = config.byzantine
     with config_field("byzantine"):
         schedule = ByzantineSchedule(
@@ -366,5 +383,7 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
             vectorise=tr.vectorise,
             augment=Augment(tr.augment.crop_padding, tr.augment.flip),
             label_smoothing=tr.label_smoothing,
+            coding=coding,
+            root_samples=tr.root_samples,
         )
     return sim, edge
