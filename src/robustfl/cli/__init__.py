@@ -10,6 +10,7 @@ from robustfl.cli import (  # noqa: F401  (experiment commands)
     data,
     demo,
     edge_case,
+    launch,
     listing,
     plot,
     reproduce,

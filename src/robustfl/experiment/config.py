@@ -148,6 +148,14 @@ class TrainingConfig(_Section):
     checkpoint_every: int = Field(
         default=0, ge=0, description="Write a checkpoint every this many rounds (0 = only at the end)."
     )
+    round_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "robustfl launch: seconds the server waits for the workers' replies in a round before it "
+            "aggregates what arrived (the simulator ignores it)."
+        ),
+    )
 
 
 class WorkersConfig(_Section):
@@ -197,6 +205,24 @@ class CompressorConfig(Component):
     )
 
 
+class FaultConfig(_Section):
+    rank: int = Field(ge=1, description="The worker rank (1..nproc-1) the fault hits.")
+    round: int = Field(ge=0, description="The round (from 0) it hits.")
+    seconds: float = Field(default=0.0, ge=0, description="How long a delay lasts (delay only).")
+
+
+class FaultsConfig(_Section):
+    crash: list[FaultConfig] = Field(
+        default_factory=list, description="Workers that kill themselves (SIGKILL) at {rank, round}."
+    )
+    delay: list[FaultConfig] = Field(
+        default_factory=list, description="Workers that reply {seconds} late at {rank, round}."
+    )
+    garbage: list[FaultConfig] = Field(
+        default_factory=list, description="Workers that send random bytes instead of their upload."
+    )
+
+
 class ExperimentConfig(_Section):
     """The whole run. Rules and attacks that take ``f`` get ``workers.f`` unless their params set it."""
 
@@ -230,6 +256,10 @@ class ExperimentConfig(_Section):
     )
     compressor: CompressorConfig | None = Field(
         default=None, description="Message compressor (identity if absent)."
+    )
+    faults: FaultsConfig = Field(
+        default_factory=lambda: FaultsConfig(),
+        description="Fault injection for robustfl launch (tests and demos; the simulator ignores it).",
     )
 
     def to_dict(self) -> dict[str, Any]:
