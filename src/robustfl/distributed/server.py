@@ -289,6 +289,7 @@ class DistributedServer:
         byz_ids = {i for i, b in byz_of.items() if b}
         attacked = sim.attack is not None and bool(byz_ids)
         stats = self._stats(replies, r)
+        self.totals["observed_bytes"] += _observed_bytes(replies)
         compressed = self._vote(
             r, self._decode(r, replies, "wire", True, honest_ids if attacked else in_cohort)
         )
@@ -408,3 +409,16 @@ class DistributedServer:
         for rank in sorted(self.live):
             self.link.send(rank, Kind.STOP, self.round, b"")
         self.link.close()
+
+
+def _observed_bytes(replies: dict[int, tuple[dict[str, Any], list[bytes]]]) -> int:
+    """Bytes of the honest rows sent raw for the omniscient attacker (a simulation device, not protocol)."""
+    total = 0
+    for meta, blobs in replies.values():
+        for c in meta["clients"]:
+            raw = c.get("raw") if isinstance(c, dict) else None
+            if isinstance(raw, dict):
+                total += sum(
+                    len(blobs[e[0]]) for e in raw.values() if isinstance(e, list) and e and 0 <= e[0] < len(blobs)
+                )
+    return total
