@@ -302,12 +302,12 @@ class DistributedServer:
         seconds["attack"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        self._check_bound(r, len(rows), len(cohort.ids))
         ids = torch.tensor(sorted(rows), dtype=torch.long)
         byz = torch.tensor([byz_of[i] for i in ids.tolist()], dtype=torch.bool)
         parts = {name: torch.stack([rows[i][name][0] for i in ids.tolist()]) for name in self.shapes}
         bits_up = sum(rows[i][name][1] for i in ids.tolist() for name in self.shapes)
         bits_up += sum(max((rows[i][name][2] for i in ids.tolist()), default=0) for name in self.shapes)
-        self._check_bound(r, len(ids), len(cohort.ids))
         seconds["compress"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -412,13 +412,17 @@ class DistributedServer:
 
 
 def _observed_bytes(replies: dict[int, tuple[dict[str, Any], list[bytes]]]) -> int:
-    """Bytes of the honest rows sent raw for the omniscient attacker (a simulation device, not protocol)."""
+    """Bytes of the attack's side channel: the rows the colluding attacker observes raw (honest rows
+    under a compressor, the Byzantine clients' true rows). A simulation device, not protocol bytes."""
     total = 0
     for meta, blobs in replies.values():
         for c in meta["clients"]:
-            raw = c.get("raw") if isinstance(c, dict) else None
-            if isinstance(raw, dict):
-                total += sum(
-                    len(blobs[e[0]]) for e in raw.values() if isinstance(e, list) and e and 0 <= e[0] < len(blobs)
-                )
+            for key in ("raw", "own"):
+                raw = c.get(key) if isinstance(c, dict) else None
+                if isinstance(raw, dict):
+                    total += sum(
+                        len(blobs[e[0]])
+                        for e in raw.values()
+                        if isinstance(e, list) and e and isinstance(e[0], int) and 0 <= e[0] < len(blobs)
+                    )
     return total
