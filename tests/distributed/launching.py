@@ -53,7 +53,9 @@ def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def launch(cfg: Path, out: Path, nproc: int = 3, *extra: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+def launch(
+    cfg: Path, out: Path, nproc: int = 3, *extra: str, timeout: float = 150
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         launch_command(cfg, out, nproc, *extra), capture_output=True, text=True, timeout=timeout, env=env()
     )

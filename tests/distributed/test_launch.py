@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.distributed.launching import SAME, config, env, events, launch, launch_command, metrics, simulate
+
 
 def _same(a: list[dict], b: list[dict]) -> None:
     assert [{k: m[k] for k in SAME} for m in a] == [{k: m[k] for k in SAME} for m in b]
