@@ -7,7 +7,9 @@ A round ``r`` (the same phase functions as :meth:`robustfl.engine.Simulator.step
    cohort (an empty round header to the others);
 3. **collect** — ``UPLOAD`` frames until every live worker replied or ``training.round_timeout``
    seconds passed. A crashed worker (closed connection) is dropped from the run, a silent one is
-   reported missing for the round, a reply of an older round is late and discarded;
+   reported missing for the round and not waited for again until a reply shows it has caught up
+   (so a hung worker costs one timeout, not one per round); a reply of an older round is late and
+   discarded;
 4. **attack** — in a round with a message attack the server, as the channel of the colluding
    Byzantine clients, runs ``attack(honest, f, rng=, round=, own=)`` on the rows it observed (the
    simulator's :func:`~robustfl.engine.phases.inject`) and returns each Byzantine client its crafted row;
@@ -46,6 +48,11 @@ from robustfl.experiment.config import ExperimentConfig
 log = logging.getLogger(__name__)
 
 
+def round_time() -> float:
+    """Wall-clock time of an event (Unix seconds, millisecond precision)."""
+    return round(time.time(), 3)
+
+
 class RoundFailed(ValueError):
     """Too few messages arrived for the rule's bound: the run cannot continue honestly."""
 
@@ -63,6 +70,7 @@ class DistributedServer:
             for i in ids.tolist():
                 self.owners.setdefault(i, []).append(rank)
         self.live = set(assignment)
+        self.behind: set[int] = set()  # missed a round and has not caught up: not waited for
         self.timeout = float(config.training.round_timeout)
         self.events: list[dict[str, Any]] = []
         self.totals = {"wire_bytes_up": 0, "wire_bytes_down": 0, "observed_bytes": 0}
@@ -92,7 +100,7 @@ class DistributedServer:
 
     # ------------------------------------------------------------------------------------- helpers
     def _event(self, round: int, what: str, rank: int, **info: Any) -> None:
-        event = {"round": round, "event": what, "rank": rank, **info}
+        event = {"round": round, "event": what, "rank": rank, "time": round_time(), **info}
         self.events.append(event)
         log.warning("round %d: rank %d %s %s", round, rank, what, info or "")
 
@@ -146,8 +154,11 @@ class DistributedServer:
             self.totals["wire_bytes_up"] += HEADER_BYTES + len(item.payload)
             if item.round != r or item.kind != kind or item.src in answered:
                 self._event(r, "late", item.src, reply_round=item.round, kind=Kind(item.kind).name)
+                if item.round >= r - 1:  # caught up: wait for it again from the next round
+                    self.behind.discard(item.src)
                 continue
             answered.add(item.src)
+            self.behind.discard(item.src)
             try:
                 meta, blobs = wire.unpack(item.payload)
                 if meta.get("round") != r or not isinstance(meta.get("clients"), list):
@@ -158,6 +169,9 @@ class DistributedServer:
             replies[item.src] = (meta, blobs)
         for rank in sorted(expected - answered):
             self._event(r, "missing", rank, stage=kind.name)
+            self.behind.add(rank)
+        for rank in sorted(self.live - expected - answered) if kind == Kind.UPLOAD else []:
+            self._event(r, "missing", rank, stage=kind.name, waited=False)
         return replies
 
     def _row(self, name: str, entry: Any, blobs: list[bytes], compressed: bool) -> tuple[Tensor, int, int]:
@@ -280,7 +294,7 @@ class DistributedServer:
         seconds["plan"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        replies = self._collect(Kind.UPLOAD, r, set(self.live))
+        replies = self._collect(Kind.UPLOAD, r, self.live - self.behind)
         seconds["compute"] = time.perf_counter() - t
 
         t = time.perf_counter()
