@@ -6,9 +6,9 @@ import torch
 from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
+from robustfl.engine.functional import FlatModel
 from robustfl.integrations.flower import RobustStrategy
 from robustfl.integrations.flower.arrays import flatten
-from robustfl.engine.functional import FlatModel
 from robustfl_example.task import compressor, model, test_data
 
 app = ServerApp()
@@ -38,4 +38,6 @@ def main(grid: Grid, context: Context) -> None:
         min_available_nodes=max(nodes, 2),
     )
     start = ArrayRecord(torch_state_dict=model().state_dict())
-    strategy.start(grid=grid, initial_arrays=start, num_rounds=int(cfg["num-server-rounds"]), evaluate_fn=evaluate)
+    strategy.start(
+        grid=grid, initial_arrays=start, num_rounds=int(cfg["num-server-rounds"]), evaluate_fn=evaluate
+    )
