@@ -40,16 +40,18 @@ def test_parity_with_the_simulator_four_processes(tmp_path: Path) -> None:
 def test_injected_straggler_and_garbage_are_logged_and_the_run_goes_on(tmp_path: Path) -> None:
     cfg = config(
         tmp_path,
-        training={"rounds": 4, "round_timeout": 3.0},
-        faults={"delay": [{"rank": 1, "round": 1, "seconds": 4.5}], "garbage": [{"rank": 2, "round": 2}]},
+        training={"rounds": 6, "round_timeout": 3.0},
+        faults={"delay": [{"rank": 1, "round": 2, "seconds": 4.5}], "garbage": [{"rank": 2, "round": 0}]},
     )
     done = launch(cfg, tmp_path / "out", nproc=4)
     assert done.returncode == 0, done.stderr[-3000:]
     seen = {(e["event"], e["rank"], e["round"]) for e in events(tmp_path / "out")}
-    assert ("missing", 1, 1) in seen  # the straggler beyond the timeout
-    assert ("dropped", 2, 2) in seen  # random bytes instead of a record
-    assert any(e == "late" and rank == 1 for e, rank, _ in seen)  # its reply came a round late
-    assert len(metrics(tmp_path / "out")) == 4
+    assert ("dropped", 2, 0) in seen  # random bytes instead of a record
+    assert ("missing", 1, 2) in seen  # the straggler beyond the timeout
+    later = [e for e in events(tmp_path / "out") if e["rank"] == 1 and e["round"] > 2]
+    # afterwards the server does not wait for it (one timeout in all), or its reply came late
+    assert later and all(e["event"] == "late" or e.get("waited") is False for e in later)
+    assert len(metrics(tmp_path / "out")) == 6
 
 
 def test_a_worker_killed_mid_run_is_reported_and_the_run_finishes(tmp_path: Path) -> None:

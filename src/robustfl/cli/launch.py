@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +43,26 @@ def torchrun_command(
     for s in sets:
         cmd += ["--set", s]
     return cmd + (["--resume"] if resume else []) + (["--quiet"] if quiet else [])
+
+
+GRACE_SECONDS = 30.0
+"""How long the ranks may take to exit after the server wrote the summary (a hung worker would
+otherwise keep torchrun, and this command, waiting)."""
+
+
+def _wait(proc: subprocess.Popen[bytes], summary: Path) -> int:
+    """torchrun's exit status; once the server has finished, stragglers get ``GRACE_SECONDS``."""
+    started, finished_at = time.time(), None
+    while (code := proc.poll()) is None:
+        time.sleep(0.5)
+        if finished_at is None and summary.exists() and summary.stat().st_mtime >= started:
+            finished_at = time.monotonic()
+        if finished_at is not None and time.monotonic() - finished_at > GRACE_SECONDS:
+            typer.secho("robustfl launch: the run is done; stopping workers that did not exit", err=True)
+            proc.terminate()
+            proc.wait()
+            return 0
+    return code
 
 
 @app.command()
@@ -88,7 +109,7 @@ def launch(
             master_addr=master_addr,
             master_port=master_port,
         )
-    code = subprocess.call(cmd)
+    code = _wait(subprocess.Popen(cmd), out_dir / "summary.json")
     if code != 0:
         typer.secho(
             f"robustfl launch: the run stopped (status {code}); continue it with: robustfl launch "

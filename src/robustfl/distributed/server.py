@@ -7,9 +7,8 @@ A round ``r`` (the same phase functions as :meth:`robustfl.engine.Simulator.step
    cohort (an empty round header to the others);
 3. **collect** — ``UPLOAD`` frames until every live worker replied or ``training.round_timeout``
    seconds passed. A crashed worker (closed connection) is dropped from the run, a silent one is
-   reported missing for the round and not waited for again until a reply shows it has caught up
-   (so a hung worker costs one timeout, not one per round); a reply of an older round is late and
-   discarded;
+   reported missing for the round and not waited for again until it replies at all (so a hung
+   worker costs one timeout, not one per round); a reply of an older round is late and discarded;
 4. **attack** — in a round with a message attack the server, as the channel of the colluding
    Byzantine clients, runs ``attack(honest, f, rng=, round=, own=)`` on the rows it observed (the
    simulator's :func:`~robustfl.engine.phases.inject`) and returns each Byzantine client its crafted row;
@@ -154,8 +153,7 @@ class DistributedServer:
             self.totals["wire_bytes_up"] += HEADER_BYTES + len(item.payload)
             if item.round != r or item.kind != kind or item.src in answered:
                 self._event(r, "late", item.src, reply_round=item.round, kind=Kind(item.kind).name)
-                if item.round >= r - 1:  # caught up: wait for it again from the next round
-                    self.behind.discard(item.src)
+                self.behind.discard(item.src)  # alive: wait for it again from the next round
                 continue
             answered.add(item.src)
             self.behind.discard(item.src)
