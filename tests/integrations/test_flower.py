@@ -148,6 +148,11 @@ def test_uncompressed_client_messages_use_the_update_key() -> None:
     assert torch.allclose(flatten(arrays)[0], flatten(start)[0] - 0.5 * grad, atol=1e-6)
 
 
+def test_summary_names_the_robustfl_components(caplog: pytest.LogCaptureFixture) -> None:
+    RobustStrategy("median", f=1).summary()
+    assert "Median" in caplog.text and "num-examples ignored" in caplog.text
+
+
 def test_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="f must be"):
         RobustStrategy("median", f=-1)

@@ -94,9 +94,20 @@ class RobustStrategy(FedAvg):
         self._global: tuple[Tensor, Layout] | None = None
 
     def summary(self) -> None:
-        super().summary()
-        log.info(
-            "robustfl: %r, f = %d, compressor %r, algorithm %r",
+        """Log the sampling settings and the robustfl components (no weighting key: none is used)."""
+        from flwr.supercore import log as flwr_log
+
+        flwr_log(
+            logging.INFO,
+            "\t├──> Sampling: train %.2f of the nodes (at least %d), evaluate %.2f (at least %d)",
+            self.fraction_train,
+            self.min_train_nodes,
+            self.fraction_evaluate,
+            self.min_evaluate_nodes,
+        )
+        flwr_log(
+            logging.INFO,
+            "\t└──> robustfl: %r, f = %d, compressor %r, %r (unweighted: num-examples ignored)",
             self.aggregator,
             self.f,
             self.compressor,
