@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.distributed.launching import config
+from launching import config
 from typer.testing import CliRunner
 
 from robustfl.cli import app

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.distributed.launching import SAME, config, env, events, launch, launch_command, metrics, simulate
+from launching import SAME, config, env, events, launch, launch_command, metrics, simulate
 
 
 def _same(a: list[dict], b: list[dict]) -> None:
