@@ -122,3 +122,18 @@ def test_every_registered_algorithm_runs_two_rounds(tmp_path: Path, algorithm: s
     done = launch(cfg, tmp_path / "dist", nproc=3)
     assert done.returncode == 0, done.stderr[-3000:]
     _same(metrics(tmp_path / "dist"), simulate(cfg, tmp_path / "sim"))
+
+
+def test_replicated_clients_outvote_a_worker_sending_garbage(tmp_path: Path) -> None:
+    """workers.replicas = 2: every client on both workers; one worker's garbage costs nothing."""
+    cfg = config(
+        tmp_path,
+        training={"rounds": 2},
+        workers={"n": 6, "f": 1, "replicas": 2},
+        attack={"name": "sign-flip"},
+        faults={"garbage": [{"rank": 2, "round": 1}]},
+    )
+    done = launch(cfg, tmp_path / "dist", nproc=3)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _same(metrics(tmp_path / "dist"), simulate(cfg, tmp_path / "sim"))
+    assert [(e["event"], e["rank"], e["round"]) for e in events(tmp_path / "dist")] == [("dropped", 2, 1)]

@@ -82,5 +82,5 @@ def test_replicated_shares_give_each_client_to_r_ranks() -> None:
 def test_assignment_errors_name_the_fix() -> None:
     with pytest.raises(ValueError, match="--nproc"):
         contiguous(2, 5)
-    with pytest.raises(ValueError, match="replicas"):
+    with pytest.raises(ValueError, match="workers.replicas"):
         contiguous(6, 3, replicas=4)

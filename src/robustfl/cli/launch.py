@@ -94,6 +94,11 @@ def launch(
                 f"--nproc: {nproc * nnodes - 1} worker processes for only workers.n = {cfg.workers.n} clients; "
                 f"use at most {cfg.workers.n + 1} processes"
             )
+        if cfg.workers.replicas > nproc * nnodes - 1:
+            raise ValueError(
+                f"workers.replicas = {cfg.workers.replicas} needs at least {cfg.workers.replicas + 1} processes "
+                f"(--nproc {nproc} gives {nproc * nnodes - 1} workers)"
+            )
         if resume and out is None:
             raise ValueError("--resume needs --out RUN_DIR: the run to continue")
         out_dir = out or default_out(cfg.name)

@@ -25,7 +25,9 @@ def contiguous(n: int, workers: int, replicas: int = 1) -> dict[int, Tensor]:
             f"--nproc = {workers + 1} gives {workers} worker ranks for only n = {n} clients; use at most {n + 1}"
         )
     if not 1 <= replicas <= workers:
-        raise ValueError(f"replicas must be in [1, {workers}] (the worker ranks), got {replicas}")
+        raise ValueError(
+            f"workers.replicas must be in [1, {workers}] (the worker processes: --nproc - 1), got {replicas}"
+        )
     shares = list(torch.arange(n).tensor_split(workers))
     return {
         k + 1: torch.cat([shares[(k + j) % workers] for j in range(replicas)]).sort().values

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     pids = out / "pids"
     pids.mkdir(parents=True, exist_ok=True)
     (pids / f"rank{rank}.pid").write_text(str(os.getpid()))
-    assignment = contiguous(cfg.workers.n, world - 1)
+    assignment = contiguous(cfg.workers.n, world - 1, replicas=cfg.workers.replicas)
     run = build_run(cfg)
     if rank != 0:
         from robustfl.distributed.worker import Worker

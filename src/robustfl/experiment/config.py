@@ -166,6 +166,14 @@ class WorkersConfig(_Section):
         ge=1,
         description="Workers sampled each round, uniformly without replacement (all if absent).",
     )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "robustfl launch: worker processes computing each client (repetition code: the server keeps "
+            "the value most replicas sent). The simulator ignores it."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_honest(self) -> WorkersConfig:
