@@ -41,9 +41,24 @@ def bgmd_table2(
         Path | None, typer.Option("--out", "-o", help="Folder (default runs/bgmd-table2-<time>).")
     ] = None,
     write_configs: Annotated[
-        Path | None, typer.Option(help="Only write the 28 TOML configs into this folder and exit.")
+        Path | None, typer.Option(help="Only write the 64 TOML configs into this folder and exit.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+    reading: Annotated[
+        str,
+        typer.Option(
+            help="Rows of G_t: 'workers' (10 worker gradients) or 'samples' (per-sample/per-group gradients)."
+        ),
+    ] = "workers",
+    group: Annotated[
+        int, typer.Option(min=1, help="Samples per row with --reading samples (must divide 320).")
+    ] = 1,
+    cifar_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="CIFAR-10 folder: run the het_* rows with ResNet-18 as the seed (default: stand-in)."
+        ),
+    ] = None,
 ) -> None:
     """LeNet, 10 workers: SGD / CMD / GMD / BGMD under clean, bit-flip, additive, impulse and backdoor corruption."""
     from rich.console import Console
@@ -61,7 +76,7 @@ def bgmd_table2(
     if data_dir is not None:
         overrides += ["data.name=fashion-mnist", f"data.data_dir={str(data_dir)!r}"]
     out_dir = out or default_out("bgmd-table2")
-    total = len(method or t2.METHODS) * len(corruption or t2.CORRUPTIONS) * len(seed or [0])
+    total = len(method or t2.METHODS) * len(corruption or t2.ALL_ROWS) * len(seed or [0])
     with user_errors(), runs_progress(total, "bgmd-table2", quiet) as on_done:
         rows = t2.reproduce(
             out_dir,
@@ -71,6 +86,9 @@ def bgmd_table2(
             overrides=overrides,
             workers=workers,
             on_done=on_done,
+            reading=reading,
+            group=group,
+            cifar_dir=cifar_dir,
         )
     methods = [m for m in t2.METHODS if any(f"{m}_ours" in r for r in rows.values())]
     table = [
