@@ -85,6 +85,7 @@ def test_reproduce_writes_one_row_per_run(tmp_path: Path) -> None:
     )
     assert [(r["mode"], r["defence"]) for r in rows] == [("pgd", "none"), ("pgd", "krum")]
     assert all(0.0 <= r["backdoor_accuracy"] <= 1.0 and r["main_accuracy"] > 0.1 for r in rows)
+    assert all(r["backdoor_mean"] <= r["backdoor_max"] for r in rows)
     assert rows[0]["attacker_selected"] is None and rows[1]["attacker_selected"] in (0.0, 1.0)
     assert (tmp_path / "pretrain" / "params.pt").exists() and (tmp_path / "edge_case.md").exists()
 

@@ -265,20 +265,33 @@ COLUMNS = [
     "defence",
     "main_accuracy",
     "backdoor_accuracy",
+    "backdoor_mean",
+    "backdoor_max",
     "attacker_selected",
     "honest_selected",
 ]
 
 
 def result_row(cell: Cell, summary: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """One table row: final main and backdoor accuracy and, for Krum / Multi-Krum, selection shares."""
+    """One table row: final main and backdoor accuracy, the backdoor accuracy's mean and maximum over
+    the evaluations (every round in the packaged config: a fixed-frequency attack shows right after
+    its round and may fade before the last one) and, for Krum / Multi-Krum, the selection shares."""
+    from robustfl.experiment.rundir import RunDir
+
     final = summary.get("final", {})
+    backdoor = [
+        float(r["backdoor_accuracy"])
+        for r in RunDir(folder).read_metrics()
+        if r.get("backdoor_accuracy") is not None
+    ]
     row: dict[str, Any] = {
         "pattern": cell.pattern,
         "mode": cell.mode,
         "defence": cell.defence,
         "main_accuracy": final.get("test_accuracy"),
         "backdoor_accuracy": final.get("backdoor_accuracy"),
+        "backdoor_mean": sum(backdoor) / len(backdoor) if backdoor else None,
+        "backdoor_max": max(backdoor, default=None),
         "attacker_selected": None,
         "honest_selected": None,
     }
