@@ -114,3 +114,20 @@ def test_cli_and_its_alias_print_the_table(monkeypatch, tmp_path: Path, command:
     result = CliRunner().invoke(app, [*command, "--quick", "-q", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "pgd-mr" in result.output and "0.25" in result.output
+
+
+def test_pgd_with_replacement_equals_pgd_when_projecting_once() -> None:
+    """With the projection only after the last of the 5 local steps, and an attacker update longer than
+    delta (5 steps from a random start), radius delta/m scaled by m is radius delta."""
+    sims = [
+        ec.build_from_pretrained(
+            ec.point_config("fixed-frequency", mode, "none", ["training.rounds=1"]), None, None
+        ).sim
+        for mode in ("pgd", "pgd-mr")
+    ]
+    start = sims[0].params.clone()
+    for sim in sims:
+        assert sim.step().metrics["byzantine_ids"] == [29]
+    moved = torch.linalg.vector_norm(sims[0].params - start)
+    assert moved > 0
+    assert torch.linalg.vector_norm(sims[0].params - sims[1].params) <= 1e-5 * moved
