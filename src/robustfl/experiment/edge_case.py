@@ -190,7 +190,9 @@ def _run_point(config: ExperimentConfig, out: Path, init: Path | None) -> dict[s
 
 
 def pretrain(out: Path, rounds: int, overrides: list[str] | tuple[str, ...] = ()) -> Path:
-    """Train the clean model once (``out/pretrain``) and save its final flat parameters; returns the path."""
+    """Train the clean model once (``out/pretrain``) and save its final flat parameters; returns the path.
+
+    A ``params.pt`` already in ``out/pretrain`` is reused (a resumed or extended grid in the same folder)."""
     from robustfl.experiment.build import build_run
 
     path = out / "pretrain" / "params.pt"
