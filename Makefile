@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit flower bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,20 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The Flower integration in its own environment: flwr pins older typer/rich than the default install.
+FLOWER := .venv-flower
+$(FLOWER)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(FLOWER)
+	$(FLOWER)/bin/python -m pip install -q --upgrade pip
+	$(FLOWER)/bin/python -m pip install -q torch==2.13.0
+	$(FLOWER)/bin/python -m pip install -q -e '.[dev,flower]'
+	touch $(FLOWER)/.installed
+
+flower: $(FLOWER)/.installed
+	$(FLOWER)/bin/pytest -q tests/integrations
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/aggregators.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOWER) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,61 +1,133 @@
-"""Edge-case attacks inside the simulator: the chapter's defences build, a short run reports metrics."""
+"""`robustfl reproduce edge-case`: the chapter's grid as configs, the pre-trained start, Krum's selections."""
 
-import math
+import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from robustfl.aggregators import Average, GeometricMedian, Krum, MultiKrum, TrimmedMean
-from robustfl.aggregators.defences import NormDifferenceClipping, WeakDP
-from robustfl.attacks import ModelReplacement
-from robustfl.experiment.edge_case import DEFENCES, build_attack, build_defence, run_edge_case
+from robustfl.aggregators import Krum, MultiKrum
+from robustfl.experiment import edge_case as ec
+from robustfl.experiment.build import build_aggregator, build_algorithm
+from robustfl.experiment.config import ConfigError
+
+SHORT = ["training.rounds=1", "training.eval_every=1", "algorithm.params.local_steps=1"]
 
 
-def test_defences_follow_the_chapter() -> None:
-    built = {name: build_defence(name, n=10, f=1, threshold=2.0) for name in DEFENCES}
-    assert isinstance(built["none"], Average)
-    assert isinstance(built["ndc"], NormDifferenceClipping) and built["ndc"].threshold == 2.0
-    assert isinstance(built["weak-dp"], WeakDP) and built["weak-dp"].sigma == 0.005
-    assert isinstance(built["krum"], Krum)
-    assert isinstance(built["multi-krum"], MultiKrum) and built["multi-krum"].m == 9
-    rfa = built["rfa"]
-    assert isinstance(rfa, GeometricMedian) and (rfa.nu, rfa.T) == (1e-5, 500)
-    assert isinstance(built["trimmed-mean"], TrimmedMean) and built["trimmed-mean"].f == 1
-    with pytest.raises(ValueError, match="unknown defence"):
-        build_defence("nope", 10, 1, 2.0)
+@pytest.mark.parametrize("defence", list(ec.DEFENCES))
+def test_defences_take_the_chapters_parameters(defence: str) -> None:
+    rule = build_aggregator(ec.point_config("fixed-frequency", "black-box", defence))
+    expected = {
+        "none": {},
+        "ndc": {"threshold": ec.TAU},
+        "weak-dp": {"threshold": ec.TAU, "sigma": ec.SIGMA},
+        "krum": {"f": 1},
+        "multi-krum": {"f": 1, "m": None},  # m = n - f of the participating clients
+        "rfa": {"nu": 1e-5, "T": 500},
+        "trimmed-mean": {"f": 1},  # 10% of the 10 clients of a round, per side
+    }[defence]
+    assert {k: getattr(rule, k) for k in expected} == expected
 
 
-def test_attack_modes_bound_the_sent_update() -> None:
-    assert build_attack("black-box", 10, 0.3) == (math.inf, None)
-    assert build_attack("pgd", 10, 0.3) == (0.3, None)
-    radius, mr = build_attack("pgd-mr", 10, 0.3)
-    assert radius == pytest.approx(0.03) and isinstance(mr, ModelReplacement)
-    sent = mr(torch.zeros(9, 100), 1, own=torch.full((1, 100), 0.003))  # an update of norm 0.03
-    assert torch.linalg.vector_norm(sent).item() == pytest.approx(0.3, rel=1e-5)
-    with pytest.raises(ValueError, match="attack mode"):
-        build_attack("nope", 10, 0.3)
+def test_modes_and_patterns_set_the_chapters_protocol() -> None:
+    cfg = ec.point_config("fixed-frequency", "pgd", "none")
+    assert (cfg.workers.f, cfg.byzantine.every, cfg.workers.per_round) == (1, 10, 10)
+    assert build_algorithm(cfg).budget(500) == pytest.approx(ec.DELTA * 0.998**500)
+    mr = ec.point_config("fixed-pool", "pgd-mr", "none")
+    assert (mr.workers.f, mr.byzantine.every, mr.byzantine.ids) == (3, 1, "random")
+    assert build_algorithm(mr).budget(0) == pytest.approx(ec.DELTA / ec.COHORT)
+    assert mr.attack is not None and mr.attack.name == "model-replacement"  # scales by the cohort size
+    assert build_algorithm(ec.point_config("fixed-pool", "black-box", "none")).budget(0) == float("inf")
+    assert ec.point_config("fixed-pool", "none", "krum").workers.f == 0
+    with pytest.raises(ConfigError, match="unknown defence 'nope'"):
+        ec.point_config("fixed-pool", "none", "nope")
 
 
-def test_one_round_in_the_simulator_reports_the_three_metrics() -> None:
-    clean = run_edge_case("none", "ndc", rounds=1)
-    assert 0.2 < clean.main_accuracy <= 1.0  # one round of 5 local steps: well above chance (0.1)
-    assert 0.0 < clean.parity <= 1.0
-    attacked = run_edge_case("pgd-mr", "ndc", rounds=1)  # two attackers scaled to the NDC threshold
-    assert attacked.backdoor_accuracy > clean.backdoor_accuracy
+def test_recorder_counts_krum_choices_per_client(tmp_path: Path) -> None:
+    rows = torch.zeros(5, 3)
+    rows[4] = 10.0  # the outlier: never Krum's choice
+    rows[1] = 0.01  # ties broken by the lowest index among the closest
+    cohort = SimpleNamespace(
+        ids=torch.tensor([2, 5, 7, 8, 9]), byzantine=torch.tensor([0, 0, 0, 0, 1]).bool()
+    )
+    calls = []
+    recorder = ec.SelectionRecorder(lambda *a: calls.append(a) or "out", Krum(f=1), tmp_path / "s.json")
+    assert recorder(None, rows, None, None, 0.1, 0, cohort) == "out" and len(calls) == 1
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["frequency"] == {"2": 1.0, "5": 0.0, "7": 0.0, "8": 0.0, "9": 0.0}
+    assert summary["attacker"] == 0.0 and summary["honest"] == 0.25
+    multi = ec.SelectionRecorder(lambda *a: None, MultiKrum(f=1), tmp_path / "m.json")
+    assert sorted(multi.chosen_rows(rows)) == [0, 1, 2, 3]
 
 
-def test_cli_prints_one_row_per_mode(monkeypatch) -> None:
+def test_runs_start_from_the_pretrained_model(tmp_path: Path) -> None:
+    cfg = ec.point_config("fixed-frequency", "none", "none", SHORT)
+    fresh = ec.build_from_pretrained(cfg, None, None).sim.params
+    init = tmp_path / "p.pt"
+    torch.save(fresh + 0.5, init)
+    loaded = ec.build_from_pretrained(cfg, init, None).sim
+    assert torch.equal(loaded.params, fresh + 0.5)
+    assert torch.equal(loaded.flat.flat_params(), fresh + 0.5)  # the model itself holds them
+    torch.save(torch.zeros(3), init)
+    with pytest.raises(ConfigError, match="do not fit this model"):
+        ec.build_from_pretrained(cfg, init, None)
+
+
+def test_reproduce_writes_one_row_per_run(tmp_path: Path) -> None:
+    rows = ec.reproduce(
+        tmp_path,
+        patterns=["fixed-frequency"],
+        modes=["pgd"],
+        defences=["none", "krum"],
+        pretrain_rounds=1,
+        overrides=SHORT,
+    )
+    assert [(r["mode"], r["defence"]) for r in rows] == [("pgd", "none"), ("pgd", "krum")]
+    assert all(0.0 <= r["backdoor_accuracy"] <= 1.0 and r["main_accuracy"] > 0.1 for r in rows)
+    assert all(r["backdoor_mean"] <= r["backdoor_max"] for r in rows)
+    assert rows[0]["attacker_selected"] is None and rows[1]["attacker_selected"] in (0.0, 1.0)
+    assert (tmp_path / "pretrain" / "params.pt").exists() and (tmp_path / "edge_case.md").exists()
+
+
+@pytest.mark.parametrize("command", [["reproduce", "edge-case"], ["edge-case"]])
+def test_cli_and_its_alias_print_the_table(monkeypatch, tmp_path: Path, command: list[str]) -> None:
     from typer.testing import CliRunner
 
     from robustfl.cli import app
-    from robustfl.experiment import edge_case as edge_case_experiment
-    from robustfl.experiment.edge_case import EdgeCaseResult
 
-    def fake_grid(modes, defences, progress=None, **kwargs):
-        assert kwargs["rounds"] == 3  # --quick
-        return [EdgeCaseResult(m, d, 0.9, 0.25, 0.95) for m in modes for d in defences]
+    def fake(out, **kwargs):
+        assert kwargs["modes"] == ["none", "pgd-mr"] and "training.rounds=3" in kwargs["overrides"]
+        return [
+            {
+                "pattern": "fixed-frequency",
+                "mode": m,
+                "defence": d,
+                "main_accuracy": 0.9,
+                "backdoor_accuracy": 0.25,
+            }
+            for m in kwargs["modes"]
+            for d in kwargs["defences"]
+        ]
 
-    monkeypatch.setattr(edge_case_experiment, "run_grid", fake_grid)
-    result = CliRunner().invoke(app, ["edge-case", "--quick"])
+    monkeypatch.setattr(ec, "reproduce", fake)
+    result = CliRunner().invoke(app, [*command, "--quick", "-q", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "pgd-mr" in result.output and "0.900 / 0.250 / 0.95" in result.output
+    assert "pgd-mr" in result.output and "0.25" in result.output
+
+
+def test_pgd_with_replacement_equals_pgd_when_projecting_once() -> None:
+    """With the projection only after the last of the 5 local steps, and an attacker update longer than
+    delta (5 steps from a random start), radius delta/m scaled by m is radius delta."""
+    sims = [
+        ec.build_from_pretrained(
+            ec.point_config("fixed-frequency", mode, "none", ["training.rounds=1"]), None, None
+        ).sim
+        for mode in ("pgd", "pgd-mr")
+    ]
+    start = sims[0].params.clone()
+    for sim in sims:
+        assert sim.step().metrics["byzantine_ids"] == [29]
+    moved = torch.linalg.vector_norm(sims[0].params - start)
+    assert moved > 0
+    assert torch.linalg.vector_norm(sims[0].params - sims[1].params) <= 1e-5 * moved

@@ -14,7 +14,7 @@ runner = CliRunner()
 
 def test_shipped_configs_match_the_generator() -> None:
     files = sorted(t2.config_dir().glob("*.toml"))
-    assert len(files) == len(t2.METHODS) * len(t2.CORRUPTIONS) == 28
+    assert len(files) == len(t2.METHODS) * len(t2.ALL_ROWS) == 64
     for path in files:
         method, corruption = path.stem.split("_", 1)
         assert tomllib.loads(path.read_text()) == t2.table2_config(method, corruption), path.name
@@ -33,6 +33,45 @@ def test_corruption_settings_follow_seed_000() -> None:
     assert t2.table2_config("gmd", "additive_40")["workers"] == {"n": 10, "f": 4}
     assert t2.table2_config("bgmd", "clean")["aggregator"]["params"]["ratio"] == 0.1
     assert t2.table2_config("cmd", "backdoor_40")["data_attack"]["params"]["fraction"] == 1.0
+
+
+def test_missing_rows_follow_seed_000() -> None:
+    assert t2.table2_config("sgd", "bitflip_40")["workers"] == {"n": 10, "f": 4}
+    feature = t2.table2_config("cmd", "feature_additive_20")["data_attack"]
+    assert feature == {"name": "feature-noise", "params": {"fraction": 1.0, "mean": 100.0, "std": 1.0}}
+    assert t2.table2_config("gmd", "impulse_40")["data_attack"]["name"] == "impulse"
+    het = t2.table2_config("bgmd", "het_additive_40")
+    assert het["data"]["partition"] == "dirichlet" and het["workers"]["f"] == 4
+    assert set(t2.SEED_TABLE) == set(t2.ALL_ROWS)
+
+
+def test_sample_reading_makes_one_row_per_sample_or_group() -> None:
+    assert t2.reading_overrides("additive_40", "workers") == []
+    assert t2.reading_overrides("additive_40", "samples") == [
+        "workers.n=320",
+        "workers.f=128",
+        "training.batch_size=1",
+    ]
+    assert t2.reading_overrides("bitflip_20", "samples", group=4)[:2] == ["workers.n=80", "workers.f=16"]
+    with pytest.raises(ConfigError, match="group must divide 320"):
+        t2.reading_overrides("clean", "samples", group=7)
+    with pytest.raises(ConfigError, match="unknown reading"):
+        t2.reading_overrides("clean", "rows")
+    assert t2.hetero_overrides(Path("/d"))[-1] == "model.name=resnet18"
+
+
+def test_sample_reading_runs_per_sample_rows(tmp_path: Path, toy_build: Any) -> None:
+    rows = t2.reproduce(
+        tmp_path,
+        methods=["cmd"],
+        corruptions=["additive_20"],
+        overrides=["training.rounds=2", "training.eval_every=1"],
+        reading="samples",
+        group=16,
+    )
+    assert 0 <= rows["additive_20"]["cmd_ours"] <= 100
+    config = (tmp_path / "cmd_additive_20" / "seed0" / "config.toml").read_text()
+    assert "n = 20" in config and "f = 4" in config and "batch_size = 16" in config
 
 
 def test_shape_checks_on_a_hand_made_table() -> None:
@@ -94,7 +133,7 @@ def test_reproduce_cli(tmp_path: Path, toy_build: Any) -> None:
     assert "(89.39)" in result.output and "(89.25)" in result.output and "±" in result.output
     assert "clean: BGMD within 1 point of SGD" in result.output
     result = runner.invoke(app, ["reproduce", "bgmd-table2", "--write-configs", str(tmp_path / "c")])
-    assert result.exit_code == 0 and len(list((tmp_path / "c").glob("*.toml"))) == 28
+    assert result.exit_code == 0 and len(list((tmp_path / "c").glob("*.toml"))) == 64
 
 
 def test_demo_cli(tmp_path: Path, toy_build: Any) -> None:

@@ -1,47 +1,78 @@
-"""``robustfl edge-case``: edge-case backdoor attacks against the chapter's defences (Wang et al. 2020, Attack of the Tails)."""
+"""``robustfl reproduce edge-case`` (and its alias ``robustfl edge-case``): the edge-case backdoor of
+Wang et al. (NeurIPS 2020) as config runs over ``configs/edge_case.toml`` (robustfl.experiment.edge_case)."""
 
+from __future__ import annotations
+
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from robustfl.cli._errors import user_errors
+from robustfl.cli._progress import runs_progress
 from robustfl.cli.app import app
+from robustfl.cli.reproduce import reproduce_app
+from robustfl.cli.run import SetOption, default_out
 
 
-@app.command("edge-case")
 def edge_case(
+    pattern: Annotated[
+        list[str] | None,
+        typer.Option(help="fixed-frequency and/or fixed-pool (repeatable; default both)."),
+    ] = None,
+    mode: Annotated[
+        list[str] | None, typer.Option(help="none, black-box, pgd, pgd-mr (repeatable; default all).")
+    ] = None,
+    defence: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="none, ndc, krum, multi-krum, rfa, weak-dp, trimmed-mean (repeatable; default all)."
+        ),
+    ] = None,
+    rounds: Annotated[int | None, typer.Option(min=1, help="Rounds per attacked run (default 60).")] = None,
+    pretrain_rounds: Annotated[
+        int, typer.Option(min=0, help="Clean pre-training rounds whose model starts every run (0: scratch).")
+    ] = 40,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Two modes, two defences, 3 rounds (seconds).")
+        bool, typer.Option("--quick", help="One pattern, modes none / pgd-mr, defences none / ndc, 3 rounds.")
     ] = False,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="FedAvg rounds per run.")] = 30,
-    seed: Annotated[int, typer.Option("--seed", help="Root seed.")] = 0,
+    set_: SetOption = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Runs in parallel.")] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/edge-case-<time>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
 ) -> None:
-    """Main-task and backdoor accuracy of FedAvg on MNIST under black-box / PGD / PGD+replacement attacks."""
-    from rich.table import Table
+    """Main and backdoor accuracy of FedAvg (30 clients, 10 per round) per attack mode and defence."""
+    from rich.console import Console
 
-    from robustfl.cli._output import console as make_console
-    from robustfl.experiment.edge_case import DEFENCES, MODES, run_grid
+    from robustfl.experiment import edge_case as ec
+    from robustfl.experiment.table import to_rich
 
-    modes, defences = (("none", "pgd-mr"), ("none", "ndc")) if quick else (MODES, DEFENCES)
-    console = make_console()
-    with console.status("running") as status:
-        results = run_grid(
-            modes,
-            defences,
-            progress=lambda s: status.update(f"running {s}"),
-            rounds=3 if quick else rounds,
-            seed=seed,
+    if quick:
+        pattern, mode, defence = ["fixed-frequency"], ["none", "pgd-mr"], ["none", "ndc"]
+        rounds, pretrain_rounds = 3, min(pretrain_rounds, 3)
+    overrides = list(set_ or [])
+    if rounds:
+        overrides.append(f"training.rounds={rounds}")
+    out_dir = out or default_out("edge-case")
+    total = len(pattern or ec.PATTERNS) * len(mode or ec.MODES) * len(defence or ec.DEFENCES)
+    with user_errors(), runs_progress(total, "edge-case", quiet) as on_done:
+        rows = ec.reproduce(
+            out_dir,
+            patterns=pattern,
+            modes=mode,
+            defences=defence,
+            pretrain_rounds=pretrain_rounds,
+            overrides=overrides,
+            workers=workers,
+            on_done=on_done,
         )
-    table = Table(
-        title="Edge-case backdoor: main accuracy / backdoor accuracy / parity (10 clients, 2 attackers)"
+    Console(width=160).print(
+        to_rich(rows, ec.COLUMNS, title="Edge-case backdoor: final accuracies (selected = Krum share)")
     )
-    table.add_column("attack")
-    for d in defences:
-        table.add_column(d, justify="right")
-    for mode in modes:
-        cells = [
-            f"{r.main_accuracy:.3f} / {r.backdoor_accuracy:.3f} / {r.parity:.2f}"
-            for r in results
-            if r.mode == mode
-        ]
-        table.add_row(mode, *cells)
-    make_console(width=max(console.width, 16 + 25 * len(defences))).print(table)
+    typer.echo(f"table: {out_dir / 'edge_case.md'}")
+
+
+reproduce_app.command("edge-case")(edge_case)
+app.command("edge-case", help="Alias of `robustfl reproduce edge-case`.")(edge_case)

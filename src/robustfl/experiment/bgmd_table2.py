@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from robustfl.experiment.config import validate
+from robustfl.experiment.config import ConfigError, validate
 
 METHODS: dict[str, dict[str, Any]] = {
     "sgd": {"name": "mean"},
@@ -51,37 +51,74 @@ METHODS: dict[str, dict[str, Any]] = {
 CORRUPTIONS: dict[str, tuple[int, dict[str, Any]]] = {
     "clean": (0, {}),
     "bitflip_20": (2, {"attack": {"name": "bit-flip", "params": {"scale": 100.0}}}),
+    "bitflip_40": (4, {"attack": {"name": "bit-flip", "params": {"scale": 100.0}}}),
     "additive_20": (2, {"attack": {"name": "additive-gaussian", "params": {"std": 10.0}}}),
     "additive_40": (4, {"attack": {"name": "additive-gaussian", "params": {"std": 10.0}}}),
+    "feature_additive_20": (
+        2,
+        {"data_attack": {"name": "feature-noise", "params": {"fraction": 1.0, "mean": 100.0, "std": 1.0}}},
+    ),
+    "feature_additive_40": (
+        4,
+        {"data_attack": {"name": "feature-noise", "params": {"fraction": 1.0, "mean": 100.0, "std": 1.0}}},
+    ),
     "impulse_20": (
         2,
+        {"data_attack": {"name": "impulse", "params": {"fraction": 1.0, "pixel_fraction": 0.9}}},
+    ),
+    "impulse_40": (
+        4,
         {"data_attack": {"name": "impulse", "params": {"fraction": 1.0, "pixel_fraction": 0.9}}},
     ),
     "backdoor_20": (2, {"data_attack": {"name": "backdoor", "params": {"fraction": 1.0, "target": 0}}}),
     "backdoor_40": (4, {"data_attack": {"name": "backdoor", "params": {"fraction": 1.0, "target": 0}}}),
 }
 
-# Seed 000, Table 2, "LeNet - Fashion MNIST (homogeneous)": the published test accuracies (%) of the paper,
-# not our results; None = the paper reports divergence ("-").
+# The heterogeneous block (seed 000: ResNet-18 / CIFAR-10, heterogeneous): the same corruptions on a
+# Dirichlet(HETERO_ALPHA) split. Packaged configs use the small stand-in (LeNet, embedded MNIST);
+# ``reproduce(..., cifar_dir=...)`` swaps in ResNet-18 on the CIFAR-10 files.
+HETERO_ALPHA = 0.5
+HETERO = {
+    f"het_{c}": CORRUPTIONS[c] for c in ("clean", "bitflip_20", "bitflip_40", "additive_20", "additive_40")
+}
+ALL_ROWS: dict[str, tuple[int, dict[str, Any]]] = {**CORRUPTIONS, **HETERO}
+
+# Seed 000, Table 2: the published test accuracies (%) of the paper, not our results; None = the paper
+# reports divergence ("-"). Rows without prefix: "LeNet - Fashion MNIST (homogeneous)"; het_*: "ResNet18 -
+# CIFAR10 (heterogeneous)".
 SEED_TABLE: dict[str, dict[str, float | None]] = {
     "clean": {"sgd": 89.39, "cmd": 83.82, "bgmd": 89.25, "gmd": 88.98},
     "bitflip_20": {"sgd": None, "cmd": 84.20, "bgmd": 88.42, "gmd": 88.07},
+    "bitflip_40": {"sgd": None, "cmd": 82.33, "bgmd": 85.67, "gmd": 85.57},
     "additive_20": {"sgd": None, "cmd": 72.55, "bgmd": 87.87, "gmd": 87.24},
     "additive_40": {"sgd": None, "cmd": 41.04, "bgmd": 88.29, "gmd": 83.89},
+    "feature_additive_20": {"sgd": None, "cmd": 82.38, "bgmd": 86.76, "gmd": 86.63},
+    "feature_additive_40": {"sgd": None, "cmd": 78.54, "bgmd": 82.27, "gmd": 81.23},
     "impulse_20": {"sgd": 79.18, "cmd": 82.59, "bgmd": 86.91, "gmd": 86.23},
+    "impulse_40": {"sgd": None, "cmd": 78.03, "bgmd": 82.11, "gmd": 81.41},
     "backdoor_20": {"sgd": 86.99, "cmd": 76.38, "bgmd": 88.97, "gmd": 88.26},
     "backdoor_40": {"sgd": 73.01, "cmd": 60.85, "bgmd": 84.69, "gmd": 81.32},
+    "het_clean": {"sgd": 82.29, "cmd": 85.50, "bgmd": 84.82, "gmd": 85.65},
+    "het_bitflip_20": {"sgd": None, "cmd": 80.87, "bgmd": 87.56, "gmd": 88.07},
+    "het_bitflip_40": {"sgd": None, "cmd": 77.41, "bgmd": 82.66, "gmd": 80.81},
+    "het_additive_20": {"sgd": 20.7, "cmd": 54.75, "bgmd": 83.84, "gmd": 82.40},
+    "het_additive_40": {"sgd": None, "cmd": 23.35, "bgmd": 82.79, "gmd": 79.46},
 }
+
+READINGS = ("workers", "samples")
 
 ROUNDS = 150
 
 
 def table2_config(method: str, corruption: str) -> dict[str, Any]:
     """The configuration (a TOML-ready dict) of one cell of the table."""
-    f, attack = CORRUPTIONS[corruption]
+    f, attack = ALL_ROWS[corruption]
+    data: dict[str, Any] = {"name": "embedded-mnist", "partition": "iid"}
+    if corruption in HETERO:
+        data = {**data, "partition": "dirichlet", "alpha": HETERO_ALPHA}
     config: dict[str, Any] = {
         "name": f"{method}_{corruption}",
-        "data": {"name": "embedded-mnist", "partition": "iid"},
+        "data": data,
         "model": {"name": "lenet"},
         "training": {
             "algorithm": "sgd",
@@ -105,12 +142,12 @@ def config_dir() -> Path:
 
 
 def write_configs(folder: Path) -> list[Path]:
-    """Write all 28 TOML files into ``folder``; returns their paths."""
+    """Write all 64 TOML files into ``folder``; returns their paths."""
     import tomli_w
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for corruption in CORRUPTIONS:
+    for corruption in ALL_ROWS:
         for method in METHODS:
             path = folder / f"{method}_{corruption}.toml"
             header = (
@@ -120,6 +157,35 @@ def write_configs(folder: Path) -> list[Path]:
             path.write_text(header + tomli_w.dumps(table2_config(method, corruption)), encoding="utf-8")
             paths.append(path)
     return paths
+
+
+SAMPLES_PER_STEP = 320  # 10 workers x batch 32: the gradient rows of one step cover the same samples
+
+
+def reading_overrides(corruption: str, reading: str, group: int = 1) -> list[str]:
+    """The config changes of a reading of the seed's ``G_t``.
+
+    ``"workers"``: ``G_t``'s rows are the 10 workers' minibatch gradients (the packaged configs).
+    ``"samples"``: Algorithm 1 of the seed as written: ``G_t in R^{b x d}`` holds the gradients of the
+    ``b = 320 / group`` samples (``group = 1``) or groups of ``group`` samples of one step, a
+    ``psi`` fraction of them corrupted. The engine computes them as ``b`` clients with batch size
+    ``group`` (vectorised with ``torch.func.vmap``); a data corruption poisons ``psi`` of the clients'
+    samples (the same share of the data), a gradient corruption ``psi`` of the rows.
+    """
+    if reading not in READINGS:
+        raise ConfigError(f"config error: unknown reading {reading!r}; choose one of: {', '.join(READINGS)}")
+    if reading == "workers":
+        return []
+    if not (isinstance(group, int) and group >= 1 and SAMPLES_PER_STEP % group == 0):
+        raise ConfigError(f"config error: group must divide {SAMPLES_PER_STEP} (got {group!r})")
+    rows = SAMPLES_PER_STEP // group
+    f = round(ALL_ROWS[corruption][0] / 10 * rows)
+    return [f"workers.n={rows}", f"workers.f={f}", f"training.batch_size={group}"]
+
+
+def hetero_overrides(cifar_dir: Path) -> list[str]:
+    """The seed's heterogeneous block as it ran: ResNet-18 on CIFAR-10 from ``cifar_dir``."""
+    return ["data.name=cifar10", f"data.data_dir={str(cifar_dir)!r}", "model.name=resnet18"]
 
 
 def collapsed(row: dict[str, Any], method: str) -> bool:
@@ -184,9 +250,16 @@ def reproduce(
     overrides: list[str] | tuple[str, ...] = (),
     workers: int = 1,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    reading: str = "workers",
+    group: int = 1,
+    cifar_dir: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run the chosen cells from the packaged TOML files (plus ``overrides``), once per seed, into
     ``out/<method>_<corruption>/seed<s>/``.
+
+    ``reading = "samples"`` aggregates per-sample (``group = 1``) or per-group gradients: see
+    :func:`reading_overrides`. ``cifar_dir`` runs the ``het_*`` rows as the seed did (ResNet-18 on the
+    CIFAR-10 files there) instead of the stand-in.
 
     Returns one row per corruption: ``<method>_ours`` (mean final test accuracy over the seeds, %),
     ``<method>_std`` (sample std, ``None`` for one seed), ``<method>_diverged`` (how many seeds diverged),
@@ -194,27 +267,36 @@ def reproduce(
     """
     import statistics
 
-    from robustfl.experiment.config import ConfigError, load_config
+    from robustfl.experiment.config import load_config
     from robustfl.experiment.sweep import run_many
     from robustfl.experiment.table import write_tables
 
     methods = list(methods or METHODS)
-    corruptions = list(corruptions or CORRUPTIONS)
+    corruptions = list(corruptions or ALL_ROWS)
     seeds = list(seeds or [0])
-    for name, chosen, known in (("method", methods, METHODS), ("corruption", corruptions, CORRUPTIONS)):
+    for name, chosen, known in (("method", methods, METHODS), ("corruption", corruptions, ALL_ROWS)):
         unknown = [c for c in chosen if c not in known]
         if unknown:
             raise ConfigError(f"unknown {name} {', '.join(unknown)}; choose from: {', '.join(known)}")
     cells = [(m, c, s) for c in corruptions for m in methods for s in seeds]
     configs = [
-        load_config(config_dir() / f"{m}_{c}.toml", [*overrides, f"training.seed={s}"]) for m, c, s in cells
+        load_config(
+            config_dir() / f"{m}_{c}.toml",
+            [
+                *reading_overrides(c, reading, group),
+                *(hetero_overrides(cifar_dir) if c in HETERO and cifar_dir is not None else []),
+                *overrides,
+                f"training.seed={s}",
+            ],
+        )
+        for m, c, s in cells
     ]
     dirs = [out / f"{m}_{c}" / f"seed{s}" for m, c, s in cells]
     summaries = run_many(configs, dirs, workers=workers, on_done=on_done)
     accs: dict[tuple[str, str], list[float]] = {}
     rows: dict[str, dict[str, Any]] = {}
     for (m, c, _), summary in zip(cells, summaries, strict=True):
-        row = rows.setdefault(c, {"corruption": c, "f": CORRUPTIONS[c][0]})
+        row = rows.setdefault(c, {"corruption": c, "f": ALL_ROWS[c][0]})
         acc = summary.get("final", {}).get("test_accuracy")
         accs.setdefault((m, c), []).append(0.0 if acc is None else 100.0 * float(acc))
         row[f"{m}_diverged"] = row.get(f"{m}_diverged", 0) + bool(summary.get("diverged"))
