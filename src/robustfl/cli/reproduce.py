@@ -257,7 +257,7 @@ def bgmd_speed(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
 ) -> None:
-    """Seed 000's Figs 2-4: accuracy vs wall-clock for SGD / CMD / GMD / BGMD, and BGMD's speed-up over GMD."""
+    """Acharya et al. 2022, Figs 2-4: accuracy vs wall-clock for SGD / CMD / GMD / BGMD, and BGMD's speed-up over GMD."""
     from robustfl.experiment import bgmd_speed as bs
     from robustfl.experiment import bgmd_table2 as t2
 
