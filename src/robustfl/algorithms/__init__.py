@@ -14,13 +14,17 @@ from robustfl.algorithms.base import (
     ServerOutput,
     State,
 )
+from robustfl.algorithms.crsa import CRSA
 from robustfl.algorithms.fedavg import FedAvg
 from robustfl.algorithms.fedavg_pgd import PGDFedAvg
 from robustfl.algorithms.optim import SERVER_OPTIMIZERS, ClientOptimizer, ServerOptimizer
+from robustfl.algorithms.rsa import RSA
 from robustfl.algorithms.sgd import DistributedSGD
 
 __all__ = [
     "ALGORITHMS",
+    "CRSA",
+    "RSA",
     "SERVER_OPTIMIZERS",
     "Algorithm",
     "ClientOptimizer",
