@@ -13,7 +13,7 @@ from robustfl.attacks import SignFlipping
 from robustfl.engine import Simulator
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
-from tiny_task import split, tiny_cnn, tiny_data  # noqa: E402
+from tiny_task import split, tiny_cnn, tiny_data
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("rsa", {"lam": 0.01}),
