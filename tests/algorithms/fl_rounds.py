@@ -1,7 +1,8 @@
 """A hand-rolled round loop on per-client quadratics, for checking algorithms against their equations.
 
-Client ``i`` minimises ``f_i(x) = 0.5 ||x - t_i||^2``; its minibatches carry ``t_i`` (plus optional
-noise), so ``grad_fn(x, batch) = x - mean(batch)``. The optimum of ``mean_i f_i`` is ``mean_i t_i``.
+Client ``i`` minimises ``f_i(x) = a_i/2 ||x - t_i||^2``; its minibatches carry ``t_i`` (plus optional
+noise) and its labels ``a_i - 1``, so ``grad_fn(x, batch, labels) = (1 + mean(labels)) (x - mean(batch))``.
+The optimum of ``sum_i f_i`` is ``sum_i a_i t_i / sum_i a_i``.
 """
 
 from collections.abc import Callable
@@ -19,8 +20,9 @@ Attack = Callable[[str, Tensor], Tensor]
 
 
 def quad_grad(params: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    a = 1.0 + y.float().mean()
     diff = params - x.mean(dim=0)
-    return diff, 0.5 * diff.pow(2).sum()
+    return a * diff, 0.5 * a * diff.pow(2).sum()
 
 
 def client_batches(
@@ -42,8 +44,10 @@ def run_rounds(
     attack: Attack | None = None,
     noise: float = 0.0,
     params: Tensor | None = None,
+    curvature: Tensor | None = None,
 ) -> tuple[Tensor, list[dict[str, Tensor]], dict[str, Tensor]]:
-    """``rounds`` full-participation rounds; the last ``f`` clients are Byzantine and send ``attack``'s rows."""
+    """``rounds`` full-participation rounds; the last ``f`` clients are Byzantine and send ``attack``'s rows.
+    ``curvature[i]`` is ``a_i`` (default 1)."""
     n, d = targets.shape
     params = torch.zeros(d) if params is None else params
     states = [alg.init_client_state(params) for _ in range(n)]
@@ -55,7 +59,9 @@ def run_rounds(
         outs = []
         for i in range(n):
             xs = client_batches(targets[i], alg.local_steps, noise, gen)
-            out = alg.client_step(shared, xs, torch.zeros(alg.local_steps, 4), states[i], lr, quad_grad)
+            a = 1.0 if curvature is None else float(curvature[i])
+            ys = torch.full((alg.local_steps, 4), a - 1.0)
+            out = alg.client_step(shared, xs, ys, states[i], lr, quad_grad)
             states[i] = out.state
             outs.append(out.message)
         stacked = (

@@ -18,6 +18,11 @@ from tiny_task import split, tiny_cnn, tiny_data
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("rsa", {"lam": 0.01}),
     ("c-rsa", {"gamma": 0.5, "lam": 0.01}),
+    ("fl-bgmd", {"sync_steps": [1, 3]}),
+    ("fedprox", {"mu": 0.01, "local_steps": 2}),
+    ("scaffold", {"local_steps": 2, "client_fraction": 4 / 6}),
+    ("mime", {"local_steps": 2}),
+    ("mimelite", {"local_steps": 2}),
 ]
 
 
