@@ -88,3 +88,58 @@ def bgmd_table2(
         mark = "n/a " if holds is None else ("PASS" if holds else "MISS")
         typer.echo(f"{mark}  {statement}")
     typer.echo(f"table: {out_dir / 'table2.md'}")
+
+
+@reproduce_app.command("crsa")
+def crsa(
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds per run (default: the configs' 100).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder with the CIFAR-10 files; default: the embedded MNIST sample."),
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these methods (mean, median, krum, rsa, c-rsa); repeatable."),
+    ] = None,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these attacks (large-number, sign-flip, gaussian, clean); repeatable."),
+    ] = None,
+    set_: SetOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
+    ] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/crsa-<time>).")
+    ] = None,
+    write_configs: Annotated[
+        Path | None, typer.Option(help="Only write the TOML configs into this folder and exit.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+) -> None:
+    """Seed 001 Fig. 1: SGD-mean / median / Krum / RSA / C-RSA (gamma 0.5), 10 workers, b = 2, non-IID."""
+    from rich.console import Console
+
+    from robustfl.experiment import crsa as cr
+    from robustfl.experiment.table import to_rich
+
+    if write_configs is not None:
+        for path in cr.write_configs(write_configs):
+            typer.echo(str(path))
+        return
+    overrides = list(set_ or [])
+    if rounds:
+        overrides.append(f"training.rounds={rounds}")
+    if data_dir is not None:
+        overrides += ["data.name=cifar10", f"data.data_dir={str(data_dir)!r}"]
+    out_dir = out or default_out("crsa")
+    total = len(method or cr.METHODS) * len(attack or cr.DEFAULT_ATTACKS)
+    with user_errors(), runs_progress(total, "crsa", quiet) as on_done:
+        rows = cr.reproduce(
+            out_dir, methods=method, attacks=attack, overrides=overrides, workers=workers, on_done=on_done
+        )
+    columns = ["attack", "method", "final_acc", "last3_acc", "bits_up", "bits_down", "diverged"]
+    Console().print(to_rich(rows, columns, title="seed 001 Fig. 1: test accuracy % and bits"))
+    typer.echo(f"table: {out_dir / 'crsa.md'}  figure: {out_dir / 'crsa.png'}")
