@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from robustfl.experiment import crsa
+from robustfl.experiment import crsa, momentum_cc
 from robustfl.experiment.build import build_simulator
 from robustfl.experiment.config import load_config
 
@@ -17,6 +17,14 @@ def test_packaged_crsa_configs_equal_the_generator(tmp_path: Path) -> None:
     assert len(written) == len(crsa.METHODS) * len(crsa.ATTACKS)
     for path in written:
         packaged = crsa.config_dir() / path.name
+        assert tomllib.loads(packaged.read_text()) == tomllib.loads(path.read_text()), path.name
+
+
+def test_packaged_momentum_cc_configs_equal_the_generator(tmp_path: Path) -> None:
+    written = momentum_cc.write_configs(tmp_path)
+    assert len(written) == len(momentum_cc.RULES) * len(momentum_cc.MOMENTA) * len(momentum_cc.ATTACKS)
+    for path in written:
+        packaged = momentum_cc.config_dir() / path.name
         assert tomllib.loads(packaged.read_text()) == tomllib.loads(path.read_text()), path.name
 
 
@@ -35,6 +43,7 @@ def test_crsa_configs_follow_the_paper_setup() -> None:
     "path",
     [
         crsa.config_dir() / "c-rsa_sign-flip.toml",
+        momentum_cc.config_dir() / "cc_m0.9_ipm.toml",
         crsa.config_dir() / "krum_gaussian.toml",
         *sorted(FEDERATED.glob("*.toml")),
     ],

@@ -143,3 +143,43 @@ def crsa(
     columns = ["attack", "method", "final_acc", "last3_acc", "bits_up", "bits_down", "diverged"]
     Console().print(to_rich(rows, columns, title="seed 001 Fig. 1: test accuracy % and bits"))
     typer.echo(f"table: {out_dir / 'crsa.md'}  figure: {out_dir / 'crsa.png'}")
+
+
+@reproduce_app.command("momentum-cc")
+def momentum_cc(
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds per run (default: the configs' 300).")
+    ] = None,
+    rule: Annotated[
+        list[str] | None, typer.Option(help="Only these rules (mean, median, krum, cc); repeatable.")
+    ] = None,
+    attack: Annotated[
+        list[str] | None, typer.Option(help="Only these attacks (alie, ipm); repeatable.")
+    ] = None,
+    set_: SetOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
+    ] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/momentum-cc-<time>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+) -> None:
+    """Seed 002: history-free rules vs worker momentum + centered clipping under ALIE / IPM."""
+    from rich.console import Console
+
+    from robustfl.experiment import momentum_cc as mc
+    from robustfl.experiment.table import to_rich
+
+    overrides = list(set_ or [])
+    if rounds:
+        overrides.append(f"training.rounds={rounds}")
+    out_dir = out or default_out("momentum-cc")
+    total = len(rule or mc.RULES) * len(mc.MOMENTA) * len(attack or mc.ATTACKS)
+    with user_errors(), runs_progress(total, "momentum-cc", quiet) as on_done:
+        rows = mc.reproduce(
+            out_dir, rules=rule, attacks=attack, overrides=overrides, workers=workers, on_done=on_done
+        )
+    columns = ["attack", "rule", *(f"momentum {m:g}" for m in mc.MOMENTA)]
+    Console().print(to_rich(rows, columns, title="final test accuracy %: without / with worker momentum"))
+    typer.echo(f"table: {out_dir / 'momentum_cc.md'}")
