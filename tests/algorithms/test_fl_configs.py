@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from robustfl.experiment import crsa, momentum_cc
+from robustfl.experiment import client_drift, crsa, momentum_cc
 from robustfl.experiment.build import build_simulator
 from robustfl.experiment.config import load_config
 
@@ -20,11 +20,12 @@ def test_packaged_crsa_configs_equal_the_generator(tmp_path: Path) -> None:
         assert tomllib.loads(packaged.read_text()) == tomllib.loads(path.read_text()), path.name
 
 
-def test_packaged_momentum_cc_configs_equal_the_generator(tmp_path: Path) -> None:
-    written = momentum_cc.write_configs(tmp_path)
-    assert len(written) == len(momentum_cc.RULES) * len(momentum_cc.MOMENTA) * len(momentum_cc.ATTACKS)
+@pytest.mark.parametrize("module", [momentum_cc, client_drift], ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_packaged_grid_configs_equal_the_generator(module, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    written = module.write_configs(tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in module.config_dir().glob("*.toml"))
     for path in written:
-        packaged = momentum_cc.config_dir() / path.name
+        packaged = module.config_dir() / path.name
         assert tomllib.loads(packaged.read_text()) == tomllib.loads(path.read_text()), path.name
 
 
@@ -44,6 +45,7 @@ def test_crsa_configs_follow_the_paper_setup() -> None:
     [
         crsa.config_dir() / "c-rsa_sign-flip.toml",
         momentum_cc.config_dir() / "cc_m0.9_ipm.toml",
+        client_drift.config_dir() / "mime_byzantine.toml",
         crsa.config_dir() / "krum_gaussian.toml",
         *sorted(FEDERATED.glob("*.toml")),
     ],

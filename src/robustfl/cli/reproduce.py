@@ -183,3 +183,49 @@ def momentum_cc(
     columns = ["attack", "rule", *(f"momentum {m:g}" for m in mc.MOMENTA)]
     Console().print(to_rich(rows, columns, title="final test accuracy %: without / with worker momentum"))
     typer.echo(f"table: {out_dir / 'momentum_cc.md'}")
+
+
+@reproduce_app.command("client-drift")
+def client_drift(
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds per run (default: the configs' 60).")
+    ] = None,
+    algorithm: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these (fedavg, fedprox, scaffold, mime, mimelite); repeatable."),
+    ] = None,
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="Only these (clean, byzantine); repeatable.")
+    ] = None,
+    set_: SetOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
+    ] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/client-drift-<time>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+) -> None:
+    """FedAvg / FedProx / SCAFFOLD / Mime / MimeLite on a Dirichlet(0.1) split, clean and with Byzantine clients."""
+    from rich.console import Console
+
+    from robustfl.experiment import client_drift as cd
+    from robustfl.experiment.table import to_rich
+
+    overrides = list(set_ or [])
+    if rounds:
+        overrides.append(f"training.rounds={rounds}")
+    out_dir = out or default_out("client-drift")
+    chosen = scenario or list(cd.SCENARIOS)
+    total = len(algorithm or cd.ALGORITHMS) * len(chosen)
+    with user_errors(), runs_progress(total, "client-drift", quiet) as on_done:
+        rows = cd.reproduce(
+            out_dir,
+            algorithms=algorithm,
+            scenarios=scenario,
+            overrides=overrides,
+            workers=workers,
+            on_done=on_done,
+        )
+    Console().print(to_rich(rows, ["algorithm", *chosen], title="final test accuracy %"))
+    typer.echo(f"table: {out_dir / 'client_drift.md'}")
