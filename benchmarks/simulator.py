@@ -15,6 +15,9 @@
    aggregation time (target >= 3x).
 3. Peak resident memory (``getrusage`` max RSS) of a fresh process that builds a 100-client LeNet
    simulator and runs one round (target < 4 GiB).
+4. ``--against REV``: this tree against git revision ``REV`` (checked out in a temporary worktree) on
+   the same 20-client round, in alternating fresh processes, so both see the same machine load; prints
+   the median CPU seconds per round of each and their ratio (Engine v2's target: at most 5% slower).
 
 Timings are medians over rounds after one warm-up round, measured in one run. Rounds per second and
 speed-ups are given in CPU time of this process (``time.process_time``; with one thread that is the
@@ -71,8 +74,8 @@ def union_batch_seconds(sim: Simulator, rounds: int) -> float:
     """Median CPU seconds of ONE forward/backward over all ``n * B`` samples of a round (no per-client
     gradients): the least compute any batching of the clients can cost."""
     times = []
-    for _ in range(rounds + 1):
-        idx = sim.sampler.sample(1, sim.batch_size).flatten()
+    for r in range(rounds + 1):
+        idx = sim.sampler.sample(torch.arange(sim.n), r, 1, sim.batch_size).flatten()
         c = time.process_time()
         leaf = sim.params.detach().requires_grad_(True)
         torch.autograd.grad(sim.flat.loss(leaf, sim.x_store[idx], sim.y_store[idx]), leaf)
@@ -137,6 +140,65 @@ def peak_rss() -> None:
     print(f"\n## Peak RSS of a 100-client LeNet round: {int(out) / 2**30:.2f} GiB (fresh process)")
 
 
+PROBE = """
+import statistics, sys, time, torch
+from robustfl import aggregators, algorithms
+from robustfl.data import load_dataset, partition
+from robustfl.engine import Simulator
+from robustfl.models import build_model
+from robustfl.utils import make_generator
+torch.set_num_threads(1)
+data = load_dataset("embedded-mnist")
+parts = partition(data.y_train, 20, "iid", generator=make_generator(0, "partition"))
+torch.manual_seed(0)
+sim = Simulator(build_model("lenet", data.input_shape, data.num_classes), data, parts,
+                algorithms.get("sgd"), aggregators.get("mean"), batch_size=32, lr=0.05, seed=0)
+sim.step()
+cpus = []
+for _ in range(int(sys.argv[1])):
+    c = time.process_time(); sim.step(); cpus.append(time.process_time() - c)
+print(statistics.median(cpus))
+"""
+
+
+def against(rev: str, pairs: int, rounds: int) -> None:
+    """Median CPU s/round of this tree vs ``rev``, alternating fresh processes (see the docstring)."""
+    import tempfile
+
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    with tempfile.TemporaryDirectory() as tmp:
+        old = os.path.join(tmp, "old")
+        subprocess.run(
+            ["git", "-C", here, "worktree", "add", "--detach", old, rev], check=True, capture_output=True
+        )
+        try:
+            times: dict[str, list[float]] = {"this tree": [], rev: []}
+            for _ in range(pairs):
+                for label, src in (("this tree", os.path.join(here, "src")), (rev, os.path.join(old, "src"))):
+                    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
+                    out = subprocess.run(
+                        [sys.executable, "-c", PROBE, str(rounds)],
+                        env=env,
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    )
+                    times[label].append(float(out.stdout.split()[-1]))
+        finally:
+            subprocess.run(["git", "-C", here, "worktree", "remove", "--force", old], check=False)
+    new, base = statistics.median(times["this tree"]), statistics.median(times[rev])
+    print(
+        f"\n## This tree vs {rev}: LeNet, 20 clients, SGD + mean, {pairs} alternating process pairs x {rounds} rounds\n"
+    )
+    print("| tree | median CPU s / round |\n|---|---:|")
+    print(f"| this tree | {new:.4f} |\n| {rev} | {base:.4f} |")
+    print(
+        f"\nratio this / {rev}: {new / base:.3f} (pairs: "
+        + ", ".join(f"{a / b:.3f}" for a, b in zip(times["this tree"], times[rev], strict=True))
+        + ")"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,12 +207,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="timed rounds per configuration")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--against", metavar="REV", help="compare this tree with git revision REV only")
+    parser.add_argument("--pairs", type=int, default=5, help="alternating process pairs for --against")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.rss_probe:
         rss_probe()
         return
     rounds = 2 if args.quick else args.rounds
+    if args.against:
+        against(args.against, args.pairs, rounds)
+        return
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"torch {torch.__version__}, {args.threads} thread(s), {rounds} timed rounds per row; load {load}")
     clients = [20] if args.quick else [20, 100]

@@ -1,12 +1,115 @@
-"""Name -> class registries, so configs and the CLI can say ``"krum"`` instead of importing a class."""
+"""Name -> class registries, so configs and the CLI can say ``"krum"`` instead of importing a class.
+
+Names are case-insensitive and kebab-case: ``top_k`` and ``TOP-K`` find the entry registered as
+``top-k`` (underscores are read as hyphens, so older snake_case names keep working).
+
+Users' own components reach a registry three ways (docs/plugins.md):
+
+* ``module:attribute`` as a name (``mypkg.rules:MyRule``) imports ``module`` and uses ``attribute`` as
+  the factory, without registering anything;
+* :func:`import_modules` (a config's ``imports = [...]``, the CLI's ``--import``) imports modules whose
+  ``@REGISTRY.register(...)`` decorators run on import;
+* installed packages declare an entry point in the group ``robustfl.plugins``
+  (``[project.entry-points."robustfl.plugins"] mine = "mypkg.robustfl_plugin"``); :func:`load_plugins`
+  imports them all, and a registry does so by itself the first time a name is not found.
+"""
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+PLUGIN_GROUP = "robustfl.plugins"
+_plugins_loaded = False
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def import_modules(modules: Iterable[str], field: str = "imports") -> None:
+    """Import every module of ``modules`` (registering what they declare); a missing one is a ValueError.
+
+    Modules are found on ``sys.path`` and in the current folder (as ``python -m`` would).
+    """
+    _cwd_on_path()
+    for module in modules:
+        if not isinstance(module, str) or not module.strip():
+            raise ValueError(f"{field}: {module!r} is not a module name")
+        try:
+            importlib.import_module(module.strip())
+        except ImportError as err:
+            raise ValueError(
+                f"{field}: cannot import {module!r} ({err}); is it installed or on PYTHONPATH?"
+            ) from None
+        except Exception as err:  # the user's module itself failed: report it as their error
+            raise ValueError(_failed_import(field, module, err)) from None
+
+
+def _failed_import(where: str, module: str, err: Exception) -> str:
+    first = (str(err).strip().splitlines() or [""])[0]
+    return (
+        f"{where}: importing {module!r} raised {type(err).__name__}: {first} "
+        f"(`python -c 'import {module}'` shows the traceback)"
+    )
+
+
+def _cwd_on_path() -> None:
+    """Let users' modules in the current folder import (a console script's sys.path lacks it)."""
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+
+
+def load_plugins() -> list[str]:
+    """Import every entry point of the group ``robustfl.plugins`` once; returns their names.
+
+    An entry point names a module (imported for its registrations) or a function (called with no
+    arguments after import).
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return []
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    names = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            loaded = ep.load()
+        except Exception as err:  # a broken third-party plugin must not break robustfl itself
+            print(f"robustfl: plugin {ep.name!r} ({ep.value}) failed to load: {err}", file=sys.stderr)
+            continue
+        if callable(loaded) and not inspect.ismodule(loaded):
+            loaded()
+        names.append(ep.name)
+    return names
+
+
+def resolve_reference(reference: str, kind: str) -> Any:
+    """``"package.module:Attribute"`` -> that attribute (imported), else one ValueError naming the fix."""
+    module, _, attribute = reference.partition(":")
+    _cwd_on_path()
+    try:
+        obj: Any = importlib.import_module(module.strip())
+    except ImportError as err:
+        raise ValueError(
+            f"{kind} {reference!r}: cannot import {module!r} ({err}); is it installed or on PYTHONPATH?"
+        ) from None
+    except Exception as err:  # the user's module itself failed: report it as their error
+        raise ValueError(_failed_import(f"{kind} {reference!r}", module, err)) from None
+    for part in attribute.strip().split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{kind} {reference!r}: module {module!r} has no attribute {attribute!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"{kind} {reference!r} is not a class or function")
+    return obj
 
 
 class Registry(Generic[T]):
@@ -25,7 +128,7 @@ class Registry(Generic[T]):
 
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:
             for name in names:
-                key = name.lower()
+                key = _key(name)
                 if key in self._entries and self._entries[key] is not factory:
                     raise ValueError(f"{self.kind} name {name!r} registered twice")
                 self._entries[key] = factory
@@ -44,14 +147,28 @@ class Registry(Generic[T]):
         return list(seen.values())
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._entries
+        if not isinstance(name, str):
+            return False
+        try:
+            self[name]
+        except ValueError:
+            return False
+        return True
 
     def __getitem__(self, name: str) -> Callable[..., T]:
+        """The factory registered as ``name``, or the one a ``module:attribute`` name points to."""
+        if ":" in name:
+            factory: Callable[..., T] = resolve_reference(name, self.kind)
+            return factory
+        key = _key(name)
+        if key not in self._entries:
+            load_plugins()
         try:
-            return self._entries[name.lower()]
+            return self._entries[key]
         except KeyError:
             raise ValueError(
-                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())} "
+                f"(or module:Class for your own; see docs/plugins.md)"
             ) from None
 
     def get(self, name: str, **params: Any) -> T:

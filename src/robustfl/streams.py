@@ -34,6 +34,8 @@ STREAMS: dict[str, str] = {
     "byzantine": "shared: which ids are Byzantine (byzantine.ids = 'random'; per round with resample)",
     "dropout": "per round: randomness inside the model (dropout), torch's global generator",
     "component": "shared: the seed of a component's constructor (BGMD's blocks, bucketing's shuffle, ...)",
+    "root": "shared: the server's root data set (FLTrust) and, per round, its minibatches",
+    "coding": "shared per round: a coded scheme's decoder (DETOX's vote groups, the cyclic locator)",
 }
 """Every stream's name and what it drives (docs/engine.md prints this table)."""
 

@@ -25,3 +25,17 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert plot.stat().st_size > 10_000
     assert "wrote" in capsys.readouterr().out
+
+
+def test_wire_decode_benchmark_runs_at_tiny_sizes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("bench_wire", ROOT / "benchmarks" / "wire_decode.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr("sys.argv", ["wire_decode.py", "--quick", "--repeats", "1"])
+    bench.main()
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 5 and "ValueError: Elias" in rows[2]
+    assert rows[3].endswith("| decoded |") and rows[4].endswith("| decoded |")

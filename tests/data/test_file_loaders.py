@@ -86,7 +86,7 @@ def test_missing_idx_file_names_the_file_and_the_folders(tmp_path: Path) -> None
         load_dataset("mnist", tmp_path)
     with pytest.raises(FileNotFoundError):
         load_dataset("mnist", tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="pass data_dir"):
+    with pytest.raises(ValueError, match=r"set data.data_dir .* --set data.data_dir=PATH"):
         load_dataset("mnist")
 
 

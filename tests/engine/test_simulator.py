@@ -209,7 +209,7 @@ def test_round_stats() -> None:
     d = sim.flat.dim
     assert (s0.round, s1.round, s1.lr) == (1, 2, 0.05)
     assert s0.bits_up == s0.bits_down == 32 * d * 10
-    assert set(s0.seconds) == {"plan", "compute", "attack", "compress", "aggregate", "update"}
+    assert set(s0.seconds) == {"plan", "compute", "attack", "compress", "decode", "aggregate", "update"}
 
 
 @pytest.mark.parametrize(

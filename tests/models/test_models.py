@@ -17,7 +17,7 @@ MNIST = (1, 28, 28)
 CIFAR = (3, 32, 32)
 
 
-IMAGE_MODELS = ["lenet", "mlp", "crsa-cnn", "resnet18", "vgg9"]
+IMAGE_MODELS = ["lenet", "lenet-caffe", "mlp", "crsa-cnn", "resnet18", "vgg9"]
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)
@@ -52,6 +52,25 @@ def test_seed_model_parameter_counts() -> None:
     assert shapes["lstm.weight_ih_l0"] == (1024, 8)
     assert shapes["lstm.weight_hh_l0"] == (1024, 256)
     assert shapes["decoder.weight"] == (80, 256)
+
+
+def test_fedma_chapter_models_and_widths() -> None:
+    # Table 5.3: Caffe's LeNet 20-50-500 has 431k (431,080) parameters on MNIST
+    assert num_parameters(build_model("lenet-caffe", MNIST, 10)) == 431_080
+    # Table 5.7: FedMA's grown VGG-9 (47, 79, 143, 143, 271, 271, 527, 527) has 3,900,235 parameters
+    grown = build_model("vgg9", CIFAR, 10, widths=[47, 79, 143, 143, 271, 271, 527, 527])
+    assert num_parameters(grown) == 3_900_235
+    # Table 5.6: the grown LSTM (embedding 21, hidden 257) has 310,160 parameters
+    assert num_parameters(build_model("lstm", (80,), 80, embed_dim=21, hidden_size=257)) == 310_160
+    # chapter 8's width factor multiplies the conv channels only
+    thin = build_model("vgg9", CIFAR, 10, width_factor=0.5)
+    assert thin.widths == (16, 32, 64, 64, 128, 128, 512, 512)
+    assert num_parameters(build_model("lenet", MNIST, 10, widths=[6, 16, 120, 84])) == 61_706
+    assert build_model("lenet-caffe", MNIST, 10, widths=[3, 4, 5])(torch.randn(2, *MNIST)).shape == (2, 10)
+    with pytest.raises(ValueError, match="widths must be 3 positive"):
+        build_model("lenet-caffe", MNIST, 10, widths=[20, 50])
+    with pytest.raises(ValueError, match="width_factor"):
+        build_model("vgg9", CIFAR, 10, width_factor=0)
 
 
 def test_lstm_reads_token_ids_and_follows_table_5_5() -> None:
@@ -136,6 +155,7 @@ def test_helpers() -> None:
     assert set(MODELS.names()) >= {
         "crsa-cnn",
         "lenet",
+        "lenet-caffe",
         "lstm",
         "mlp",
         "resnet18",

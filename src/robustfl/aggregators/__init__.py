@@ -9,12 +9,18 @@ from robustfl.aggregators.base import AGGREGATORS, Aggregator, PreAggregator
 from robustfl.aggregators.bgmd import BlockGeometricMedian
 from robustfl.aggregators.bulyan import Bulyan
 from robustfl.aggregators.clipping import CenteredClipping, Clipping
+from robustfl.aggregators.clustering import ClippedClustering
 from robustfl.aggregators.coordinatewise import Median, TrimmedMean
+from robustfl.aggregators.dnc import DnC
+from robustfl.aggregators.flame import FLAME
+from robustfl.aggregators.fltrust import FLTrust, ReferenceRule
+from robustfl.aggregators.foolsgold import FoolsGold
 from robustfl.aggregators.geomed import GeometricMedian
 from robustfl.aggregators.krum import Krum, MultiKrum
 from robustfl.aggregators.mean import Average
 from robustfl.aggregators.pipeline import Pipeline
 from robustfl.aggregators.sign import SignMajority
+from robustfl.aggregators.signguard import SignGuard
 
 __all__ = [
     "AGGREGATORS",
@@ -58,6 +64,8 @@ __all__ += [
     "NormDifferenceClipping",
     "WeakDP",
 ]
+# Defences beyond the peers (branch defences)
+__all__ += ["FLAME", "ClippedClustering", "DnC", "FLTrust", "FoolsGold", "ReferenceRule", "SignGuard"]
 
 
 def get(name: str, **params: Any) -> Aggregator:

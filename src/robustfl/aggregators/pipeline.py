@@ -44,6 +44,17 @@ class Pipeline(Aggregator):
         for stage in self.stages:
             stage.reset()
 
+    @property
+    def needs_reference(self) -> bool:
+        """Whether a stage needs the server's own update each round (FLTrust)."""
+        return any(getattr(stage, "needs_reference", False) for stage in self.stages)
+
+    def set_reference(self, g0: Tensor) -> None:
+        """Hand the server's update to every stage that needs it."""
+        for stage in self.stages:
+            if getattr(stage, "needs_reference", False):
+                stage.set_reference(g0)  # type: ignore[attr-defined]
+
     def state_dict(self) -> dict[str, Any]:
         return {"stages": [stage.state_dict() for stage in self.stages]}
 

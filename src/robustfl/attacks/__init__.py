@@ -75,6 +75,13 @@ __all__ = [
     "project_l2_ball",
 ]
 
+# Attacks beyond the peers (branch defences): Min-Max / Min-Sum, Fang et al., the adaptive scale attack
+from robustfl.attacks.adaptive import AdaptiveScale
+from robustfl.attacks.fang import FangKrum, FangTrimmedMean
+from robustfl.attacks.min_max import MinMax, MinSum
+
+__all__ += ["AdaptiveScale", "FangKrum", "FangTrimmedMean", "MinMax", "MinSum"]
+
 
 def get(name: str, **params: Any) -> Attack:
     """Build the message attack registered as ``name`` (case-insensitive) with ``params``."""

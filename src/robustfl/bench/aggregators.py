@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators import AGGREGATORS, Aggregator
+from robustfl.aggregators.fltrust import ReferenceRule
 from robustfl.bench.byzfl_loader import load_byzfl_aggregators
 from robustfl.utils import make_generator
 
@@ -274,6 +275,8 @@ def _measure_all(
             ((floor, _),) = timed([lambda t: t.sum(0)], x, settings)
             for cls in classes:
                 rule, why = build(cls, n)
+                if isinstance(rule, ReferenceRule):
+                    rule.set_reference(x.mean(0))  # FLTrust: a server update (its cost is the rule's)
                 if rule is None:
                     rows.append(Row(cls.__name__, n, d, why.split(":")[0], note=why))
                     echo(f"{cls.__name__:<22}{n:>4}{d:>8}    {why[:70]}")

@@ -10,9 +10,15 @@ import typer
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Inside this block a ``ValueError``/``FileNotFoundError`` becomes its message and ``exit 2``."""
+    """Inside this block a ``ValueError`` or ``OSError`` (missing file, permission) becomes its message
+    and ``exit 2``."""
     try:
         yield
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         typer.secho(str(err), fg="red", err=True)
         raise typer.Exit(2) from None
+
+
+def warn(message: str) -> None:
+    """A yellow line on stderr."""
+    typer.secho(f"robustfl: {message}", fg="yellow", err=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from robustfl.cli._output import console
 from robustfl.cli.app import app
 
 
@@ -27,8 +28,6 @@ def partition(
     seed: Annotated[int, typer.Option(help="root seed")] = 0,
 ) -> None:
     """Print each client's sample count and label histogram for a partition scheme."""
-    from rich.console import Console
-
     from robustfl.data import load_dataset, partition_summary
     from robustfl.data import partition as split
     from robustfl.utils import make_generator
@@ -50,4 +49,4 @@ def partition(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    Console().print(partition_summary(parts, ds.y_train, ds.num_classes))
+    console().print(partition_summary(parts, ds.y_train, ds.num_classes))

@@ -9,7 +9,7 @@ import typer
 
 from robustfl.cli._errors import user_errors
 from robustfl.cli.app import app
-from robustfl.cli.run import SetOption, default_out
+from robustfl.cli.run import SetOption, ThreadsOption, default_out
 
 
 @app.command()
@@ -21,16 +21,16 @@ def demo(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder (default runs/demo-<time>).")
     ] = None,
+    threads: ThreadsOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """10 workers, 2 send -100x their gradient: train with mean, median, GM and BGMD; print accuracies and a plot."""
-    from rich.console import Console
-
+    from robustfl.cli._output import console
     from robustfl.experiment.demo import run_demo
-    from robustfl.experiment.table import to_rich
+    from robustfl.experiment.table import print_table
 
     overrides = [*(set_ or []), *([f"training.rounds={rounds}"] if rounds else [])]
     with user_errors():
-        rows, png = run_demo(out or default_out("demo"), overrides=overrides, quiet=quiet)
-    Console().print(to_rich(rows, list(rows[0]), title="10 workers, 2 bit-flip attackers (-100 g)"))
+        rows, png = run_demo(out or default_out("demo"), overrides=overrides, quiet=quiet, threads=threads)
+    print_table(console(), rows, list(rows[0]), title="10 workers, 2 bit-flip attackers (-100 g)")
     typer.echo(f"plot: {png}")

@@ -1,4 +1,4 @@
-"""``robustfl edge-case``: edge-case backdoor attacks against the chapter's defences (seed 004 ch. 8)."""
+"""``robustfl edge-case``: edge-case backdoor attacks against the chapter's defences (Wang et al. 2020, Attack of the Tails)."""
 
 from typing import Annotated
 
@@ -16,13 +16,13 @@ def edge_case(
     seed: Annotated[int, typer.Option("--seed", help="Root seed.")] = 0,
 ) -> None:
     """Main-task and backdoor accuracy of FedAvg on MNIST under black-box / PGD / PGD+replacement attacks."""
-    from rich.console import Console
     from rich.table import Table
 
+    from robustfl.cli._output import console as make_console
     from robustfl.experiment.edge_case import DEFENCES, MODES, run_grid
 
     modes, defences = (("none", "pgd-mr"), ("none", "ndc")) if quick else (MODES, DEFENCES)
-    console = Console()
+    console = make_console()
     with console.status("running") as status:
         results = run_grid(
             modes,
@@ -44,4 +44,4 @@ def edge_case(
             if r.mode == mode
         ]
         table.add_row(mode, *cells)
-    Console(width=max(console.width, 16 + 25 * len(defences))).print(table)
+    make_console(width=max(console.width, 16 + 25 * len(defences))).print(table)

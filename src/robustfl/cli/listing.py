@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from robustfl.cli.app import app
+from robustfl.cli.run import ImportOption
 
 # kind -> "module:attribute" of its Registry; adding a kind is one entry here.
 KINDS: dict[str, str] = {
@@ -18,6 +19,10 @@ KINDS: dict[str, str] = {
     "datasets": "robustfl.data:DATASETS",
     "attacks": "robustfl.attacks:ATTACKS",
     "data-attacks": "robustfl.attacks.data:DATA_ATTACKS",
+    "algorithms": "robustfl.algorithms:ALGORITHMS",
+    "server-optimizers": "robustfl.algorithms.optim:SERVER_OPTIMIZERS",
+    "lr-schedules": "robustfl.algorithms.schedules:LR_SCHEDULES",
+    "codings": "robustfl.coding:CODINGS",
 }
 
 
@@ -62,14 +67,23 @@ def rows(registry: Any) -> list[tuple[str, str, str, str]]:
 @app.command("list")
 def list_components(
     kind: str = typer.Argument(..., help=f"what to list: {', '.join(sorted(KINDS))}"),
+    imports: ImportOption = None,
 ) -> None:
-    """List the registered components of KIND with their parameters (defaults) and breakdown bounds."""
-    from rich.console import Console
+    """List the registered components of KIND with their parameters (defaults) and breakdown bounds,
+    installed plugins (entry points robustfl.plugins) and --import modules included."""
     from rich.table import Table
+
+    from robustfl.cli._errors import user_errors
+    from robustfl.cli._output import console
+    from robustfl.registry import import_modules, load_plugins
+
+    with user_errors():
+        import_modules(imports or [], "--import")
+    load_plugins()
 
     table = Table(title=f"robustfl {kind}")
     for column in ("name", "class", "parameters (defaults)", "breakdown"):
         table.add_column(column)
     for row in rows(registry_for(kind)):
         table.add_row(*row)
-    Console().print(table)
+    console().print(table)

@@ -1,4 +1,4 @@
-"""``robustfl reproduce bgmd-table2``: seed 000's Table 2 on our stack, printed beside the paper's numbers."""
+"""``robustfl reproduce bgmd-table2``: Table 2 of Acharya et al. 2022 on our stack, printed beside the paper's numbers."""
 
 from __future__ import annotations
 
@@ -46,10 +46,9 @@ def bgmd_table2(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
 ) -> None:
     """LeNet, 10 workers: SGD / CMD / GMD / BGMD under clean, bit-flip, additive, impulse and backdoor corruption."""
-    from rich.console import Console
-
+    from robustfl.cli._output import console
     from robustfl.experiment import bgmd_table2 as t2
-    from robustfl.experiment.table import to_rich
+    from robustfl.experiment.table import print_table
 
     if write_configs is not None:
         for path in t2.write_configs(write_configs):
@@ -77,12 +76,11 @@ def bgmd_table2(
         {"corruption": c, "f": r["f"], **{m.upper(): t2.cell_text(r, m) for m in methods}}
         for c, r in rows.items()
     ]
-    Console().print(
-        to_rich(
-            table,
-            ["corruption", "f", *(m.upper() for m in methods)],
-            title="test accuracy %: ours (seed 000 Table 2)",
-        )
+    print_table(
+        console(),
+        table,
+        ["corruption", "f", *(m.upper() for m in methods)],
+        title="test accuracy %: ours (Acharya et al. 2022, Table 2)",
     )
     for statement, holds in t2.shape_checks(rows):
         mark = "n/a " if holds is None else ("PASS" if holds else "MISS")

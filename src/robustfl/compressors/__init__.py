@@ -17,6 +17,7 @@ from robustfl.compressors.quantize import QSGD, Elementwise, Sign, TernGrad
 from robustfl.compressors.scaled import Contractive
 from robustfl.compressors.signum import Signum
 from robustfl.compressors.sparse import BlockSampling, RandK, RandL, Sparsifier, TopK
+from robustfl.compressors.wire import Expect
 
 __all__ = [
     "ATOMO",
@@ -28,6 +29,7 @@ __all__ = [
     "Contractive",
     "Elementwise",
     "ErrorFeedback",
+    "Expect",
     "Field",
     "Identity",
     "LayerWise",

@@ -25,6 +25,7 @@ from robustfl.checks import check_positive
 from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, Randomness, uniform
 from robustfl.compressors.codecs import Float, UInt, index_bits
 from robustfl.compressors.layers import blocks, check_dimension, parse_shapes
+from robustfl.compressors.quantize import work_dtype
 
 
 def atomo_probabilities(lam: Tensor, budget: float) -> Tensor:
@@ -67,6 +68,8 @@ class ATOMO(Compressor):
     ``omega(d)``: the optimal ``p`` is no worse than the uniform ``p_i = s / m`` for ``m`` orthonormal
     atoms, so ``E||g_hat||^2 <= (m / s) ||g||^2`` and ``omega <= m / s - 1`` (``m = d`` for entries,
     the largest ``min(a, b)`` for svd).
+    float16/bfloat16 layers are decomposed in float32 (torch has no half-precision SVD on CPU) and
+    sent at their own precision.
     """
 
     name = "atomo"
@@ -150,17 +153,17 @@ class ATOMO(Compressor):
             if not b.is_matrix:
                 raws.append(part)
                 continue
-            mats = part.reshape(n, b.rows, b.cols)
+            mats = part.reshape(n, b.rows, b.cols).to(work_dtype(x.dtype))  # no half-precision SVD
             finite = torch.isfinite(mats).flatten(1).all(dim=1)  # a non-finite layer sends no atoms
             mats = torch.where(finite[:, None, None], mats, torch.zeros_like(mats))
             u, sigma, vh = torch.linalg.svd(mats, full_matrices=False)
             p = self.probabilities(sigma)
-            keep = uniform(tuple(sigma.shape), rng, x.device).to(x.dtype) < p
-            weight = torch.where(keep, sigma / p.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
+            keep = uniform(tuple(sigma.shape), rng, x.device).to(x.dtype).to(p.dtype) < p
+            weight = torch.where(keep, sigma / p.clamp_min(torch.finfo(p.dtype).tiny), 0.0)
             for i in range(n):
                 j = keep[i].nonzero().reshape(-1)
-                us[i].append((u[i][:, j] * weight[i, j]).T.reshape(-1))
-                vs[i].append(vh[i][j, :].reshape(-1))
+                us[i].append((u[i][:, j] * weight[i, j]).T.reshape(-1).to(x.dtype))
+                vs[i].append(vh[i][j, :].reshape(-1).to(x.dtype))
             counts.append(keep.sum(dim=1))
         width = index_bits(max([min(b.rows, b.cols) for b in self._blocks if b.is_matrix], default=1) + 1)
         empty = x.new_zeros(n, 0)
@@ -195,9 +198,9 @@ class ATOMO(Compressor):
                     continue
                 c = int(counts[i, k])
                 k += 1
-                ub = us[i][uo : uo + c * b.rows].reshape(c, b.rows).to(msg.dtype)
-                vb = vs[i][vo : vo + c * b.cols].reshape(c, b.cols).to(msg.dtype)
-                out[i, b.offset : b.offset + b.numel] = (ub.T @ vb).reshape(-1)
+                ub = us[i][uo : uo + c * b.rows].reshape(c, b.rows).to(work_dtype(msg.dtype))
+                vb = vs[i][vo : vo + c * b.cols].reshape(c, b.cols).to(work_dtype(msg.dtype))
+                out[i, b.offset : b.offset + b.numel] = (ub.T @ vb).reshape(-1).to(msg.dtype)
                 uo, vo = uo + c * b.rows, vo + c * b.cols
         return out
 

@@ -16,15 +16,22 @@ across devices) and a CUDA generator avoids the host round trip for CUDA inputs.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from robustfl.compressors.codecs import FLOAT_BITS, Codec
 from robustfl.registry import Configurable, Registry
+
+if TYPE_CHECKING:
+    from robustfl.compressors.wire import Expect
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ class Message:
 
     ``bits`` = ``bits_per_row.sum() + shared_bits``; ``row(i)`` is sender ``i``'s self-contained
     message (its own fields plus the shared ones), the unit the distributed runtime sends with
-    ``to_bytes()``.
+    ``to_bytes()``. ``params`` is the compressor's canonical parameter text (``wire_params()``, set by
+    ``compress`` and carried in the wire header), so a decoder with other parameters refuses it.
     """
 
     compressor: str
@@ -73,6 +81,7 @@ class Message:
     dtype: torch.dtype
     fields: dict[str, Field]
     squeeze: bool = False
+    params: str | None = None
     _bits_rows: Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -127,7 +136,9 @@ class Message:
             raise ValueError(f"row index {i} out of range for a message of {self.n} rows")
         i %= self.n
         fields = {k: f.take_row(i) for k, f in self.fields.items()}
-        return Message(self.compressor, 1, self.d, self.dtype, fields, squeeze=self.squeeze)
+        return Message(
+            self.compressor, 1, self.d, self.dtype, fields, squeeze=self.squeeze, params=self.params
+        )
 
     def to_bytes(self) -> bytes:
         """The wire form (``wire.py``): a small header, then the bit-packed payload, then a CRC32."""
@@ -136,11 +147,13 @@ class Message:
         return encode(self)
 
     @staticmethod
-    def from_bytes(data: bytes) -> Message:
-        """Parse ``to_bytes`` output; malformed or truncated bytes raise ``ValueError``."""
+    def from_bytes(data: bytes, expect: Expect | None = None) -> Message:
+        """Parse ``to_bytes`` output. ``expect`` (``wire.Expect``: the model's ``d``, the senders per
+        message, a size cap) states what the receiver accepts; anything else, and any malformed or
+        truncated bytes, raise ``ValueError`` before the message's arrays are allocated."""
         from robustfl.compressors.wire import decode
 
-        return decode(data)
+        return decode(data, expect)
 
 
 def check_vector(x: object) -> tuple[Tensor, bool]:
@@ -227,11 +240,19 @@ class Compressor(Configurable, ABC):
     coordinates from every sender's column norms): such a compressor must see the whole batch at once
     and cannot run on the senders' side of a real deployment."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every ``encode`` a subclass defines tags its message with ``wire_params()`` (as ``compress``
+        does), so messages of the engine's stateful path can go on the wire and be checked on decode."""
+        super().__init_subclass__(**kwargs)
+        if "encode" in cls.__dict__:
+            cls.encode = _tag_params(cls.__dict__["encode"])  # type: ignore[method-assign]
+
     def compress(self, x: Tensor, rng: Randomness = None) -> Message:
         """Compress ``x: Tensor[d]`` or ``Tensor[n, d]`` (one row per sender)."""
         batch, squeeze = check_vector(x)
         msg = self._compress(batch, rng)
         msg.squeeze = squeeze
+        msg.params = self.wire_params()
         return msg
 
     def decompress(self, msg: Message) -> Tensor:
@@ -240,6 +261,11 @@ class Compressor(Configurable, ABC):
             raise ValueError(f"decompress() needs a Message, got {type(msg).__name__}")
         if msg.compressor != self.name:
             raise ValueError(f"{type(self).__name__} cannot decode a {msg.compressor!r} message")
+        if msg.params is not None and msg.params != self.wire_params():
+            raise ValueError(
+                f"this {msg.compressor} message was made with parameters {msg.params}, but the decoder "
+                f"has {self.wire_params()}; decode with the sender's compressor settings"
+            )
         out = self._decompress(msg)
         return out[0] if msg.squeeze else out
 
@@ -276,6 +302,36 @@ class Compressor(Configurable, ABC):
 
     def reset(self) -> None:
         """Forget state kept between calls (PowerSGD's warm start); stateless compressors: nothing."""
+
+    def wire_params(self) -> str:
+        """Canonical text of ``params()`` (compact JSON, keys sorted; a SHA-256 digest when longer than
+        512 characters, e.g. long layer shape lists), sent in every message's header."""
+        text = json.dumps(_canonical(self.params()), sort_keys=True, separators=(",", ":"))
+        return text if len(text) <= 512 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _tag_params(encode: Callable[..., tuple[Message, dict[str, Tensor]]]) -> Callable[..., Any]:
+    @functools.wraps(encode)
+    def tagged(self: Compressor, *args: Any, **kwargs: Any) -> tuple[Message, dict[str, Tensor]]:
+        msg, state = encode(self, *args, **kwargs)
+        if msg.params is None:
+            msg.params = self.wire_params()
+        return msg, state
+
+    return tagged
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-ready form of parameter values: nested compressors by name and canonical parameters."""
+    if isinstance(value, Compressor):
+        return {"name": value.name, "params": value.wire_params()}
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, torch.dtype):
+        return str(value)
+    return value
 
 
 COMPRESSORS: Registry[Compressor] = Registry("compressor")

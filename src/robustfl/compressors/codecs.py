@@ -6,12 +6,14 @@ frame header of ``wire.py`` (shapes, lengths, checksum) is extra.
 
 - ``Float(dtype)``: IEEE values at their wire precision (16, 32 or 64 bits each).
 - ``UInt(b)``: non-negative integers packed at ``b`` bits each (signs, quantisation levels, indices).
-- ``EliasSparse()``: the QSGD code (Alistarh et al., 2017, "efficient coding"): for each non-zero
+- ``EliasSparse(level_bits)``: the QSGD code (Alistarh et al., 2017, "efficient coding"): for each non-zero
   entry of a signed integer row, in order, the Elias-gamma code of the gap to the previous non-zero
   position (positions are 1-based, so a gap is >= 1), one sign bit, and the Elias-gamma code of
   ``|level| >= 1``. Zeros cost nothing. We use Elias *gamma* (``2 floor(log2 v) + 1`` bits for
   ``v >= 1``) rather than the recursive omega code: for the small gaps and levels QSGD produces the
   two differ by a few bits, and gamma's length has a closed form that vectorises over a batch.
+  Levels are below ``2**level_bits`` (the wire parameter); the decoder refuses wider codes, and gap
+  codes wider than ``bit_length(d)``, before reading them, and parses a row in bounded chunks.
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ class Codec(ABC):
         """One byte that, with ``tag``, identifies the codec on the wire."""
         return 0
 
+    @property
+    def width(self) -> int | None:
+        """Bits per value of a fixed-width code (``None`` for a variable-length one)."""
+        return None
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Codec) and other.tag == self.tag and other.param == self.param
 
@@ -111,11 +118,14 @@ class Float(Codec):
         if dtype not in FLOAT_BITS:
             raise ValueError(f"wire dtype must be one of {list(FLOAT_BITS)}, got {dtype}")
         self.dtype = dtype
-        self.width = FLOAT_BITS[dtype]
 
     @property
     def param(self) -> int:
         return DTYPE_CODES[self.dtype]
+
+    @property
+    def width(self) -> int:
+        return FLOAT_BITS[self.dtype]
 
     def bits(self, t: Tensor) -> Tensor:
         return _fixed_bits(t, self.width)
@@ -148,6 +158,10 @@ class UInt(Codec):
     def param(self) -> int:
         return self.b
 
+    @property
+    def width(self) -> int:
+        return self.b
+
     def bits(self, t: Tensor) -> Tensor:
         return _fixed_bits(t, self.b)
 
@@ -165,9 +179,10 @@ class UInt(Codec):
         _check_lengths(rows, m * self.b)
         if m == 0:
             return torch.zeros(shape, dtype=torch.int64)
-        weights = np.uint64(1) << np.arange(self.b, dtype=np.uint64)
-        bits = np.stack(rows).reshape(len(rows), m, self.b).astype(np.uint64)
-        v = (bits * weights).sum(axis=2, dtype=np.uint64)
+        bits = np.stack(rows).reshape(len(rows), m, self.b)
+        v = np.zeros((len(rows), m), dtype=np.uint64)
+        for j in range(self.b):  # one pass per bit of the width: memory O(values), not O(bits * 8)
+            v |= bits[:, :, j].astype(np.uint64) << np.uint64(j)
         return torch.from_numpy(v.astype(np.int64)).reshape(shape)
 
 
@@ -181,10 +196,138 @@ def _bitlen(v: np.ndarray) -> np.ndarray:
     return out
 
 
+_CHUNK = 1 << 16
+"""Bits of an Elias row decoded per step: memory is O(_CHUNK), the time per bit a constant."""
+
+
+def _gamma_ends(w: np.ndarray, widths: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """For every start ``p`` in ``[0, len(w) + 1]``: ``first[p]``, the first 1 at or after ``p``, and for
+    each cap in ``widths`` ``end[p]``, where the Elias-gamma code starting at ``p`` ends (exclusive), or
+    ``len(w) + 1`` where no legal code fits. A code of ``z`` zeros, a 1 and ``z`` bits holds a value of
+    ``z + 1`` bits, so codes with ``z >= width`` (wider than the largest legal value) are refused before
+    they are read."""
+    size = w.size
+    pos = np.arange(size + 2)
+    first = np.full(size + 2, size)
+    first[:size] = np.minimum.accumulate(np.where(w, pos[:size], size)[::-1])[::-1]
+    zeros = first - pos
+    end = first + zeros + 1
+    bad = (first >= size) | (end > size)
+    ends = []
+    for width in widths:
+        capped = end.copy()
+        capped[bad | (zeros >= width)] = size + 1
+        ends.append(capped)
+    return first, ends
+
+
+def _gamma_values(w: np.ndarray, first: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Values of the (already validated) gamma codes at ``starts``: bits ``q .. 2q - start``, MSB first,
+    with ``q = first[start]``; codes of one bit (value 1, the common case) need no reading."""
+    q = first[starts]
+    value = np.ones(starts.size, dtype=np.int64)
+    wide = np.flatnonzero(q > starts)
+    zeros, q = q[wide] - starts[wide], q[wide]
+    for j in range(1, int(zeros.max()) + 1 if wide.size else 0):
+        keep = zeros >= j
+        wide, zeros, q = wide[keep], zeros[keep], q[keep]
+        value[wide] = (value[wide] << 1) | w[q + j]
+    return value
+
+
+def _orbit_doubling(step: np.ndarray, start: int, inside: int) -> tuple[np.ndarray, int]:
+    """The positions ``start, T(start), T(T(start)), ...`` below ``inside`` and the first one at or above
+    it, for the map ``T = step`` (``T(p) > p`` below ``inside``, ``T(p) = p`` above). Pointer doubling:
+    after round ``j`` the list holds ``T^i(start)`` for ``i < 2^j`` and ``jump = T^(2^j)``, so
+    ``O(log inside)`` rounds of array operations over ``len(step)`` entries."""
+    pts = np.full(1, start, dtype=step.dtype)
+    jump = step
+    while True:
+        new = jump[pts]
+        below = new < inside
+        if not below.all():
+            return np.concatenate([pts, new[below]]), int(new[~below][0])
+        pts = np.concatenate([pts, new])
+        jump = jump[jump]
+
+
+def _orbit(step: np.ndarray, inside: int, shrink: int = 4) -> tuple[np.ndarray, int]:
+    """``_orbit_doubling(step, 0, inside)`` on fewer points. Walks from different starts merge, so the
+    image ``S_k = T^k([0, inside))`` shrinks fast in the first rounds; the orbit from ``T^k(0)`` stays
+    in ``S_k`` (closed under ``T``), so after walking ``k`` steps from 0 the doubling runs on ``S_k``
+    and the exits it reaches, renumbered in order."""
+    walk = [0]
+    image = np.arange(inside, dtype=step.dtype)
+    mark = np.zeros(step.size, dtype=bool)
+    for _ in range(shrink):
+        nxt = int(step[walk[-1]])
+        if nxt >= inside:
+            return np.array(walk, dtype=step.dtype), nxt
+        walk.append(nxt)
+        mark[step[image]] = True
+        image = np.flatnonzero(mark[:inside])
+        mark[:] = False
+    mark[image] = True
+    mark[step[image]] = True
+    points = np.flatnonzero(mark)  # S_k and the exits it reaches, in order; closed under T
+    rank = np.empty(step.size, dtype=step.dtype)
+    rank[points] = np.arange(points.size)
+    below = int(np.searchsorted(points, inside))
+    rest, exit_ = _orbit_doubling(rank[step[points]], int(rank[walk[-1]]), below)
+    return np.concatenate([np.array(walk[:-1], dtype=step.dtype), points[rest]]), int(points[exit_])
+
+
+def _decode_elias_row(bits: np.ndarray, d: int, level_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """1-based positions and signed levels of one row's (gap, sign, level) stream, in chunks of
+    ``_CHUNK`` bits. In a chunk, ``T(p)`` = where a triplet starting at bit ``p`` ends is computed for
+    every ``p`` at once; the triplet starts are the orbit of the chunk's first start under ``T``.
+    Gaps are at most ``d`` (``bit_length(d)`` bits) and levels below ``2**level_bits``."""
+    total = bits.size
+    gap_bits = d.bit_length()
+    longest = (2 * gap_bits - 1) + 1 + (2 * level_bits - 1)
+    gaps, levels = [], []
+    p0 = 0
+    while p0 < total:
+        inside = min(total, p0 + _CHUNK) - p0
+        w = bits[p0 : min(total, p0 + inside + longest)]
+        size = w.size
+        first, (gap_end, level_end) = _gamma_ends(w, (gap_bits, level_bits))  # gap_end: the sign bit
+        step = np.arange(size + 2)
+        step[:inside] = level_end[np.minimum(gap_end[:inside] + 1, size + 1)]
+        starts, exit_ = _orbit(step, inside)
+        if exit_ > size:
+            raise ValueError("Elias-coded field is truncated or malformed (a code overruns or is too wide)")
+        sign_at = gap_end[starts]
+        gaps.append(_gamma_values(w, first, starts))
+        magnitude = _gamma_values(w, first, sign_at + 1)
+        levels.append(np.where(w[sign_at], -magnitude, magnitude))
+        p0 += exit_
+    if not gaps:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    pos = np.cumsum(np.concatenate(gaps))
+    if pos[-1] > d:
+        raise ValueError(f"Elias-coded position {int(pos[-1])} is beyond the row length {d}")
+    return pos, np.concatenate(levels)
+
+
 class EliasSparse(Codec):
-    """The QSGD gap/sign/level code of a signed integer row (see the module docstring)."""
+    """The QSGD gap/sign/level code of a signed integer row (see the module docstring).
+
+    ``level_bits`` bounds the levels: ``|level| < 2**level_bits`` (QSGD with ``s`` levels uses
+    ``s.bit_length()``); it is the codec's wire parameter, so the decoder refuses any level code wider
+    than that, and any gap code wider than ``bit_length(d)``, before reading its value.
+    """
 
     tag = 3
+
+    def __init__(self, level_bits: int = 63) -> None:
+        if isinstance(level_bits, bool) or not isinstance(level_bits, int) or not 1 <= level_bits <= 63:
+            raise ValueError(f"EliasSparse level_bits must be an integer in [1, 63], got {level_bits!r}")
+        self.level_bits = level_bits
+
+    @property
+    def param(self) -> int:
+        return self.level_bits
 
     def bits(self, t: Tensor) -> Tensor:
         rows = as_rows(t)
@@ -198,7 +341,12 @@ class EliasSparse(Codec):
         return counts.index_add_(0, r, per_entry).cpu()
 
     def encode(self, t: Tensor) -> list[np.ndarray]:
-        return [self._encode_row(r) for r in as_rows(t.detach().to("cpu", torch.int64)).numpy()]
+        rows = as_rows(t.detach().to("cpu", torch.int64)).numpy()
+        if rows.size and int(np.abs(rows).max()) >> self.level_bits:
+            raise ValueError(
+                f"EliasSparse({self.level_bits}) field holds a level of {self.level_bits + 1}+ bits"
+            )
+        return [self._encode_row(r) for r in rows]
 
     @staticmethod
     def _encode_row(row: np.ndarray) -> np.ndarray:
@@ -224,64 +372,11 @@ class EliasSparse(Codec):
 
     def decode(self, rows: list[np.ndarray], shape: tuple[int, ...]) -> Tensor:
         d = shape[-1] if shape else 1
+        decoded = [_decode_elias_row(bits, d, self.level_bits) for bits in rows]  # all parse first
         out = np.zeros((len(rows), d), dtype=np.int64)
-        for r, bits in enumerate(rows):
-            self._decode_row(bits, out[r])
+        for r, (pos, levels) in enumerate(decoded):
+            out[r, pos - 1] = levels
         return torch.from_numpy(out).reshape(shape)
-
-    @staticmethod
-    def _decode_row(bits: np.ndarray, out: np.ndarray) -> None:
-        """Vectorised decode of one row's (gap, sign, level) stream.
-
-        For every bit position ``p``, ``end[p]`` is where a gamma code starting at ``p`` would end;
-        a triplet starting at ``p`` ends at ``T[p] = end[end[p] + 1]``. The triplet starts are the
-        orbit of 0 under ``T``, found by pointer doubling in ``O(N log N)`` array operations.
-        Positions ``N`` (exact end of the stream) and ``N + 1`` (overrun) are sentinels.
-        """
-        total, d = bits.size, out.size
-        if total == 0:
-            return
-        bad = ValueError("Elias-coded field is truncated or malformed")
-        ones = np.flatnonzero(bits)
-        if ones.size == 0:
-            raise bad
-        p = np.arange(total, dtype=np.int64)
-        k = np.searchsorted(ones, p)
-        q = np.where(k < ones.size, ones[np.minimum(k, ones.size - 1)], total + 1)  # first 1 at or after p
-        end = np.full(total + 2, total + 1, dtype=np.int64)
-        end[:total] = np.where(q <= total, 2 * q - p + 1, total + 1)
-        end[end > total] = total + 1
-        after_gap = end[:total]
-        sign_ok = after_gap < total
-        step = np.full(total + 2, total + 1, dtype=np.int64)
-        step[:total] = np.where(sign_ok, end[np.minimum(after_gap + 1, total + 1)], total + 1)
-        step[total] = total
-        on_orbit = np.zeros(total + 2, dtype=bool)  # after round j: T^i(0) for all i < 2^(j+1)
-        on_orbit[0] = True
-        jump = step
-        for _ in range(int(np.ceil(np.log2(total + 1))) + 1):
-            on_orbit[jump[np.flatnonzero(on_orbit)]] = True
-            jump = jump[jump]
-        if on_orbit[total + 1] or not on_orbit[total]:  # overran the stream, or never reached its end
-            raise bad
-        starts = np.flatnonzero(on_orbit[:total])
-
-        def gamma_values(at: np.ndarray) -> np.ndarray:
-            first = q[at]
-            width = first - at  # the code is `width` zeros, then width + 1 value bits
-            value = np.zeros(at.size, dtype=np.int64)
-            for j in range(int(width.max()) + 1 if at.size else 0):
-                sel = j <= width
-                value[sel] = (value[sel] << 1) | bits[first[sel] + j]
-            return value
-
-        gaps = gamma_values(starts)
-        sign_at = end[starts]
-        levels = gamma_values(sign_at + 1)
-        pos = np.cumsum(gaps)
-        if pos.size and pos[-1] > d:
-            raise ValueError(f"Elias-coded position {int(pos[-1])} is beyond the row length {d}")
-        out[pos - 1] = np.where(bits[sign_at], -levels, levels)
 
 
 def codec_from_wire(tag: int, param: int) -> Codec:
@@ -295,5 +390,7 @@ def codec_from_wire(tag: int, param: int) -> Codec:
             raise ValueError(f"UInt width {param} is out of range")
         return UInt(param)
     if tag == EliasSparse.tag:
-        return EliasSparse()
+        if not 1 <= param <= 63:
+            raise ValueError(f"EliasSparse level width {param} is out of range")
+        return EliasSparse(param)
     raise ValueError(f"unknown codec tag {tag}")

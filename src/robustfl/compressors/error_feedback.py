@@ -99,6 +99,10 @@ class ErrorFeedback(Compressor):
         self._state = state["rows"]
         self.compressor.load_state_dict(state["inner"])
 
+    def wire_params(self) -> str:
+        """The wrapped compressor's: its messages are the ones on the wire."""
+        return self.compressor.wire_params()
+
     def params(self) -> dict[str, Any]:
         return {"compressor": self.compressor}
 

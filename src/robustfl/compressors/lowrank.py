@@ -25,6 +25,7 @@ from robustfl.compressors.base import (
 )
 from robustfl.compressors.codecs import Float
 from robustfl.compressors.layers import Block, blocks, check_dimension, parse_shapes
+from robustfl.compressors.quantize import work_dtype
 
 
 def low_rank_pays(block: Block, rank: int) -> bool:
@@ -40,6 +41,8 @@ class PowerSGD(Compressor):
     (biases, tiny matrices) are sent raw. Bits per sender: ``32 (sum r (a + b) + sum raw numel)``.
     Biased, no contraction guarantee (``delta = None``). The first ``Q`` is Gaussian from ``rng``.
     A batch with a different number of senders than the warm-start state raises ``ValueError``.
+    float16/bfloat16 inputs are computed in float32 (torch has no half-precision QR on CPU) and sent
+    at their own precision; the warm start is the sent ``Q``.
     """
 
     name = "powersgd"
@@ -85,13 +88,14 @@ class PowerSGD(Compressor):
         check_dimension(self._blocks, d, "PowerSGD")
         ps, qs, raws = [], [], []
         qo = 0
+        work = x.to(work_dtype(x.dtype))
         for b in self._blocks:
-            part = x[:, b.offset : b.offset + b.numel]
+            part = work[:, b.offset : b.offset + b.numel]
             if not low_rank_pays(b, self.rank):
                 raws.append(part)
                 continue
             m = part.reshape(n, b.rows, b.cols)
-            q = q_all[:, qo : qo + b.cols * self.rank].reshape(n, b.cols, self.rank).to(x.dtype)
+            q = q_all[:, qo : qo + b.cols * self.rank].reshape(n, b.cols, self.rank).to(work.dtype)
             qo += b.cols * self.rank
             p_hat = torch.linalg.qr(m @ q).Q
             q = m.transpose(1, 2) @ p_hat
@@ -99,16 +103,16 @@ class PowerSGD(Compressor):
             qs.append(q.reshape(n, -1))
         empty = x.new_zeros(n, 0)
         fields = {
-            "p": Field(torch.cat(ps, 1) if ps else empty, Float(x.dtype)),
-            "q": Field(torch.cat(qs, 1) if qs else empty, Float(x.dtype)),
-            "raw": Field(torch.cat(raws, 1) if raws else empty, Float(x.dtype)),
+            "p": Field(torch.cat(ps, 1).to(x.dtype) if ps else empty, Float(x.dtype)),
+            "q": Field(torch.cat(qs, 1).to(x.dtype) if qs else empty, Float(x.dtype)),
+            "raw": Field(torch.cat(raws, 1).to(x.dtype) if raws else empty, Float(x.dtype)),
         }
         return Message(self.name, n, d, x.dtype, fields), fields["q"].data  # type: ignore[return-value]
 
     def _decompress(self, msg: Message) -> Tensor:
         check_dimension(self._blocks, msg.d, "PowerSGD")
         n, r = msg.n, self.rank
-        p, q, raw = (msg.get_rows(k).to(msg.dtype) for k in ("p", "q", "raw"))
+        p, q, raw = (msg.get_rows(k).to(work_dtype(msg.dtype)) for k in ("p", "q", "raw"))
         low = [b for b in self._blocks if low_rank_pays(b, r)]
         expect = (
             sum(b.rows * r for b in low),
@@ -125,10 +129,10 @@ class PowerSGD(Compressor):
             if low_rank_pays(b, r):
                 pb = p[:, po : po + b.rows * r].reshape(n, b.rows, r)
                 qb = q[:, qo : qo + b.cols * r].reshape(n, b.cols, r)
-                out[:, b.offset : b.offset + b.numel] = (pb @ qb.transpose(1, 2)).reshape(n, -1)
+                out[:, b.offset : b.offset + b.numel] = (pb @ qb.transpose(1, 2)).reshape(n, -1).to(out.dtype)
                 po, qo = po + b.rows * r, qo + b.cols * r
             else:
-                out[:, b.offset : b.offset + b.numel] = raw[:, ro : ro + b.numel]
+                out[:, b.offset : b.offset + b.numel] = raw[:, ro : ro + b.numel].to(out.dtype)
                 ro += b.numel
         return out
 

@@ -7,6 +7,7 @@ are listed in ``coordinate_fields`` so ``Compose`` can send the codes of only th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -33,6 +34,28 @@ def _codes(msg: Message, name: str) -> Tensor:
     return t.reshape(msg.n, msg.d)
 
 
+def work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Precision to compute in: float32 for half types and float32, float64 for float64."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def row_stat(x: Tensor, stat: Callable[[Tensor], Tensor]) -> Tensor:
+    """``m_i * stat(x_i / m_i)`` per row (``Tensor[n, 1]``, float64) with ``m_i = max |x_i|``: a
+    homogeneous statistic (a norm, a mean magnitude) computed on entries in ``[-1, 1]``, so nothing
+    overflows. Saturated at the largest finite value of ``x.dtype``, so it is always sendable at the
+    input's precision; a row with a non-finite entry gives a non-finite result."""
+    work = x.detach().to(work_dtype(x.dtype))
+    big = work.abs().amax(dim=1, keepdim=True)
+    safe = torch.where((big > 0) & torch.isfinite(big), big, torch.ones_like(big))
+    out = safe.double() * stat(work / safe).double()
+    return torch.where(torch.isfinite(out), out.clamp_max(torch.finfo(x.dtype).max), out)
+
+
+def row_norm(x: Tensor) -> Tensor:
+    """``||x_i||_2`` of each row without overflow (``row_stat``)."""
+    return row_stat(x, lambda y: torch.linalg.vector_norm(y, dim=1, keepdim=True))
+
+
 def _scale_field(msg: Message, name: str) -> Tensor:
     s = msg.get(name)
     if s.numel() != msg.n:
@@ -53,8 +76,9 @@ class Sign(Elementwise):
 
     def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
+        scale = row_stat(x, lambda y: y.abs().mean(dim=1, keepdim=True))  # a float32 sum can overflow
         fields = {
-            "scale": Field(x.abs().mean(dim=1, keepdim=True), Float(x.dtype)),
+            "scale": Field(scale.to(x.dtype), Float(x.dtype)),
             "signs": Field((x < 0).to(torch.uint8), UInt(1)),
         }
         return Message(self.name, n, d, x.dtype, fields)
@@ -78,6 +102,11 @@ class QSGD(Elementwise):
     fixed-width count, ``32 + d (1 + ceil(log2(s + 1)))`` bits. With ``s = 1`` this is 1-bit QSGD, the
     l2-quantisation of seed 004 §3.3.1. A row with a non-finite entry gets all levels 0 (its norm is
     sent as is, so it decodes to NaN) instead of undefined integer codes.
+
+    Finite rows always decode to finite values: the norm is computed without overflow (``row_norm``:
+    rescaled before squaring, in float64) and decoded as ``norm * (level / s)`` with ``level / s <= 1``.
+    A row whose norm exceeds the largest finite value of its dtype (e.g. ``> 65504`` in float16) sends
+    that largest value as its norm: finite, but shrunk (biased) for that row.
     """
 
     name = "qsgd"
@@ -85,6 +114,8 @@ class QSGD(Elementwise):
 
     def __init__(self, s: int = 1, coding: str = "elias") -> None:
         self.s = check_int("s", s, minimum=1)
+        if s >= 2**62:
+            raise ValueError(f"s must be < 2**62 (levels are int64), got {s}")
         if coding not in ("elias", "fixed"):
             raise ValueError(f"coding must be 'elias' or 'fixed', got {coding!r}")
         self.coding = coding
@@ -95,14 +126,15 @@ class QSGD(Elementwise):
 
     def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
-        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-        ratio = torch.where(norm > 0, x.abs() / norm.clamp_min(torch.finfo(x.dtype).tiny), 0.0)
-        noise = uniform((n, d), rng, x.device).to(x.dtype)
+        norm = row_norm(x)
+        work, wnorm = x.to(work_dtype(x.dtype)), norm.to(work_dtype(x.dtype))
+        ratio = torch.where(wnorm > 0, work.abs() / wnorm.clamp_min(torch.finfo(work.dtype).tiny), 0.0)
+        noise = uniform((n, d), rng, x.device).to(x.dtype).to(work.dtype)
         levels = torch.floor(ratio * self.s + noise).nan_to_num_(0.0).clamp_(0, self.s)  # non-finite rows: 0
         levels = levels.to(torch.int32 if self.s < 2**31 else torch.int64)
-        fields = {"norm": Field(norm, Float(x.dtype))}
+        fields = {"norm": Field(norm.to(x.dtype), Float(x.dtype))}
         if self.coding == "elias":
-            fields["levels"] = Field(torch.where(x < 0, -levels, levels), EliasSparse())
+            fields["levels"] = Field(torch.where(x < 0, -levels, levels), EliasSparse(self.s.bit_length()))
         else:
             fields["levels"] = Field(levels, UInt(self.s.bit_length()))
             fields["signs"] = Field((x < 0).to(torch.uint8), UInt(1))
@@ -112,10 +144,11 @@ class QSGD(Elementwise):
         levels = _codes(msg, "levels")
         if levels.numel() and int(levels.abs().max()) > self.s:
             raise ValueError(f"qsgd message has a level above s={self.s}")
-        values = levels.to(msg.dtype)
+        work = work_dtype(msg.dtype)
+        values = levels.to(work) / self.s  # in [-1, 1]: norm * (level / s) cannot overflow
         if self.coding == "fixed":
-            values = values * (1 - 2 * _codes(msg, "signs").to(msg.dtype))
-        return _scale_field(msg, "norm") * values / self.s
+            values = values * (1 - 2 * _codes(msg, "signs").to(work))
+        return (_scale_field(msg, "norm").to(work) * values).to(msg.dtype)
 
     def omega(self, d: int) -> float:
         return min(d / self.s**2, math.sqrt(d) / self.s)

@@ -43,6 +43,10 @@ class Contractive(Compressor):
         assert omega is not None
         return self.inner._decompress(msg) / (1.0 + omega)
 
+    def wire_params(self) -> str:
+        """The wrapped compressor's: the messages are its messages (only decoding shrinks them)."""
+        return self.inner.wire_params()
+
     def delta(self, d: int) -> float:
         omega = self.inner.omega(d)
         assert omega is not None

@@ -16,7 +16,7 @@ from robustfl.data.files import DataFileCorrupt, DataFileMissing
 from robustfl.data.idx import load_emnist, load_fashion_mnist, load_mnist
 from robustfl.data.leaf import SHAKESPEARE_LETTERS, load_femnist, load_shakespeare
 from robustfl.data.npz import load_npz
-from robustfl.data.partition import PARTITION_SCHEMES, partition, scheme_options
+from robustfl.data.partition import PARTITION_SCHEMES, grayscale_skew, partition, scheme_options, to_grayscale
 from robustfl.data.summary import partition_summary
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "DataFileMissing",
     "Dataset",
     "from_arrays",
+    "grayscale_skew",
     "load_cifar10",
     "load_cifar100",
     "load_dataset",
@@ -40,6 +41,7 @@ __all__ = [
     "partition",
     "partition_summary",
     "scheme_options",
+    "to_grayscale",
 ]
 
 

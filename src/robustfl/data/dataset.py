@@ -62,6 +62,14 @@ class Dataset:
                 f"got {g.dtype} {tuple(g.shape)}"
             )
 
+    def __repr__(self) -> str:
+        """Shapes and sizes, never the tensors (a data set's repr must fit on one line)."""
+        groups = "" if self.groups_train is None else f", groups={int(self.groups_train.unique().numel())}"
+        return (
+            f"Dataset({self.name!r}, train={tuple(self.x_train.shape)} {self.x_train.dtype}, "
+            f"test={tuple(self.x_test.shape)}, num_classes={self.num_classes}{groups})"
+        )
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         """``(C, H, W)`` of one image, or ``(T,)`` for token sequences."""
@@ -97,6 +105,12 @@ def from_arrays(
     """
     xs = []
     for split, x in (("train", x_train), ("test", x_test)):
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise ValueError(f"{name}: the {split} split is empty; it needs at least one sample")
+        if x.is_complex():
+            raise ValueError(f"{name}: x_{split} is complex ({x.dtype}); images must hold real numbers")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name}: x_{split} holds NaN or infinite values; clean the data first")
         if x.dim() == 3:
             x = x.unsqueeze(1)
         if x.dim() != 4:
@@ -105,8 +119,6 @@ def from_arrays(
             )
         xs.append(x.to(torch.float32) / 255.0 if not x.is_floating_point() else x.to(torch.float32))
     xtr, xte = xs
-    if xtr.shape[0] == 0:
-        raise ValueError(f"{name}: the train split is empty")
     mean = xtr.mean(dim=(0, 2, 3), keepdim=True)
     std = xtr.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-8)
     ytr, yte = y_train.to(torch.int64).reshape(-1), y_test.to(torch.int64).reshape(-1)

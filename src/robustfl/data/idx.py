@@ -7,22 +7,54 @@ Files may be gzipped (``name.gz``) or raw.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from robustfl.data.dataset import DATASETS, Dataset, from_arrays
-from robustfl.data.files import DataFileCorrupt, find_file, read_bytes, require_dir
+from robustfl.data.files import (
+    DataFileCorrupt,
+    check_declared_size,
+    find_file,
+    open_data,
+    read_bytes,
+    require_dir,
+)
 
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 EMNIST_SPLITS = {"byclass": 62, "bymerge": 47, "balanced": 47, "letters": 26, "digits": 10, "mnist": 10}
 
 
+def _declared_size(dataset: str, path: Path) -> int:
+    """The byte count the IDX header of ``path`` declares (read from the first bytes only)."""
+    try:
+        with open_data(path) as fh:
+            head = fh.read(4)
+            ndim = head[3] if len(head) == 4 else 0
+            dims = fh.read(4 * ndim)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataFileCorrupt(
+            f"{dataset}: cannot read {path}: {exc}; the file is corrupt or truncated, download it again"
+        ) from None
+    if len(head) < 4 or head[2] not in _IDX_TYPES or len(dims) < 4 * ndim:
+        return 4 + 4 * ndim  # read_bytes then parse_idx report the bad header
+    count = 1
+    for size in np.frombuffer(dims, ">u4", ndim):
+        count *= int(size)
+    return 4 + 4 * ndim + count * np.dtype(_IDX_TYPES[head[2]]).itemsize
+
+
 def parse_idx(dataset: str, path: Path) -> np.ndarray:
-    """Decode one IDX file into a numpy array, rejecting a bad header or a truncated body."""
-    data = read_bytes(dataset, path)
+    """Decode one IDX file into a numpy array, rejecting a bad header or a truncated body.
+
+    The header's declared size is checked against this machine's memory, and at most that many bytes
+    are decompressed: a gzip bomb is refused after reading its header, not after inflating it."""
+    declared = _declared_size(dataset, path)
+    check_declared_size(dataset, path, declared)
+    data = read_bytes(dataset, path, max_bytes=declared)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
         raise DataFileCorrupt(f"{dataset}: {path} is not an IDX file (bad magic number); download it again")
     ndim = data[3]

@@ -237,6 +237,121 @@ def natural(
     return [members[position[g]] for g in chosen.tolist()]
 
 
+@_scheme("grayscale-skew")
+def grayscale_skew_split(
+    labels: Tensor,
+    num_clients: int,
+    generator: torch.Generator,
+    gray: Tensor | None = None,
+    split: str = "domain",
+) -> list[Tensor]:
+    """The two clients of the data-bias experiment of Wang et al. (FedMA, ICLR 2020, §5.2).
+
+    ``gray`` (bool ``[N]``, from ``grayscale_skew``) marks the samples turned grayscale. ``split =
+    "domain"`` (default): client 0 holds the grayscale samples, client 1 the colour ones (each domain
+    one client, the chapter's motivation); ``"classes"``: client 0 holds the classes whose samples are
+    mostly grayscale, client 1 the others (the other reading of "split the images from colour dominated
+    classes and grayscale dominated classes into 2 clients"). ``num_clients`` must be 2.
+    """
+    if gray is None or gray.dtype != torch.bool or gray.shape != labels.shape:
+        raise ValueError(
+            "partition scheme 'grayscale-skew' needs gray=<bool mask shaped like labels> (from grayscale_skew)"
+        )
+    if num_clients != 2:
+        raise ValueError(
+            f"grayscale-skew splits into 2 clients (grayscale / colour), got num_clients={num_clients}"
+        )
+    if split == "domain":
+        first = gray
+    elif split == "classes":
+        classes = labels.unique()
+        share = torch.stack([gray[labels == k].double().mean() for k in classes])
+        first = torch.isin(labels, classes[share > 0.5])
+    else:
+        raise ValueError(f"split must be 'domain' or 'classes', got {split!r}")
+    parts = [torch.nonzero(first).flatten(), torch.nonzero(~first).flatten()]
+    if min(p.numel() for p in parts) == 0:
+        raise ValueError("grayscale-skew: one client would be empty; check the gray mask")
+    return parts
+
+
+@_scheme("data-efficiency")
+def data_efficiency(
+    labels: Tensor, num_clients: int, generator: torch.Generator, pieces: int = 5, piece_alpha: float = 0.5
+) -> list[Tensor]:
+    """The 5×5 partition of FedMA's data-efficiency study (Wang et al., ICLR 2020, §5.2).
+
+    The data is split uniformly at random into ``pieces`` homogeneous pieces of equal size, and each
+    piece into ``num_clients / pieces`` heterogeneous sub-pieces by the Dirichlet(``piece_alpha``) label
+    split (the chapter's heterogeneous rule; it does not say which one this study used). Clients come
+    piece by piece: clients ``p·k .. p·k + k - 1`` are piece ``p``'s, so a run that adds one piece per
+    step takes the first ``k``, ``2k``, ... clients. CIFAR-10: 25 clients of about 2,000 samples.
+    """
+    if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 1 or num_clients % pieces:
+        raise ValueError(
+            f"data-efficiency: pieces must be a positive integer dividing num_clients={num_clients}, got {pieces!r}"
+        )
+    out: list[Tensor] = []
+    for piece in iid(labels, pieces, generator):
+        out += [
+            piece[sub]
+            for sub in dirichlet(labels[piece], num_clients // pieces, generator, alpha=piece_alpha)
+        ]
+    return out
+
+
+def grayscale_skew(
+    labels: Tensor,
+    generator: torch.Generator,
+    biased_classes: int | Tensor = 5,
+    majority: float = 0.95,
+    minority: float = 0.05,
+) -> Tensor:
+    """Which samples to turn grayscale for FedMA's data-bias experiment (§5.2): a bool mask ``[N]``.
+
+    ``biased_classes`` classes (drawn at random when an int; or the given class ids) have a
+    ``majority`` share of their samples made grayscale, every other class a ``minority`` share (the
+    chapter: 5 of CIFAR-10's classes, 95% and 5%). For the test set use ``majority = minority = 0.5``
+    (half grayscale in every class). Apply with ``to_grayscale``.
+    """
+    for name, value in (("majority", majority), ("minority", minority)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a share in [0, 1], got {value}")
+    classes = labels.unique(sorted=True)
+    if isinstance(biased_classes, Tensor):
+        chosen = biased_classes.to(torch.int64)
+    elif (
+        isinstance(biased_classes, int)
+        and not isinstance(biased_classes, bool)
+        and 0 <= biased_classes <= classes.numel()
+    ):
+        chosen = classes[torch.randperm(classes.numel(), generator=generator)[:biased_classes]]
+    else:
+        raise ValueError(
+            f"biased_classes must be a class count in [0, {classes.numel()}] or a tensor of class ids, got {biased_classes!r}"
+        )
+    gray = torch.zeros_like(labels, dtype=torch.bool)
+    for k, idx in zip(classes.tolist(), _by_class(labels, generator), strict=True):
+        share = majority if bool((chosen == k).any()) else minority
+        gray[idx[: round(share * idx.numel())]] = True
+    return gray
+
+
+def to_grayscale(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``x`` (``[N, 3, H, W]``) with the ``mask``-ed images (all when None) replaced by their luma in every channel.
+
+    Luma = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601). On per-channel normalised data this is the luma
+    of the normalised channels: colour information is removed, which is what the experiment needs.
+    """
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"to_grayscale needs colour images [N, 3, H, W], got {tuple(x.shape)}")
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+    luma = (x * weights).sum(1, keepdim=True).expand_as(x)
+    if mask is None:
+        return luma.clone()
+    return torch.where(mask.view(-1, 1, 1, 1), luma, x)
+
+
 def _differs(value: Any, default: Any) -> bool:
     if value is None or default is None or isinstance(value, Tensor):
         return value is not default

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from robustfl.aggregators.base import Aggregator
@@ -79,6 +80,32 @@ def inject(
         new[mask] = byz.to(rows)
         out[name] = new
     return out
+
+
+def encode_coded(scheme: Any, parts: dict[str, Tensor]) -> tuple[dict[str, Tensor], float]:
+    """A coded scheme's encoding (DRACO, DETOX; ``robustfl.coding``): row ``k`` of the clients'
+    messages is partition ``k``'s gradient, worker ``j`` sends ``encode`` of the partitions of
+    ``scheme.assignment()[j]``. Each partition's gradient is computed once and gathered (honest workers
+    are deterministic, so this equals computing it on every assigned worker). Returns the encoded
+    messages ``[P, message_dim]`` and the encoding seconds."""
+    import time
+
+    ((name, rows),) = parts.items()
+    start = time.perf_counter()
+    index = torch.tensor(scheme.assignment(), dtype=torch.long, device=rows.device)
+    encoded = scheme.encode_all(rows[index])
+    return {name: encoded}, time.perf_counter() - start
+
+
+def decode_coded(
+    scheme: Any, parts: dict[str, Tensor], dtype: torch.dtype, streams: Streams, round: int
+) -> tuple[dict[str, Tensor], dict[str, float]]:
+    """The scheme's decoder (before the server step): one recovered gradient ``[1, d]`` and the decode
+    metrics (located adversaries, groups without a majority, seconds). Randomness from the shared
+    ``coding`` stream of the round."""
+    ((name, rows),) = parts.items()
+    estimate, report = scheme.decode_report(rows, streams.shared("coding", round))
+    return {name: estimate.unsqueeze(0).to(dtype)}, report.metrics()
 
 
 def init_compressor_state(compressor: Compressor | None, parts: Mapping[str, Tensor], n: int) -> State:
@@ -172,6 +199,8 @@ __all__ = [
     "aggregators_for",
     "as_parts",
     "client_metrics",
+    "decode_coded",
+    "encode_coded",
     "from_parts",
     "gather_rows",
     "honest_mean",

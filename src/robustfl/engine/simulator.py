@@ -16,7 +16,9 @@ A round (``Simulator.step``; ``robustfl.engine.phases`` holds the functions):
 5. **compress** — every row compressed with its client's own stream (``compress``), shared draws from
    ``compress-shared``; the compressor's per-client state (error-feedback memory) lives in client
    state; ``bits_up`` is the exact count;
-6. **aggregate** + **update** — the algorithm's server step.
+6. **decode** — with a coded scheme (DRACO, DETOX: ``coding``), the clients' gradients were encoded
+   after the compute phase and the server decodes them here, in place of the aggregator;
+7. **aggregate** + **update** — the algorithm's server step.
 
 Randomness comes from :class:`~robustfl.streams.Streams` (one table, derived from ``seed``): a draw of
 one client depends only on (seed, stream, client id, round), so no generator state is checkpointed
@@ -42,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustfl.aggregators.base import Aggregator
+from robustfl.aggregators.mean import Average
 from robustfl.algorithms.base import Algorithm, Cohort, State
 from robustfl.checks import check_int
 from robustfl.compressors.base import Compressor
@@ -60,7 +63,7 @@ _SAMPLES_PER_CALL = 320
 """Default vmap chunk: about this many samples per batched call. On our CPU (LeNet, batch 32, one
 thread) one call over 100 clients was slower than the per-client loop, while chunks of 10 clients
 beat the loop (docs/RESULTS.md, "Simulator"); larger batched calls stop fitting in cache."""
-PHASES = ("plan", "compute", "attack", "compress", "aggregate", "update")
+PHASES = ("plan", "compute", "attack", "compress", "decode", "aggregate", "update")
 
 
 class DatasetLike(Protocol):
@@ -125,6 +128,8 @@ class Simulator:
         clients_per_call: int | None = None,
         augment: Augment | None = None,
         label_smoothing: float = 0.0,
+        coding: Any = None,
+        root_samples: int = 100,
     ) -> None:
         self.device = torch.device(device)
         self.algorithm = algorithm
@@ -183,6 +188,11 @@ class Simulator:
         self._check_model_fits()
         self.client_state: State = self._init_client_state()
         self.server_state: State = algorithm.init_server_state(self.params)
+        self.root_samples = check_int("root_samples", root_samples, minimum=1)
+        self._root = self._root_set(partitions, len(x_train))
+        self.coding = coding
+        if coding is not None:
+            self._check_coding(coding)
         self.vectorised, self.path_reason = self._pick_path(vectorise)
         self.executor: Executor = VmapExecutor(self.clients_per_call) if self.vectorised else LoopExecutor()
 
@@ -199,6 +209,50 @@ class Simulator:
             example = {name: rows[0] for name, rows in parts.items()}
             self.client_state.update(phases.init_compressor_state(self.compressor, example, self.n))
         return phases.gather_rows({k: v for k, v in self.client_state.items() if k.startswith(prefix)}, ids)
+
+    def _needs_reference(self) -> bool:
+        aggs = self.aggregators.values() if isinstance(self.aggregators, dict) else [self.aggregators]
+        return any(getattr(a, "needs_reference", False) for a in aggs)
+
+    def _root_set(self, partitions: list[Tensor], size: int) -> Tensor | None:
+        """The server's clean root data set (FLTrust, Cao et al., NDSS 2021: 100 samples), drawn once
+        from the ``root`` stream among the training samples; ``None`` when no rule needs it."""
+        if not self._needs_reference():
+            return None
+        pool = torch.cat([p for p in partitions]).unique()
+        pick = torch.randperm(len(pool), generator=self.streams.shared("root"))[: self.root_samples]
+        return pool[pick]
+
+    def _reference(self, shared: State, lr: float, round_index: int) -> Tensor:
+        """The server's own update: the algorithm's client step on root minibatches (drawn with
+        replacement from the ``root`` stream of the round), from a fresh client state."""
+        assert self._root is not None
+        gen = self.streams.shared("root", round_index)
+        pos = torch.randint(len(self._root), (self.algorithm.local_steps, self.batch_size), generator=gen)
+        idx = self._root[pos].to(self.device)
+        state = self.algorithm.init_client_state(self.params)
+        if self.algorithm.needs_byzantine_flag:
+            state["byzantine"] = torch.tensor(False, device=self.device)
+        out = self.algorithm.client_step(
+            shared, self.x_store[idx], self.y_store[idx], state, lr, self.flat.loop_grad_fn()
+        )
+        return next(iter(phases.as_parts(out.message, self.algorithm.parts).values()))
+
+    def _check_coding(self, scheme: Any) -> None:
+        """A coded scheme encodes one gradient per client at the broadcast parameters, every round."""
+        if scheme.workers != self.n:
+            raise ValueError(
+                f"the coded scheme is for P={scheme.workers} workers but there are {self.n} clients"
+            )
+        if self.per_round != self.n:
+            raise ValueError("a coded scheme needs every client in every round: leave per_round unset")
+        algo = self.algorithm
+        if len(algo.parts) != 1 or algo.local_steps != 1 or self.client_state:
+            raise ValueError(
+                f"a coded scheme encodes one gradient per client and round; {algo!r} uploads "
+                f"{len(algo.parts)} part(s) after {algo.local_steps} local step(s) with client state "
+                f"{sorted(self.client_state) or 'none'}: use sgd without worker momentum"
+            )
 
     def _check_partition(self, i: int, part: Tensor, size: int) -> Tensor:
         if not isinstance(part, Tensor) or part.dim() != 1 or part.is_floating_point():
@@ -335,6 +389,9 @@ class Simulator:
         new_states = {k: v for k, v in out.state.items() if k != "byzantine"}
         phases.scatter_rows(self.client_state, cohort.ids, new_states)
         parts = phases.as_parts(out.message, self.algorithm.parts)
+        coding_metrics: dict[str, float] = {}
+        if self.coding is not None:
+            parts, coding_metrics["encode_seconds"] = phases.encode_coded(self.coding, parts)
         seconds["compute"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -351,9 +408,22 @@ class Simulator:
             bits_up = own_bits
         seconds["compress"] = time.perf_counter() - t
 
+        aggregators, server_cohort = self.aggregators, cohort
+        if self.coding is not None:
+            t = time.perf_counter()
+            parts, decoded = phases.decode_coded(self.coding, parts, self.params.dtype, self.streams, r)
+            coding_metrics |= {**decoded, "redundancy": float(self.coding.redundancy)}
+            aggregators, server_cohort = Average(), Cohort.of(1)  # the decoder replaced the rule
+            seconds["decode"] = time.perf_counter() - t
+
         t = time.perf_counter()
+        if self._root is not None:
+            reference = self._reference(shared, lr, r)
+            for agg in aggregators.values() if isinstance(aggregators, dict) else [aggregators]:
+                if getattr(agg, "needs_reference", False):
+                    agg.set_reference(reference)  # type: ignore[attr-defined]
         result = phases.aggregate_update(
-            self.algorithm, self.params, parts, self.aggregators, self.server_state, lr, r, cohort
+            self.algorithm, self.params, parts, aggregators, self.server_state, lr, r, server_cohort
         )
         seconds["aggregate"] = time.perf_counter() - t
 
@@ -366,6 +436,7 @@ class Simulator:
         metrics: dict[str, Any] = {
             **phases.client_metrics(out.metrics, cohort.byzantine),
             **result.metrics,
+            **coding_metrics,
             "clients": len(cohort.ids),
             "byzantine_ids": cohort.ids[cohort.byzantine].tolist(),
         }

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from robustfl.aggregators.base import AGGREGATORS, Aggregator, PreAggregator
 from robustfl.aggregators.clipping import CenteredClipping
+from robustfl.aggregators.fltrust import ReferenceRule
 from robustfl.attacks.base import ATTACKS, Attack
 from robustfl.attacks.optimal import _OptimalFactor
 from robustfl.utils import make_generator
@@ -94,6 +95,15 @@ class GradientProblem:
         xb = torch.gather(self.shards, 1, idx.unsqueeze(-1).expand(-1, -1, self.shards.shape[-1]))
         yb = torch.gather(self.labels, 1, idx.unsqueeze(-1).expand(-1, -1, 10))
         return _logreg_grad(self.w, xb, yb).reshape(n, -1)
+
+
+def root_gradient(problem: GradientProblem, generator: torch.Generator, size: int = 100) -> Tensor:
+    """FLTrust's server update: the gradient on a clean root set of ``size`` examples (the paper's 100)
+    drawn from the clients' data, at the same weight ``w``."""
+    x = problem.shards.reshape(-1, problem.shards.shape[-1])
+    y = problem.labels.reshape(-1, problem.labels.shape[-1])
+    idx = torch.randperm(x.shape[0], generator=generator)[:size]
+    return _logreg_grad(problem.w, x[idx], y[idx]).reshape(-1)
 
 
 def honest_spread(honest: Tensor) -> float:
@@ -205,6 +215,8 @@ def run_attack_matrix(
                 honest, own = grads[:h], grads[h:]
                 rule = copy.deepcopy(template)
                 _warm(rule, draws[r][:h])
+                if isinstance(rule, ReferenceRule):  # FLTrust: the server's update on its root data
+                    rule.set_reference(root_gradient(problem, make_generator(seed, "matrix", "root", r)))
                 attack = build_attack(attack_name, rule)
                 byz = attack(honest, f, rng=make_generator(seed, "matrix", "attack", r), round=r, own=own)
                 out = rule(torch.cat([honest, byz]))

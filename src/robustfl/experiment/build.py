@@ -225,13 +225,20 @@ def build_run(config: ExperimentConfig) -> ConfiguredRun:
     attack = config.data_attack
     if edge is not None:
         extra["backdoor"] = (edge.test_x, edge.test_y)
-    elif attack is not None and attack.name.lower() in ("backdoor", "target-label"):
+    elif attack is not None and _is_backdoor(attack):
         from robustfl.attacks.data import DATA_ATTACKS
 
         target = int(attack.params.get("target", DATA_ATTACKS.parameters(attack.name)["target"]))
         keep = sim.y_test != target
         extra["backdoor"] = (sim.x_test[keep], torch.full_like(sim.y_test[keep], target))
     return ConfiguredRun(sim, extra)
+
+
+def _is_backdoor(component: Component) -> bool:
+    """Whether ``component`` names :class:`robustfl.attacks.data.BackdoorLabels` (under any name)."""
+    from robustfl.attacks.data import DATA_ATTACKS, BackdoorLabels
+
+    return component.name in DATA_ATTACKS and DATA_ATTACKS[component.name] is BackdoorLabels
 
 
 def _is_edge_case(component: Component | None) -> bool:
@@ -326,6 +333,16 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
         if config.compressor.error_feedback:
             with config_field("compressor.error_feedback"):
                 compressor = ErrorFeedback(compressor)
+    coding = None
+    if config.coding is not None:
+        from robustfl.coding import CODINGS
+
+        if config.workers.per_round not in (None, config.workers.n):
+            raise ConfigError(
+                "config error: workers.per_round: a coded scheme needs every worker every round"
+            )
+        ctx.extra["workers"] = config.workers.n
+        coding = build_component(CODINGS, config.coding, "coding", ctx)
     byz = config.byzantine
     with config_field("byzantine"):
         schedule = ByzantineSchedule(
@@ -350,5 +367,7 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
             vectorise=tr.vectorise,
             augment=Augment(tr.augment.crop_padding, tr.augment.flip),
             label_smoothing=tr.label_smoothing,
+            coding=coding,
+            root_samples=tr.root_samples,
         )
     return sim, edge

@@ -17,7 +17,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+MAX_ROUNDS = 10_000_000  # a bound, so a typo (1e12) fails at load time instead of running for ever
+MAX_BATCH = 1_000_000
+MAX_TOML_DEPTH = 64  # tables/arrays nested deeper than this are refused before parsing
 
 
 class ConfigError(ValueError):
@@ -88,8 +92,12 @@ class TrainingConfig(_Section):
             "fedavg-pgd, ... (see `robustfl list algorithms`)."
         ),
     )
-    rounds: int = Field(default=100, ge=1, description="Number of communication rounds.")
-    batch_size: int = Field(default=32, ge=1, description="Minibatch size per worker and local step.")
+    rounds: int = Field(
+        default=100, ge=1, le=MAX_ROUNDS, strict=True, description="Number of communication rounds."
+    )
+    batch_size: int = Field(
+        default=32, ge=1, le=MAX_BATCH, strict=True, description="Minibatch size per worker and local step."
+    )
     lr: float = Field(
         default=0.05,
         gt=0,
@@ -107,7 +115,14 @@ class TrainingConfig(_Section):
     seed: int = Field(
         default=0, ge=0, description="Root seed; every random stream of the run derives from it."
     )
-    device: str = Field(default="cpu", description="Torch device: cpu, cuda, cuda:1, ...")
+    device: str = Field(default="cpu", description="Torch device: cpu, cuda, cuda:1, mps.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        strict=True,
+        description="torch intra-op threads (default: chosen from the model size and the free cores).",
+    )
     vectorise: bool | None = Field(
         default=None,
         description="Batch all workers with vmap (true), loop over them (false) or decide automatically.",
@@ -142,12 +157,27 @@ class TrainingConfig(_Section):
             "adagrad (FedOpt). Default: plain SGD."
         ),
     )
+    root_samples: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Size of the server's clean root data set, for rules that need the server's own update (FLTrust).",
+    )
     eval_every: int = Field(
         default=10, ge=1, description="Evaluate on the test set every this many rounds (and at the end)."
     )
-    checkpoint_every: int = Field(
-        default=0, ge=0, description="Write a checkpoint every this many rounds (0 = only at the end)."
+    checkpoint_every: int | None = Field(
+        default=None,
+        ge=0,
+        description="Write a checkpoint every this many rounds (default: at every evaluation; 0 = only at the end).",
     )
+
+    @field_validator("device")
+    @classmethod
+    def _device_exists(cls, value: str) -> str:
+        from robustfl.experiment.devices import check_device
+
+        return check_device(value)
 
 
 class WorkersConfig(_Section):
@@ -201,6 +231,10 @@ class ExperimentConfig(_Section):
     """The whole run. Rules and attacks that take ``f`` get ``workers.f`` unless their params set it."""
 
     name: str = Field(default="experiment", description="A label for the run (tables, plot legends).")
+    imports: list[str] = Field(
+        default_factory=list,
+        description="Python modules imported before the run: they register your own rules, attacks, models.",
+    )
     data: DataConfig = Field(default_factory=lambda: DataConfig(), description="The data set and its split.")
     model: ModelConfig = Field(default_factory=lambda: ModelConfig(), description="The network.")
     training: TrainingConfig = Field(
@@ -230,6 +264,13 @@ class ExperimentConfig(_Section):
     )
     compressor: CompressorConfig | None = Field(
         default=None, description="Message compressor (identity if absent)."
+    )
+    coding: Component | None = Field(
+        default=None,
+        description=(
+            "A coded scheme {name, params} that replaces the aggregator: draco-repetition, draco-cyclic, "
+            "detox, detox-median, ... (`robustfl list codings`); P = workers.n."
+        ),
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -277,9 +318,13 @@ def parse_value(text: str) -> Any:
     if text.lstrip("+-") in ("inf", "nan"):
         return text
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(_too_deep(f"--set {text[:40]}")) from None
+    _check_depth(value, f"--set {text[:40]}")
+    return value
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
@@ -311,11 +356,30 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"config error: {p}: not valid TOML: {err}") from None
+        except RecursionError:
+            raise ConfigError(_too_deep(str(p))) from None
+        _check_depth(data, str(p))
         if "name" not in data:
             data["name"] = p.stem
     for assignment in overrides:
         apply_override(data, assignment)
     return validate(data)
+
+
+def _check_depth(data: Any, where: str) -> None:
+    """Refuse values nested deeper than :data:`MAX_TOML_DEPTH` (later steps would recurse on them)."""
+    level = [data] if isinstance(data, dict | list) else []
+    for _ in range(MAX_TOML_DEPTH + 1):
+        if not level:
+            return
+        level = [
+            v for x in level for v in (x.values() if isinstance(x, dict) else x) if isinstance(v, dict | list)
+        ]
+    raise ConfigError(_too_deep(where))
+
+
+def _too_deep(where: str) -> str:
+    return f"config error: {where}: tables or arrays nested deeper than {MAX_TOML_DEPTH} levels"
 
 
 def schema_rows() -> list[tuple[str, str, str, str]]:

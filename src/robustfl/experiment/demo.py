@@ -24,7 +24,11 @@ def demo_config_path() -> Path:
 
 
 def run_demo(
-    out: Path, *, overrides: list[str] | tuple[str, ...] = (), quiet: bool = False
+    out: Path,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    quiet: bool = False,
+    threads: int | None = None,
 ) -> tuple[list[dict[str, Any]], Path]:
     """Run every rule of :data:`RULES` into ``out/<i>``; return the table rows and the plot's path."""
     from robustfl.experiment.plots import plot_runs
@@ -36,7 +40,7 @@ def run_demo(
         cfg.name = label
         cfg.aggregator = AggregatorConfig.model_validate(rule)
         run_dir = out / f"{i}-{rule['name']}"
-        summary = run(cfg, run_dir, quiet=quiet)
+        summary = run(cfg, run_dir, quiet=quiet, threads=threads)
         final = summary["final"]
         rows.append(
             {
@@ -49,4 +53,4 @@ def run_demo(
             }
         )
         dirs.append(run_dir)
-    return rows, plot_runs(dirs, out / "accuracy.png")
+    return rows, plot_runs(dirs, out / "accuracy.png", title="demo: 10 workers, 2 send -100 g")

@@ -6,7 +6,7 @@ Every ``training.eval_every`` rounds (and after the last one) the loop appends o
 ``bits_down``, cumulative ``seconds`` per phase, cumulative ``wall_seconds`` and ``round_metrics`` (the
 algorithm's and rule's per-round metrics averaged over the rounds since the previous line, e.g. the
 clients per round, and ``byzantine_ids``: the ids that attacked in each round that had attackers). A run whose train loss becomes
-NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of seed 000 prints "-").
+NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of Acharya et al. 2022 prints "-").
 
 A checkpoint holds the simulator's ``state_dict()`` (parameters, client and server state, aggregator memory, round)
 plus the loop's own running totals, so ``resume=True`` continues to exactly the metrics an uninterrupted run
@@ -15,16 +15,21 @@ writes (the timing fields excepted: they measure this machine).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from robustfl.experiment.config import ConfigError, ExperimentConfig, validate
-from robustfl.experiment.rundir import RunDir
+from robustfl.experiment.rundir import RunDir, readable_mode
+
+_CHECKPOINT_NAME = re.compile(r"^round_(\d+)\.pt$")
 
 
 @dataclass
@@ -90,14 +95,17 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
-    """A resume must use the stored configuration (only ``training.rounds`` may grow)."""
+def check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
+    """A resume must use the stored configuration (only ``training.rounds`` and ``threads`` may change)."""
     import tomllib
 
     if not rd.config_path.exists():
         raise ConfigError(f"config error: --resume: {rd.path} holds no run (no config.toml)")
     stored = validate(tomllib.loads(rd.config_path.read_text(encoding="utf-8"))).to_dict()
-    stored["training"]["rounds"] = config["training"]["rounds"]
+    for runtime in ("rounds", "threads"):  # may change on resume; everything else must match
+        stored["training"].pop(runtime, None)
+        if runtime in config["training"]:
+            stored["training"][runtime] = config["training"][runtime]
     if stored != config:
         diffs = [
             f"{sec}.{k}".rstrip(".")
@@ -107,8 +115,59 @@ def _check_resumable(rd: RunDir, config: dict[str, Any]) -> None:
         ]
         raise ConfigError(
             f"config error: --resume: the configuration differs from {rd.config_path} in: "
-            f"{', '.join(diffs)}; resume with the same config (only training.rounds may change)"
+            f"{', '.join(diffs)}; resume with `robustfl run --resume --out {rd.path}` (it reads the "
+            f"stored config; only training.rounds and training.threads may change)"
         )
+
+
+_TOTALS = {f.name for f in fields(Totals)}
+
+
+def _check_totals(loop: object, source: Path) -> Totals:
+    """The loop's running totals from a checkpoint, checked field by field (one line per problem)."""
+    if not isinstance(loop, dict) or set(loop) != _TOTALS:
+        got = sorted(loop) if isinstance(loop, dict) else type(loop).__name__
+        raise ValueError(f"{source}: checkpoint 'loop' must have the keys {sorted(_TOTALS)}, got {got}")
+    for key in ("loss_count", "bits_up", "bits_down"):
+        v = loop[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{source}: checkpoint loop.{key} must be an integer >= 0, got {v!r}")
+    for key in ("loss_sum", "wall_seconds"):  # loss_sum may be NaN: a diverged run is checkpointed
+        if isinstance(loop[key], bool) or not isinstance(loop[key], int | float):
+            raise ValueError(f"{source}: checkpoint loop.{key} must be a number, got {loop[key]!r}")
+    seconds = loop["seconds"]
+    if not isinstance(seconds, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+        for k, v in seconds.items()
+    ):
+        raise ValueError(f"{source}: checkpoint loop.seconds must map phase names to numbers")
+    return Totals(**{k: v for k, v in loop.items() if k != "seconds"}, seconds=dict(seconds))
+
+
+def restore(sim: Any, state: dict[str, Any], source: Path, rounds: int) -> Totals:
+    """Load a verified checkpoint into ``sim`` and return the loop's totals; a checkpoint whose
+    structure or values do not fit this run is one ``ValueError`` line naming the file."""
+    if set(state) != {"simulator", "loop"} or not isinstance(state["simulator"], dict):
+        raise ValueError(
+            f"{source}: a run checkpoint has the keys ['loop', 'simulator'], got {sorted(state)}"
+        )
+    totals = _check_totals(state["loop"], source)
+    try:
+        sim.load_state_dict(state["simulator"])
+    except (KeyError, IndexError, TypeError, AttributeError, RuntimeError, ValueError) as err:
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise ValueError(
+            f"{source}: checkpoint does not fit this run's simulator ({type(err).__name__}: {detail})"
+        ) from None
+    r = sim.round
+    named = _CHECKPOINT_NAME.match(source.name)
+    if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= rounds:
+        raise ValueError(f"{source}: checkpoint round {r!r} is outside [0, training.rounds = {rounds}]")
+    if named and int(named.group(1)) != r:
+        raise ValueError(
+            f"{source}: checkpoint file is named for round {int(named.group(1))} but holds round {r}"
+        )
+    return totals
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -144,6 +203,31 @@ def default_build(config: ExperimentConfig) -> Any:
     return build_run(config)
 
 
+def _stderr(message: str) -> None:
+    print(f"robustfl: {message}", file=sys.stderr)
+
+
+def _readable(path: Path) -> None:
+    """Give ``path`` the permissions of any other output file (0644 under the usual umask)."""
+    with contextlib.suppress(OSError):
+        path.chmod(readable_mode())
+
+
+def _num_parameters(sim: Any) -> int | None:
+    """The model's parameter count, read from the simulator's flat parameter vector when it has one."""
+    for obj in (sim, getattr(sim, "sim", None)):
+        params = getattr(obj, "params", None)
+        if params is not None and hasattr(params, "numel"):
+            return int(params.numel())
+    return None
+
+
+def checkpoint_every(config: ExperimentConfig) -> int:
+    """Rounds between checkpoints: ``training.checkpoint_every``, by default every evaluation."""
+    every = config.training.checkpoint_every
+    return config.training.eval_every if every is None else every
+
+
 def run(
     config: ExperimentConfig,
     out: str | Path,
@@ -152,35 +236,69 @@ def run(
     quiet: bool = False,
     tensorboard: bool = False,
     build: Callable[[ExperimentConfig], Any] | None = None,
+    threads: int | None = None,
+    concurrent: int = 1,
+    notify: Callable[[str], None] | None = _stderr,
 ) -> dict[str, Any]:
     """Run ``config`` into the directory ``out`` and return the summary (also written to ``summary.json``).
 
-    ``build`` maps the config to a simulator (default: :func:`default_build`).
+    ``build`` maps the config to a simulator (default: :func:`default_build`). ``threads`` overrides
+    ``training.threads``; ``concurrent`` runs share the cores when the thread count is chosen
+    (:mod:`robustfl.experiment.threads`). ``notify`` receives warnings (default: stderr; None: silent).
+    Nothing is written, and no folder created, until the configuration checks and the build succeed.
     """
+    import torch
+
+    from robustfl.experiment import provenance
+    from robustfl.experiment.preflight import check_config
+    from robustfl.experiment.threads import choose_threads
+
+    say = notify or (lambda message: None)
     if build is None:
         build = default_build
     rd = RunDir(out)
+    if rd.path.exists() and not rd.path.is_dir():
+        raise ConfigError(f"config error: --out: {rd.path} is a file; name a folder for the run")
     resolved = config.to_dict()
     if resume:
-        _check_resumable(rd, resolved)
+        check_resumable(rd, resolved)
     elif rd.metrics_path.exists() or rd.checkpoints():
         raise ConfigError(
             f"config error: --out: {rd.path} already holds a run; pass --resume or another --out"
         )
-    rd.write_config(resolved)
+    for warning in check_config(config):
+        say(f"warning: {warning}")
     sim = build(config)
+    n_threads, why = choose_threads(
+        _num_parameters(sim), requested=threads or config.training.threads, concurrent=concurrent
+    )
+    torch.set_num_threads(n_threads)
+    rd.write_config(resolved)
+    _readable(rd.config_path)
     totals = Totals()
     if resume and rd.checkpoints():
-        state = rd.load_checkpoint()
-        sim.load_state_dict(state["simulator"])
-        loop = state["loop"]
-        totals = Totals(**{k: v for k, v in loop.items() if k != "seconds"}, seconds=dict(loop["seconds"]))
+        state = rd.load_checkpoint(on_skip=lambda line: print(f"warning: {line}", file=sys.stderr))
+        assert rd.loaded is not None
+        totals = restore(sim, state, rd.loaded, config.training.rounds)
         rd.truncate_metrics(int(sim.round))
+        _readable(rd.metrics_path)
     elif resume:
+        say(f"{rd.path} holds no checkpoint: starting again from round 0")
         rd.truncate_metrics(0)
+        _readable(rd.metrics_path)
+    provenance.append(
+        rd.path / "provenance.json",
+        provenance.collect(
+            threads=n_threads,
+            threads_reason=why,
+            device=config.training.device,
+            start_round=int(sim.round),
+        ),
+    )
     last: dict[str, Any] = (rd.read_metrics() or [{}])[-1]
     board = _TensorBoard(rd.path / "tensorboard") if tensorboard else None
     tr = config.training
+    every = checkpoint_every(config)
     diverged = False
     with _progress(quiet, config.name, tr.rounds, int(sim.round)) as advance:
         while int(sim.round) < tr.rounds:
@@ -206,10 +324,12 @@ def run(
                     "round_metrics": _clean(totals.take_round_metrics()),
                 }
                 rd.append_metrics(last)
+                _readable(rd.metrics_path)
                 if board is not None:
                     board.log(last)
-            if diverged or (tr.checkpoint_every and r % tr.checkpoint_every == 0) or r == tr.rounds:
-                rd.save_checkpoint(r, {"simulator": sim.state_dict(), "loop": asdict(totals)})
+            if diverged or (every and r % every == 0) or r == tr.rounds:
+                saved = rd.save_checkpoint(r, {"simulator": sim.state_dict(), "loop": asdict(totals)})
+                _readable(saved)
             advance(r, last.get("test_accuracy"))
             if diverged:
                 break
@@ -228,8 +348,10 @@ def run(
         "bits_down": totals.bits_down,
         "seconds": dict(totals.seconds),
         "wall_seconds": totals.wall_seconds,
+        "threads": n_threads,
     }
     rd.write_summary(summary)
+    _readable(rd.summary_path)
     return summary
 
 

@@ -44,6 +44,18 @@ def to_rich(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str |
     return table
 
 
+def print_table(
+    console: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None
+) -> None:
+    """A rich table on a terminal; full-width markdown when the output is piped or logged (no cell cut)."""
+    if console.is_terminal:
+        console.print(to_rich(rows, columns, title=title))
+        return
+    text = (f"{title}\n\n" if title else "") + to_markdown(rows, columns)
+    console.file.write(text)
+    console.file.flush()
+
+
 def write_tables(rows: Sequence[dict[str, Any]], columns: Sequence[str], stem: Path) -> tuple[Path, Path]:
     """Write ``stem.csv`` and ``stem.md``; return both paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)

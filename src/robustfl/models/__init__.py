@@ -13,7 +13,7 @@ from robustfl.models.base import (
     uses_dropout,
 )
 from robustfl.models.crsa_cnn import CRSACNN
-from robustfl.models.lenet import LeNet
+from robustfl.models.lenet import CaffeLeNet, LeNet
 from robustfl.models.lowrank import LowRankConv2d, LowRankLinear, LowRankLSTMLayer, LSTMLayer
 from robustfl.models.lstm import CharLSTM
 from robustfl.models.macs import count_macs
@@ -33,6 +33,7 @@ __all__ = [
     "MODELS",
     "VGG9",
     "VGG19BN",
+    "CaffeLeNet",
     "CharLSTM",
     "HybridSpec",
     "LSTMLayer",

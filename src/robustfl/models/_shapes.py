@@ -23,3 +23,13 @@ def check_fits(model: str, input_shape: tuple[int, ...], h: int, w: int) -> None
         raise ValueError(
             f"model {model!r}: input_shape={input_shape} is too small for its convolutions and pooling"
         )
+
+
+def check_widths(model: str, widths: object, count: int) -> tuple[int, ...]:
+    """``widths`` as a tuple of ``count`` positive ints (one per hidden layer), or a clear ``ValueError``."""
+    values = tuple(widths) if isinstance(widths, list | tuple) else ()
+    if len(values) != count or not all(
+        isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in values
+    ):
+        raise ValueError(f"model {model!r}: widths must be {count} positive layer widths, got {widths!r}")
+    return values
