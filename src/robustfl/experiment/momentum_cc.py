@@ -11,8 +11,8 @@ Setup (ours): the embedded MNIST sample, i.i.d. split, ``n = 20`` workers of whi
 a 784-100-10 MLP, batch 32, ``lr = 0.05``, 300 rounds. ALIE uses the paper's ``z`` for ``(n, f)``; IPM
 sends ``-epsilon`` times the honest mean with ``epsilon = 0.1`` (the small-epsilon setting of the
 "learning from history" paper, under which the mean still moves along the gradient but slowly and
-robust rules that drop the honest tail are fooled). ``tau = 1`` for centered clipping, of the order of
-the honest messages' spread around their mean for this model (reported by ``--set``-able config).
+robust rules that drop the honest tail are fooled). ``tau = 1`` for centered clipping is a first guess,
+not tuned to the measured honest spread; change it with ``--set aggregator.params.tau=...``.
 Configs: ``robustfl/configs/momentum_cc/<rule>_m<beta>_<attack>.toml``.
 """
 
