@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from robustfl.experiment import client_drift, crsa, momentum_cc
+from robustfl.experiment import client_drift, crsa, fl_bgmd, momentum_cc
 from robustfl.experiment.build import build_simulator
 from robustfl.experiment.config import load_config
 
@@ -20,7 +20,9 @@ def test_packaged_crsa_configs_equal_the_generator(tmp_path: Path) -> None:
         assert tomllib.loads(packaged.read_text()) == tomllib.loads(path.read_text()), path.name
 
 
-@pytest.mark.parametrize("module", [momentum_cc, client_drift], ids=lambda m: m.__name__.rsplit(".", 1)[1])
+@pytest.mark.parametrize(
+    "module", [momentum_cc, client_drift, fl_bgmd], ids=lambda m: m.__name__.rsplit(".", 1)[1]
+)
 def test_packaged_grid_configs_equal_the_generator(module, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     written = module.write_configs(tmp_path)
     assert sorted(p.name for p in written) == sorted(p.name for p in module.config_dir().glob("*.toml"))
@@ -46,6 +48,7 @@ def test_crsa_configs_follow_the_paper_setup() -> None:
         crsa.config_dir() / "c-rsa_sign-flip.toml",
         momentum_cc.config_dir() / "cc_m0.9_ipm.toml",
         client_drift.config_dir() / "mime_byzantine.toml",
+        fl_bgmd.config_dir() / "fl-bgmd_bitflip_20.toml",
         crsa.config_dir() / "krum_gaussian.toml",
         *sorted(FEDERATED.glob("*.toml")),
     ],
