@@ -15,7 +15,10 @@
    aggregation time (target >= 3x).
 3. Peak resident memory (``getrusage`` max RSS) of a fresh process that builds a 100-client LeNet
    simulator and runs one round (target < 4 GiB).
-4. ``--against REV``: this tree against git revision ``REV`` (checked out in a temporary worktree) on
+4. ``--scale``: the setting of the scale comparison (MLP 784-200-200-10, batch 32, one local step,
+   coordinate-wise median, one thread) at 20, 100, 500 and 1,000 clients per round: seconds per round
+   by phase and the peak RSS, each size in a fresh process.
+5. ``--against REV``: this tree against git revision ``REV`` (checked out in a temporary worktree) on
    the same 20-client round, in alternating fresh processes, so both see the same machine load; prints
    the median CPU seconds per round of each and their ratio (Engine v2's target: at most 5% slower).
 
@@ -161,6 +164,50 @@ print(statistics.median(cpus))
 """
 
 
+SCALE_PROBE = """
+import resource, statistics, sys, time, json, torch
+from robustfl import aggregators, algorithms
+from robustfl.data import load_dataset, partition
+from robustfl.engine import PHASES, Simulator
+from robustfl.models import build_model
+from robustfl.streams import Streams
+torch.set_num_threads(1)
+n, rounds = int(sys.argv[1]), int(sys.argv[2])
+data = load_dataset("embedded-mnist")
+parts = partition(data.y_train, n, "iid", generator=Streams(0).shared("partition"))
+torch.manual_seed(0)
+sim = Simulator(build_model("mlp", data.input_shape, data.num_classes, hidden=[200, 200]), data, parts,
+                algorithms.get("sgd"), aggregators.get("median"), batch_size=32, lr=0.05, seed=0)
+sim.step()
+stats = [sim.step() for _ in range(rounds)]
+walls = [sum(s.seconds.values()) for s in stats]
+phases = {p: statistics.median(s.seconds[p] for s in stats) for p in PHASES}
+print(json.dumps({"round": statistics.median(walls), "phases": phases,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def scale(sizes: list[int], rounds: int) -> None:
+    """Seconds per round by phase and peak RSS at each cohort size (fresh process each)."""
+    import json
+
+    print("\n## Scale: MLP 784-200-200-10, batch 32, one local step, median, 1 thread\n")
+    print("| clients | round s | " + " | ".join(PHASES) + " | peak RSS GiB |")
+    print("|---:|---:|" + "---:|" * len(PHASES) + "---:|")
+    for n in sizes:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        out = subprocess.run(
+            [sys.executable, "-c", SCALE_PROBE, str(n), str(rounds)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        cells = " | ".join(f"{r['phases'][p]:.3f}" for p in PHASES)
+        print(f"| {n} | {r['round']:.3f} | {cells} | {r['rss'] / 2**30:.2f} |")
+
+
 def against(rev: str, pairs: int, rounds: int) -> None:
     """Median CPU s/round of this tree vs ``rev``, alternating fresh processes (see the docstring)."""
     import tempfile
@@ -208,6 +255,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--against", metavar="REV", help="compare this tree with git revision REV only")
+    parser.add_argument("--scale", action="store_true", help="only the 20-1000 clients scale table")
     parser.add_argument("--pairs", type=int, default=5, help="alternating process pairs for --against")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -217,6 +265,9 @@ def main() -> None:
     rounds = 2 if args.quick else args.rounds
     if args.against:
         against(args.against, args.pairs, rounds)
+        return
+    if args.scale:
+        scale([20, 100] if args.quick else [20, 100, 500, 1000], rounds)
         return
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"torch {torch.__version__}, {args.threads} thread(s), {rounds} timed rounds per row; load {load}")

@@ -15,7 +15,7 @@ def test_full_block_with_zero_memory_is_geometric_median(dtype: torch.dtype, sam
     x = rows(7, 13, dtype=dtype)
     out = BlockGeometricMedian(k=13, sampling=sampling, nu=0.01, T=20)(x)  # type: ignore[arg-type]
     assert out.dtype == dtype
-    assert torch.allclose(out, GeometricMedian(nu=0.01, T=20)(x))
+    assert torch.allclose(out, GeometricMedian(nu=0.01, T=20, tol=None, init="zero")(x))
 
 
 def test_output_is_gm_of_block_and_memory_is_the_residual_mean() -> None:
@@ -24,7 +24,7 @@ def test_output_is_gm_of_block_and_memory_is_the_residual_mean() -> None:
     out1 = bgmd(x1)
     i1 = bgmd.last_indices
     assert i1 is not None and i1.shape == (8,) and torch.equal(i1, i1.sort().values)
-    gm = GeometricMedian(nu=0.05, T=10)
+    gm = GeometricMedian(nu=0.05, T=10, tol=None, init="zero")
     expected = torch.zeros(40, dtype=torch.float64)
     expected[i1] = gm(x1[:, i1])
     assert torch.allclose(out1, expected)
@@ -132,7 +132,7 @@ def test_robust_memory_is_the_weiszfeld_weighted_residual() -> None:
     assert idx is not None
     block = x[:, idx]
     # the weights of the last Weiszfeld step, recomputed from the previous iterate by hand
-    previous = GeometricMedian(nu=0.05, T=9)(block)
+    previous = GeometricMedian(nu=0.05, T=9, tol=None, init="zero")(block)
     w = 1.0 / torch.linalg.vector_norm(block - previous, dim=1).clamp(min=0.05)
     w = w / w.sum()
     assert torch.allclose(out[idx], (w[:, None] * block).sum(0))

@@ -68,3 +68,25 @@ def test_validation() -> None:
         CAF(f=3)(torch.zeros(6, 2))
     with pytest.raises(ValueError, match="f must be an integer"):
         CAF(f=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("m", [5, 130, 300])
+def test_top_eigenpair_matches_a_full_decomposition(m: int) -> None:
+    import numpy as np
+
+    from robustfl.aggregators.caf import top_eigenpair
+
+    rng = np.random.default_rng(m)
+    b = rng.standard_normal((m, 40))
+    a = b @ b.T
+    full_vals, full_vecs = np.linalg.eigh(a)
+    for start in (None, rng.standard_normal(m)):
+        val, vec = top_eigenpair(a.copy(), start)
+        assert val == pytest.approx(full_vals[-1], rel=1e-10)
+        assert abs(float(vec @ full_vecs[:, -1])) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_large_support_uses_lanczos_and_matches_direct_computation() -> None:
+    x = torch.randn(140, 6, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    x[:20] += 5.0
+    assert torch.allclose(CAF(30)(x), direct_caf(x, 30), atol=1e-8)

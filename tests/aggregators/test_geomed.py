@@ -19,7 +19,8 @@ def weiszfeld_reference(x: torch.Tensor, nu: float, T: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_reference_vector_matches_byzfl(dtype: torch.dtype) -> None:
-    out = GeometricMedian(nu=0.1, T=3)(X.to(dtype))
+    out = GeometricMedian.byzfl()(X.to(dtype))
+    assert torch.equal(out, GeometricMedian(nu=0.1, T=3, tol=None, init="zero")(X.to(dtype)))
     expected = torch.tensor([3.78788764, 4.78788764, 5.78788764], dtype=dtype)
     assert out.dtype == dtype
     assert torch.allclose(out, expected, atol=1e-6 if dtype == torch.float32 else 1e-8)
@@ -30,7 +31,7 @@ def test_reference_vector_matches_byzfl(dtype: torch.dtype) -> None:
 def test_matches_plain_weiszfeld_and_symmetries(n: int, d: int, seed: int, shift: float) -> None:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g, dtype=torch.float64) * 3
-    gm = GeometricMedian(nu=1e-6, T=100)
+    gm = GeometricMedian(nu=1e-6, T=100, tol=None, init="zero")
     out = gm(x)
     assert torch.allclose(out, weiszfeld_reference(x, 1e-6, 100), atol=1e-8)
     perm = torch.randperm(n, generator=g)
@@ -73,6 +74,41 @@ def test_bad_rows_stay_near_honest_median(bad: float, dtype: torch.dtype) -> Non
 def test_all_rows_bad_returns_start_point() -> None:
     x = torch.full((3, 4), float("nan"))
     assert torch.equal(GeometricMedian()(x), torch.zeros(4))
+    assert torch.equal(GeometricMedian.byzfl()(x), torch.zeros(4))
+
+
+def test_defaults_converge_from_a_robust_start_where_byzfl_settings_do_not() -> None:
+    # issue 11: nine honest rows at 20 and one all-zero row (a crashed worker)
+    x = torch.cat([torch.full((9, 50), 20.0), torch.zeros(1, 50)])
+    assert torch.allclose(GeometricMedian()(x), torch.full((50,), 20.0), atol=1e-4)
+    byzfl = GeometricMedian.byzfl()(x)  # three steps from 0: documented as not a geometric median
+    assert float(byzfl.max()) < 10.0
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(3, 9), st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_defaults_reach_the_optimum(n: int, d: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) * 3
+    obj = lambda z: float((x - z).norm(dim=1).sum())  # noqa: E731
+    best = obj(weiszfeld_reference(x, 1e-9, 400))
+    assert obj(GeometricMedian()(x)) <= best + 1e-4 * (1 + best)
+
+
+def test_tol_is_relative_to_the_spread_not_the_norm() -> None:
+    # model weights: a huge common part W; the stopping rule must not fire after one step
+    g = torch.Generator().manual_seed(3)
+    e = torch.randn(9, 20, generator=g, dtype=torch.float64)
+    e[:3] += 4.0
+    w = torch.randn(20, generator=g, dtype=torch.float64) * 1e6
+    ref = GeometricMedian(tol=None, T=500)(e)
+    out = GeometricMedian(tol=1e-6, init="zero", T=500)(e + w) - w
+    assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_init_validation() -> None:
+    with pytest.raises(ValueError, match="init must be 'median'"):
+        GeometricMedian(init="mean")  # type: ignore[arg-type]
 
 
 def test_distances_to_point_recomputes_cancelling_rows() -> None:
@@ -91,6 +127,6 @@ def test_validation_errors() -> None:
         GeometricMedian(T=0)
     with pytest.raises(ValueError, match="tol must be > 0"):
         GeometricMedian(tol=-1.0)
-    with pytest.raises(ValueError, match="float32 or float64"):
+    with pytest.raises(ValueError, match="floating point"):
         GeometricMedian()(torch.ones(3, 2, dtype=torch.int64))
     assert isinstance(AGGREGATORS.get("rfa", nu=1e-5, T=500), GeometricMedian)

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_task import split, tiny_cnn, tiny_data
+from tiny_task import make_simulator, split
 from torch import Tensor
 
 from robustfl import compressors as C
@@ -19,18 +19,7 @@ from robustfl.streams import STREAMS, Streams
 
 
 def make(**kw: Any) -> Simulator:
-    args: dict = dict(
-        model=tiny_cnn(),
-        dataset=tiny_data(),
-        partitions=split(10),
-        algorithm=DistributedSGD(momentum=0.5),
-        aggregator=Average(),
-        batch_size=8,
-        lr=0.1,
-        seed=3,
-    )
-    args.update(kw)
-    return Simulator(**args)
+    return make_simulator(**kw)
 
 
 # ------------------------------------------------------------------------------------------ streams

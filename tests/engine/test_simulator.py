@@ -3,10 +3,19 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_task import DataDependent, TinyLSTM, split, tiny_bn, tiny_cnn, tiny_data, tiny_dropout
+from tiny_task import (
+    DataDependent,
+    TinyLSTM,
+    make_simulator,
+    split,
+    tiny_bn,
+    tiny_cnn,
+    tiny_data,
+    tiny_dropout,
+)
 from torch import Tensor
 
-from robustfl.aggregators import NNM, Average, BlockGeometricMedian, Median
+from robustfl.aggregators import NNM, BlockGeometricMedian, Median
 from robustfl.aggregators.base import Aggregator
 from robustfl.algorithms import ClientOutput, Cohort, DistributedSGD, FedAvg, GradFn, ServerOutput, State
 from robustfl.attacks import BitFlip
@@ -30,19 +39,8 @@ def run(sim: Simulator, rounds: int) -> Tensor:
     return sim.params.clone()
 
 
-def make(**kw: object) -> Simulator:
-    args: dict = dict(
-        model=tiny_cnn(),
-        dataset=tiny_data(),
-        partitions=split(10),
-        algorithm=DistributedSGD(momentum=0.5),
-        aggregator=Average(),
-        batch_size=8,
-        lr=0.1,
-        seed=3,
-    )
-    args.update(kw)
-    return Simulator(**args)
+def make(**kw: Any) -> Simulator:
+    return make_simulator(**kw)
 
 
 def test_same_seed_same_params_different_seed_differs() -> None:

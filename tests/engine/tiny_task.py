@@ -2,9 +2,13 @@
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from robustfl.engine import Simulator
 
 
 @dataclass
@@ -67,3 +71,24 @@ class TinyLSTM(nn.Module):
         out, _ = self.lstm(x.flatten(1, 2))
         result: Tensor = self.head(out[:, -1])
         return result
+
+
+def make_simulator(**kw: object) -> "Simulator":
+    """The tests' default simulator on the tiny task (10 clients, SGD with worker momentum, the mean);
+    keyword arguments override any constructor argument."""
+    from robustfl.aggregators import Average
+    from robustfl.algorithms import DistributedSGD
+    from robustfl.engine import Simulator
+
+    args: dict = dict(
+        model=tiny_cnn(),
+        dataset=tiny_data(),
+        partitions=split(10),
+        algorithm=DistributedSGD(momentum=0.5),
+        aggregator=Average(),
+        batch_size=8,
+        lr=0.1,
+        seed=3,
+    )
+    args.update(kw)
+    return Simulator(**args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 
 from robustfl.checks import check_int, check_positive
@@ -36,8 +37,11 @@ def check_messages(x: Tensor) -> Tensor:
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"messages must be non-empty, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise ValueError(f"messages must be float32 or float64, got {x.dtype}")
+        raise ValueError(f"messages must be floating point (float32, float64, or half), got {x.dtype}")
     return x
+
+
+HALF = (torch.float16, torch.bfloat16)
 
 
 def require_n(rule: str, n: int, f: int, ok: bool, bound: str) -> None:
@@ -51,6 +55,10 @@ class Aggregator(Configurable, ABC):
 
     ``breakdown`` states, for ``robustfl list aggregators``, which ``n`` and ``f`` the rule serves.
     Stateful rules (centered clipping, BGMD) keep their memory on the object and clear it in ``reset``.
+
+    Half precision (float16, bfloat16) is computed in float32 and the output cast back: squared norms
+    of rows above 256 overflow float16, and CPU kernels for half types are slow or missing. Memory
+    that stateful rules keep between calls stays float32.
     """
 
     breakdown: ClassVar[str] = "-"
@@ -58,6 +66,8 @@ class Aggregator(Configurable, ABC):
     def __call__(self, x: Tensor) -> Tensor:
         x = check_messages(x)
         self.check_n(x.shape[0])
+        if x.dtype in HALF:
+            return self._aggregate(x.float()).to(x.dtype)
         return self._aggregate(x)
 
     def check_n(self, n: int) -> None:

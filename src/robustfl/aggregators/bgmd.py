@@ -115,6 +115,9 @@ class BlockGeometricMedian(OneThreadWhenSmall):
     then weighted over the remaining rows); a finite outlier enters the memory with its (small) Weiszfeld
     weight, or with weight ``1/n`` under ``memory_weights="mean"``. If no
     row is left, the output is zero.
+
+    Inputs that require grad: the output is differentiable in ``x`` through the block's Weiszfeld
+    weights; the sampling and the stored memory are not (the memory is kept detached).
     """
 
     breakdown = "fewer than n/2 Byzantine rows (GM on the block)"
@@ -208,7 +211,7 @@ class BlockGeometricMedian(OneThreadWhenSmall):
         # s_j = sum_i (x_ij + m_j)^2 = sum_i x_ij^2 + 2 m_j (sum_i x_ij + (n/2) m_j); >= 0 up to round-off
         s = torch.addcmul(colsq, mem, torch.add(colsum, mem, alpha=used / 2), value=2.0).clamp_(min=0.0)
         with single_thread(torch.device("cpu")):  # a dozen O(d) ops: no barriers on a busy machine
-            idx_cpu = sample_block(s.cpu(), k, self.sampling, self._generator)
+            idx_cpu = sample_block(s.detach().cpu(), k, self.sampling, self._generator)
         idx = idx_cpu.to(x.device)
         block = x.index_select(1, idx) + mem[idx]
         out = torch.zeros(d, dtype=x.dtype, device=x.device)
@@ -220,6 +223,6 @@ class BlockGeometricMedian(OneThreadWhenSmall):
             new_mem = torch.add(mem, colsum, alpha=1.0 / used)
         else:
             new_mem = torch.addmv(mem, x.T, weights)
-        self._memory = new_mem.index_fill_(0, idx, 0.0)
+        self._memory = new_mem.detach().index_fill_(0, idx, 0.0)
         self._last_indices = idx_cpu
         return out

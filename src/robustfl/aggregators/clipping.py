@@ -114,6 +114,9 @@ class CenteredClipping(OneThreadWhenSmall):
             dist = norms if step == 0 and from_zero else distances_to_point(x, sq, v)
             # s_i = min(1, tau / ||x_i - v||); v + (1/n) sum_i s_i (x_i - v) as one fused addmv
             s = (self.tau / dist).clamp_(max=1.0) if self.tau > 0 else torch.zeros_like(dist)
-            v = torch.addmv(v, x.T, s, beta=1.0 - float(s.sum()) / n, alpha=1.0 / n)
-        self._v = v
+            if s.requires_grad:  # the same update with beta as a tensor, so autograd sees it
+                v = torch.addmv(v * (1.0 - s.sum() / n), x.T, s, alpha=1.0 / n)
+            else:
+                v = torch.addmv(v, x.T, s, beta=1.0 - float(s.sum()) / n, alpha=1.0 / n)
+        self._v = v.detach()
         return v.clone()

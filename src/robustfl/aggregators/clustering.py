@@ -23,7 +23,7 @@ def larger_cluster(dist: Tensor, method: Linkage = "average") -> Tensor:
     n = dist.shape[0]
     if n <= 2:
         return torch.arange(n)
-    z = linkage(squareform(dist.cpu().numpy(), checks=False), method=method)
+    z = linkage(squareform(dist.detach().cpu().numpy(), checks=False), method=method)
     labels = fcluster(z, t=2, criterion="maxclust")
     sizes = {int(k): int((labels == k).sum()) for k in np.unique(labels)}
     best = max(sizes, key=lambda k: (sizes[k], k == labels[0]))

@@ -29,7 +29,7 @@ def majority_cluster(dist: Tensor) -> Tensor:
     need = n // 2 + 1
     if n <= 2:
         return torch.arange(n)
-    z = linkage(squareform(dist.cpu().numpy(), checks=False), method="single")
+    z = linkage(squareform(dist.detach().cpu().numpy(), checks=False), method="single")
     members: list[list[int]] = [[i] for i in range(n)]
     for a, b, _, _ in z:
         merged = members[int(a)] + members[int(b)]
@@ -88,7 +88,7 @@ class FLAME(Aggregator):
         mask = self._admitted(x, ok)
         if not bool(mask.any()):
             return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-        s = float(np.median(norms[ok].cpu().numpy()))
+        s = float(np.median(norms[ok].detach().cpu().numpy()))
         # mean of the admitted rows, each scaled by min(1, S / ||x_i||): one matrix-vector product
         weights = torch.where(norms > s, s / norms, 1.0) / int(mask.sum())
         out = weighted_rows(weights[mask], x[mask]).to(torch.float64)

@@ -9,6 +9,23 @@ from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
+BLOCK_NUMEL = 1 << 18
+"""Elements of ``x - ref`` formed at a time (1 MiB of float32, in L2 cache)."""
+
+
+def distances_to_row(x: Tensor, ref: Tensor) -> Tensor:
+    """``||x_i - ref||`` from exact row differences (no cancellation when rows share a large common
+    part), formed in column blocks of about ``BLOCK_NUMEL`` elements instead of one ``[n, d]``
+    temporary; a single block (small inputs) is one ``vector_norm`` of ``x - ref``."""
+    n, d = x.shape
+    width = max(1, BLOCK_NUMEL // n)
+    if width >= d:
+        return torch.linalg.vector_norm(x - ref, dim=1)
+    acc = torch.zeros(n, dtype=x.dtype, device=x.device)
+    for a in range(0, d, width):
+        acc += torch.linalg.vector_norm(x[:, a : a + width] - ref[a : a + width], dim=1).square()
+    return acc.sqrt_()
+
 
 @AGGREGATORS.register("monna")
 class MoNNA(OneThreadWhenSmall):
@@ -38,7 +55,7 @@ class MoNNA(OneThreadWhenSmall):
         ref = x[self.idx]
         if not bool(torch.isfinite(ref).all()):
             ref = torch.sort(x, dim=0).values[(n - 1) // 2]
-        dist = torch.linalg.vector_norm(x - ref, dim=1)
+        dist = distances_to_row(x, ref)
         finite = bool(torch.isfinite(dist).all())
         with single_thread(x.device):
             dist = torch.nan_to_num(dist, nan=float("inf"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import finite_rows, pairwise_sq_distances
+from robustfl.aggregators._distances import pairwise_sq_distances_and_usable
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, require_n
@@ -19,7 +19,8 @@ class NNM(OneThreadWhenSmall, PreAggregator):
     The mixing is one ``[n, n] @ [n, d]`` product with a 0 / ``1/(n-f)`` matrix. Ties in distance go to
     the lower row index (stable sort). Non-finite rows (NaN/Inf) are infinitely far from every row, so
     with at most ``f`` of them no finite row's neighbourhood contains one; a non-finite row's own
-    distances are undefined, and its output is the mean of the first ``n - f`` finite rows.
+    distances are undefined, and its output is the mean of the first ``n - f`` usable rows (a finite row
+    whose distances overflow float64, e.g. 1e200, counts as non-finite).
     """
 
     breakdown = "needs n > f (pair it with a robust aggregator for f < n/2)"
@@ -33,9 +34,8 @@ class NNM(OneThreadWhenSmall, PreAggregator):
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         k = n - self.f
-        dist = pairwise_sq_distances(x)
-        if bool(torch.isinf(dist).any()):
-            ok = finite_rows(x)
+        dist, ok = pairwise_sq_distances_and_usable(x)
+        if not bool(ok.all()):
             dist[~ok] = torch.where(ok, 0.0, float("inf")).to(dist.dtype)
             x = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
         with single_thread(x.device):

@@ -1,19 +1,22 @@
-"""Aggregator speed: every registered rule vs one pass over the input and vs ByzFL's implementation.
+"""Aggregator speed: every registered rule vs one pass over the input and vs its peers (ByzFL, ByzPy).
 
 For each rule and each ``(n, d)`` (float32, ``threads`` intra-op threads) we report the time of a
 call (the minimum over repeats after a warm-up; the median is kept in the JSON), that time in units
-of ``x.sum(0)`` on the same tensor (one read of the input: the memory bandwidth floor), and ``ByzFL time / our time`` for the same rule on the same tensor when a ByzFL
-checkout is given (``--byzfl PATH`` or ``$ROBUSTFL_BYZFL``). Rules are taken from the registry, so a
-newly registered rule is benchmarked without editing this file; ``BENCH_PARAMS`` holds the few
-constructor arguments a rule needs beyond ``f``.
+of ``x.sum(0)`` on the same tensor (one read of the input: the memory bandwidth floor), and, for each
+peer library given as a source folder (``--byzfl PATH`` / ``$ROBUSTFL_BYZFL``, ``--byzpy PATH`` /
+``$ROBUSTFL_BYZPY``), ``peer time / our time`` for the same rule on the same tensor. Rules are taken
+from the registry, so a newly registered rule is benchmarked without editing this file;
+``BENCH_PARAMS`` holds the few constructor arguments a rule needs beyond ``f``.
 
 Choices: ``f = n // 4``, lowered until the rule's bound on ``n`` holds (e.g. Bulyan's ``n >= 4f+3``);
 a rule that refuses the size by design (MDA/SMEA's subset count at ``n = 64``) is reported as
-"refused" and skipped for both libraries. Stateful rules (centered clipping, BGMD) are timed in their
-steady state for both libraries (the memory persists across repeats). ByzFL's pre-aggregators write
-into their input, so ByzFL gets a fresh copy of ``x`` before each call (copy not timed). ByzFL calls
-slower than ``byzfl_limit`` (its exhaustive SMEA) are not repeated at larger ``d``: the smaller ``d``'s
-time is a lower bound there, and the speed-up is printed as ``>=``.
+"refused" and skipped for every library; cells with ``n * d`` above ``max_numel`` are reported as
+"skipped" (memory and time). Stateful rules (centered clipping, BGMD) are timed in their steady
+state (the memory persists across repeats). Peers whose pre-aggregators write into their input get
+a fresh copy of ``x`` before each call (copy not timed); ByzPy takes a list of rows, so its time
+includes ``x.unbind(0)`` (``n`` views, no copy). A peer call predicted (linearly in ``d`` from the
+previous ``d``) to exceed ``peer_limit`` is not run: the smaller ``d``'s time is a lower bound there,
+and the speed-up is printed as ``>=``.
 """
 
 from __future__ import annotations
@@ -35,37 +38,20 @@ from torch import Tensor
 
 from robustfl.aggregators import AGGREGATORS, Aggregator
 from robustfl.aggregators.fltrust import ReferenceRule
-from robustfl.bench.byzfl_loader import load_byzfl_aggregators
+from robustfl.bench.peers import PEERS, Peer, load_peers
 from robustfl.utils import make_generator
 
 BENCH_PARAMS: dict[str, dict[str, Any]] = {
     "BlockGeometricMedian": {"ratio": 0.1},
     "Bucketing": {"s": 2},
+    "GeometricMedian": {"nu": 0.1, "T": 3, "tol": None, "init": "zero"},
 }
-"""Constructor arguments (besides ``f``) per rule class: BGMD at ``k = d/10``, buckets of 2."""
-
-BYZFL_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "Average": ("Average", ()),
-    "Median": ("Median", ()),
-    "TrimmedMean": ("TrMean", ("f",)),
-    "GeometricMedian": ("GeometricMedian", ("nu", "T")),
-    "Krum": ("Krum", ("f",)),
-    "MultiKrum": ("MultiKrum", ("f",)),
-    "CenteredClipping": ("CenteredClipping", ("L", "tau")),
-    "Clipping": ("Clipping", ("c",)),
-    "MDA": ("MDA", ("f",)),
-    "MoNNA": ("MoNNA", ("f", "idx")),
-    "Meamed": ("Meamed", ("f",)),
-    "CAF": ("CAF", ("f",)),
-    "SMEA": ("SMEA", ("f",)),
-    "NNM": ("NNM", ("f",)),
-    "Bucketing": ("Bucketing", ("s",)),
-    "ARC": ("ARC", ("f",)),
-}
-"""Our class name -> (ByzFL class name, the parameters passed on with the same meaning)."""
+"""Constructor arguments (besides ``f``) per rule class: BGMD at ``k = d/10``, buckets of 2, and the
+geometric median at ByzFL's settings (``GeometricMedian.byzfl()``), so both libraries run the same
+three Weiszfeld steps."""
 
 NOT_A_TARGET = {"Average": "both libraries call x.mean(0): the ratio is 1 by construction"}
-"""Rules shown with their ByzFL ratio but left out of the speed targets, with the reason."""
+"""Rules shown with their peer ratios but left out of the speed targets, with the reason."""
 
 TARGET_EACH = 1.2
 TARGET_GEOMEAN = 3.0
@@ -75,22 +61,31 @@ BGMD_TARGET_T = 500
 
 @dataclass
 class Settings:
-    ns: tuple[int, ...] = (16, 64)
-    ds: tuple[int, ...] = (10_000, 65_536)
+    ns: tuple[int, ...] = (16, 64, 256, 1024)
+    ds: tuple[int, ...] = (1_000, 10_000, 65_536, 1_000_000)
+    max_numel: int = 1 << 25
+    """Cells with ``n * d`` above this are skipped (the default, 2^25 = 128 MiB of float32, leaves
+    out n = 1024 at d = 65,536 and n >= 64 at d = 10^6; raise it with ``--max-numel`` on a machine
+    with the time and memory to spare)."""
     threads: int = 2
     min_time: float = 0.5
     min_repeats: int = 3
     max_repeats: int = 30
     single_shot: float = 5.0
     gm_iterations: tuple[int, ...] = (3, 20, 100, 500)
-    """``T`` values at which BGMD (``k = d/10``) is compared with the full geometric median. The 5x
-    target is checked at ``T = 500``, the Weiszfeld budget of the seeds' RFA (seed 004 ch. 8); the
+    """``T`` values at which BGMD (``k = d/10``) is compared with the full geometric median, both
+    running exactly ``T`` Weiszfeld steps from 0 (no early stop). The 5x target is checked at
+    ``T = 500``, the Weiszfeld budget of the seeds' RFA (seed 004 ch. 8), in the worst cell; the
     smaller ``T`` are reported for information: at ``T = 3`` full GM is about 7 passes over ``x``,
     while BGMD's Algorithm 2 alone needs the column norms of all of ``x`` (at least one pass plus a
     selection over ``d``), so no implementation of it can be 5x faster there."""
-    byzfl_limit: float = 30.0
-    """A ByzFL call slower than this (seconds) is not repeated at larger ``d`` for that rule and ``n``:
-    its time there is bounded below by the smaller ``d``'s, and the speed-up is reported as ``>=``."""
+    gm_max_numel: int = 1 << 22
+    """The BGMD-vs-GM comparison runs only on cells up to this size (T = 500 full GM steps are
+    1,000 passes over ``x``)."""
+    peer_limit: float = 30.0
+    """A peer call whose time at the previous ``d`` (same rule and ``n``), scaled linearly to this
+    ``d``, exceeds this many seconds is not run: its time here is bounded below by the smaller
+    ``d``'s, and the speed-up is reported as ``>=``."""
 
     @classmethod
     def quick(cls) -> Settings:
@@ -100,9 +95,17 @@ class Settings:
             min_time=0.01,
             min_repeats=1,
             max_repeats=2,
-            byzfl_limit=5.0,
+            peer_limit=5.0,
             gm_iterations=(3, BGMD_TARGET_T),
         )
+
+
+@dataclass
+class PeerTime:
+    seconds: float
+    seconds_median: float | None
+    speedup: float
+    lower_bound: bool = False
 
 
 @dataclass
@@ -116,10 +119,7 @@ class Row:
     seconds: float | None = None
     seconds_median: float | None = None
     passes: float | None = None
-    byzfl_seconds: float | None = None
-    byzfl_seconds_median: float | None = None
-    byzfl_lower_bound: bool = False
-    speedup: float | None = None
+    peers: dict[str, PeerTime] = field(default_factory=dict)
     note: str = ""
 
 
@@ -189,35 +189,26 @@ def timed(
     return [(min(t), statistics.median(t)) for t in times]
 
 
-def _byzfl_rule(byzfl: Any, ours: Aggregator) -> Any | None:
-    entry = BYZFL_RULES.get(type(ours).__name__)
-    if byzfl is None or entry is None:
-        return None
-    cls_name, names = entry
-    params = ours.params()
-    return getattr(byzfl, cls_name)(**{k: params[k] for k in names})
-
-
 def _geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def checks(
-    rows: list[Row], byzfl_loaded: bool, block: list[dict[str, Any]] | None = None
+    rows: list[Row], peers: list[str], block: list[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    """The issue's targets, each as ``{name, value, target, ok}`` (``ok`` is None when not measurable)."""
+    """The issue's targets, each as ``{name, value, target, ok}`` (``ok`` is None when not measurable):
+    per peer, every rule's worst cell and the geometric mean over rules; BGMD vs full GM per ``T``."""
     out: list[dict[str, Any]] = []
-    block = block or []
-    if byzfl_loaded:
+    for peer in peers:
         per_rule: dict[str, list[float]] = {}
         for r in rows:
-            if r.speedup is not None and r.rule not in NOT_A_TARGET:
-                per_rule.setdefault(r.rule, []).append(r.speedup)
+            if peer in r.peers and r.rule not in NOT_A_TARGET:
+                per_rule.setdefault(r.rule, []).append(r.peers[peer].speedup)
         for rule, speedups in sorted(per_rule.items()):
             worst = min(speedups)
             out.append(
                 {
-                    "name": f"{rule} vs ByzFL (worst case)",
+                    "name": f"{rule} vs {peer} (worst cell)",
                     "value": worst,
                     "target": TARGET_EACH,
                     "ok": worst >= TARGET_EACH,
@@ -227,29 +218,30 @@ def checks(
             gm = _geomean([_geomean(v) for v in per_rule.values()])
             out.append(
                 {
-                    "name": "geometric mean over rules vs ByzFL",
+                    "name": f"geometric mean over rules vs {peer}",
                     "value": gm,
                     "target": TARGET_GEOMEAN,
                     "ok": gm >= TARGET_GEOMEAN,
                 }
             )
-    for T in sorted({b["T"] for b in block}):
-        worst = min(b["ratio"] for b in block if b["T"] == T)
+    for T in sorted({b["T"] for b in block or []}):
+        cells = [b for b in block or [] if b["T"] == T]
+        cell = min(cells, key=lambda b: b["ratio"])
         checked = T == BGMD_TARGET_T
         out.append(
             {
-                "name": f"BGMD (k = d/10) vs full GM, T={T} (worst case)"
+                "name": f"BGMD (k = d/10) vs full GM, both exactly T={T} steps, worst cell n={cell['n']} d={cell['d']}"
                 + ("" if checked else ", for information"),
-                "value": worst,
+                "value": cell["ratio"],
                 "target": TARGET_BGMD if checked else None,
-                "ok": worst >= TARGET_BGMD if checked else None,
+                "ok": cell["ratio"] >= TARGET_BGMD if checked else None,
             }
         )
     return out
 
 
 def _measure_all(
-    settings: Settings, byzfl: Any, only: list[str] | None, echo: Callable[[str], None]
+    settings: Settings, peers: list[Peer], only: list[str] | None, echo: Callable[[str], None]
 ) -> tuple[list[Row], list[dict[str, Any]]]:
     classes = rule_classes()
     if only:
@@ -263,71 +255,122 @@ def _measure_all(
     with_block = {"bgmd", "geometric-median"} <= set(AGGREGATORS.names()) and (
         not only or {AGGREGATORS["bgmd"], AGGREGATORS["geometric-median"]} <= set(classes)
     )
-    too_slow: dict[tuple[str, int], float] = {}
-    header = (
-        f"{'rule':<22}{'n':>4}{'d':>8}{'f':>4}  {'ms':>9}  {'passes':>8}  {'ByzFL ms':>10}  {'speedup':>8}"
+    previous: dict[tuple[str, str, int], tuple[float, int]] = {}
+    header = f"{'rule':<22}{'n':>5}{'d':>9}{'f':>4}  {'ms':>10}  {'passes':>8}" + "".join(
+        f"  {p.name + ' ms':>11}  {'speedup':>8}" for p in peers
     )
     echo(header)
     echo("-" * len(header))
     for d in sorted(settings.ds):
         for n in settings.ns:
+            if n * d > settings.max_numel:
+                for cls in classes:
+                    rows.append(Row(cls.__name__, n, d, "skipped", note=f"n*d = {n * d:,} above max_numel"))
+                echo(
+                    f"{'(all rules)':<22}{n:>5}{d:>9}    skipped: n*d = {n * d:,} above max_numel={settings.max_numel:,}"
+                )
+                continue
             x = torch.randn(n, d, generator=make_generator(0, "bench-aggregators", n, d))
             ((floor, _),) = timed([lambda t: t.sum(0)], x, settings)
             for cls in classes:
-                rule, why = build(cls, n)
-                if isinstance(rule, ReferenceRule):
-                    rule.set_reference(x.mean(0))  # FLTrust: a server update (its cost is the rule's)
-                if rule is None:
-                    rows.append(Row(cls.__name__, n, d, why.split(":")[0], note=why))
-                    echo(f"{cls.__name__:<22}{n:>4}{d:>8}    {why[:70]}")
-                    continue
-                params = rule.params()
-                row = Row(
-                    cls.__name__,
-                    n,
-                    d,
-                    "ok",
-                    f=params.get("f"),
-                    params={k: repr(v) for k, v in params.items()},
-                )
-                theirs = _byzfl_rule(byzfl, rule)
-                slow = too_slow.get((row.rule, n))
-                ref = f"{'-':>10}  {'-':>8}"
-                if theirs is not None and slow is None:
-                    (ours, row.seconds_median), (byz, row.byzfl_seconds_median) = timed(
-                        [rule, theirs], x, settings, fresh_copy=[False, True]
-                    )
-                    if byz > settings.byzfl_limit:
-                        too_slow[(row.rule, n)] = byz
-                else:
-                    ((ours, row.seconds_median),) = timed([rule], x, settings)
-                    if theirs is not None and slow is not None:
-                        byz, row.byzfl_lower_bound = slow, True
-                        row.note = f"ByzFL not rerun: it took {slow:.0f} s at a smaller d (a lower bound)"
-                row.seconds, row.passes = ours, ours / floor
-                if theirs is not None:
-                    row.byzfl_seconds, row.speedup = byz, byz / ours
-                    ge = ">=" if row.byzfl_lower_bound else ""
-                    ref = f"{ge:>2}{byz * 1e3:>8.2f}  {ge:>2}{row.speedup:>5.2f}x"
-                rows.append(row)
-                f_col = "" if row.f is None else row.f
-                echo(f"{row.rule:<22}{n:>4}{d:>8}{f_col:>4}  {ours * 1e3:>9.2f}  {row.passes:>8.1f}  {ref}")
-            if with_block:
+                rows.append(_measure_rule(cls, x, floor, peers, settings, previous, echo))
+            if with_block and n * d <= settings.gm_max_numel:
                 block.extend(_block_vs_full(x, settings, echo))
+            del x
     return rows, block
 
 
+def _measure_rule(
+    cls: type[Aggregator],
+    x: Tensor,
+    floor: float,
+    peers: list[Peer],
+    settings: Settings,
+    previous: dict[tuple[str, str, int], tuple[float, int]],
+    echo: Callable[[str], None],
+) -> Row:
+    n, d = x.shape
+    rule, why = build(cls, n)
+    if rule is None:
+        echo(f"{cls.__name__:<22}{n:>5}{d:>9}    {why[:70]}")
+        return Row(cls.__name__, n, d, why.split(":")[0], note=why)
+    if isinstance(rule, ReferenceRule):
+        rule.set_reference(x.mean(0))  # FLTrust: a server update (its cost is the rule's)
+    params = rule.params()
+    row = Row(cls.__name__, n, d, "ok", f=params.get("f"), params={k: repr(v) for k, v in params.items()})
+    fns: list[Callable[[Tensor], object]] = [rule]
+    copies = [False]
+    theirs: list[Peer] = []
+    bounded: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    for peer in peers:
+        fn = peer.make(rule, n)
+        if fn is None:
+            continue
+        before = previous.get((peer.name, row.rule, n))
+        if before is not None and before[0] == math.inf:
+            row.note += f"{peer.name} not run: it failed at a smaller d. "
+            continue
+        if before is not None and before[0] * d / before[1] > settings.peer_limit:
+            bounded[peer.name] = before[0]
+            continue
+        fns.append(_guarded(fn, peer.name, failed))
+        copies.append(peer.writes_input)
+        theirs.append(peer)
+    results = timed(fns, x, settings, fresh_copy=copies)
+    (ours, row.seconds_median), rest = results[0], results[1:]
+    row.seconds, row.passes = ours, ours / floor
+    for peer, (t, t_med) in zip(theirs, rest, strict=True):
+        if peer.name in failed:
+            row.note += f"{peer.name} failed: {failed[peer.name]}. "
+            previous[(peer.name, row.rule, n)] = (math.inf, d)
+            continue
+        row.peers[peer.name] = PeerTime(t, t_med, t / ours)
+        previous[(peer.name, row.rule, n)] = (t, d)
+    for name, t in bounded.items():
+        row.peers[name] = PeerTime(t, None, t / ours, lower_bound=True)
+        row.note += f"{name} not run: it took {t:.1f} s at a smaller d, so it would exceed peer_limit here (a lower bound). "
+    cells = ""
+    for peer in peers:
+        pt = row.peers.get(peer.name)
+        if pt is None:
+            cells += f"  {'-':>11}  {'-':>8}"
+        else:
+            ge = ">=" if pt.lower_bound else ""
+            cells += f"  {ge:>2}{pt.seconds * 1e3:>9.2f}  {ge:>2}{pt.speedup:>5.2f}x"
+    f_col = "" if row.f is None else row.f
+    echo(f"{row.rule:<22}{n:>5}{d:>9}{f_col:>4}  {ours * 1e3:>10.2f}  {row.passes:>8.1f}{cells}")
+    return row
+
+
+def _guarded(fn: Callable[[Tensor], object], name: str, failed: dict[str, str]) -> Callable[[Tensor], object]:
+    """``fn`` that records a peer's exception (e.g. out of memory) in ``failed`` instead of raising, so
+    one peer's failure costs its entry in this row, not the run."""
+
+    def call(x: Tensor) -> object:
+        if name in failed:
+            return None
+        try:
+            return fn(x)
+        except Exception as err:  # any failure of foreign code is reported, not raised
+            failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+            return None
+
+    return call
+
+
 def _block_vs_full(x: Tensor, settings: Settings, echo: Callable[[str], None]) -> list[dict[str, Any]]:
-    """GM and BGMD (``k = d/10``) with the same ``T``, for each ``T`` in ``settings.gm_iterations``."""
+    """GM and BGMD (``k = d/10``), both exactly ``T`` smoothed Weiszfeld steps from 0 with ``nu = 0.1``
+    (no early stop), for each ``T`` in ``settings.gm_iterations``."""
     n, d = x.shape
     out = []
     for T in settings.gm_iterations:
-        full = AGGREGATORS.get("geometric-median", T=T)
-        block = AGGREGATORS.get("bgmd", ratio=0.1, T=T)
+        full = AGGREGATORS.get("geometric-median", nu=0.1, T=T, tol=None, init="zero")
+        block = AGGREGATORS.get("bgmd", ratio=0.1, nu=0.1, T=T, tol=None)
         (gm, _), (bgmd, _) = timed([full, block], x, settings)
         out.append({"n": n, "d": d, "T": T, "gm_seconds": gm, "bgmd_seconds": bgmd, "ratio": gm / bgmd})
         echo(
-            f"{'GM / BGMD, T=' + str(T):<22}{n:>4}{d:>8}      {gm * 1e3:>7.2f} / {bgmd * 1e3:.2f} ms = {gm / bgmd:.2f}x"
+            f"{'GM / BGMD, T=' + str(T):<22}{n:>5}{d:>9}      {gm * 1e3:>7.2f} / {bgmd * 1e3:.2f} ms = {gm / bgmd:.2f}x"
         )
     return out
 
@@ -337,19 +380,22 @@ def run(
     byzfl_path: str | None = None,
     only: list[str] | None = None,
     echo: Callable[[str], None] = print,
+    byzpy_path: str | None = None,
 ) -> dict[str, Any]:
     """Benchmark every registered rule (or those named in ``only``) and return the JSON-able report."""
-    byzfl = load_byzfl_aggregators(byzfl_path)
+    peers = load_peers({"ByzFL": byzfl_path, "ByzPy": byzpy_path})
     threads_before = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        rows, block = _measure_all(settings, byzfl, only, echo)
+        rows, block = _measure_all(settings, peers, only, echo)
     finally:
         torch.set_num_threads(threads_before)
-    results = checks(rows, byzfl is not None, block)
+    names = [p.name for p in peers]
+    results = checks(rows, names, block)
     echo("")
-    if byzfl is None:
-        echo("ByzFL not loaded (give --byzfl PATH or set ROBUSTFL_BYZFL): no ratios to ByzFL")
+    for name, env in PEERS.items():
+        if name not in names:
+            echo(f"{name} not loaded (give --{name.lower()} PATH or set {env}): no ratios to {name}")
     echo(f"threads={settings.threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}")
     for rule, why in NOT_A_TARGET.items():
         echo(f"not a target: {rule} ({why})")
@@ -367,13 +413,58 @@ def run(
             "torch": torch.__version__,
             "threads": settings.threads,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         },
         "settings": asdict(settings),
-        "byzfl": byzfl is not None,
+        "peers": {p.name: p.version for p in peers},
         "rows": [asdict(r) for r in rows],
         "bgmd_vs_gm": block,
         "checks": results,
     }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: one table per ``d`` (rules x ``n``; each cell our time, its passes over
+    ``x``, and every peer's speed-up), then the BGMD-vs-GM ratios and the checks."""
+    rows = report["rows"]
+    peers = list(report["peers"])
+    out: list[str] = []
+    for d in sorted({r["d"] for r in rows}):
+        ns = sorted({r["n"] for r in rows if r["d"] == d})
+        out += [f"**d = {d:,}**", "", "| rule | " + " | ".join(f"n = {n}" for n in ns) + " |"]
+        out.append("|---|" + "---|" * len(ns))
+        for rule in sorted({r["rule"] for r in rows}):
+            cells = []
+            for n in ns:
+                r = next((r for r in rows if r["rule"] == rule and r["n"] == n and r["d"] == d), None)
+                if r is None or r["status"] != "ok":
+                    cells.append("—" if r is None else r["status"])
+                    continue
+                text = f"{r['seconds'] * 1e3:.3g} ms ({r['passes']:.0f}×)"
+                for p in peers:
+                    pt = r["peers"].get(p)
+                    if pt is not None:
+                        text += f" · {p} {'≥' if pt['lower_bound'] else ''}{pt['speedup']:.2f}x"
+                    elif f"{p} failed" in r["note"] or f"{p} not run" in r["note"]:
+                        text += f" · {p} failed"
+                cells.append(text)
+            out.append(f"| {rule} | " + " | ".join(cells) + " |")
+        out.append("")
+    if report["bgmd_vs_gm"]:
+        out += [
+            "| GM / BGMD (k = d/10), both exactly T steps | n | d | T | GM ms | BGMD ms | ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for b in report["bgmd_vs_gm"]:
+            out.append(
+                f"| | {b['n']} | {b['d']:,} | {b['T']} | {b['gm_seconds'] * 1e3:.3g} | {b['bgmd_seconds'] * 1e3:.3g} | {b['ratio']:.2f}x |"
+            )
+        out.append("")
+    for c in report["checks"]:
+        verdict = "info" if c["target"] is None else ("PASS" if c["ok"] else "MISS")
+        target = "" if c["target"] is None else f" (target ≥ {c['target']}x)"
+        out.append(f"- {verdict} {c['name']}: {c['value']:.2f}x{target}")
+    return "\n".join(out) + "\n"
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:

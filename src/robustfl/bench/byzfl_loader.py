@@ -17,15 +17,16 @@ from typing import Any
 ENV_VAR = "ROBUSTFL_BYZFL"
 
 
-def find_package(path: str | os.PathLike[str]) -> Path:
-    """The ``byzfl`` package directory under ``path`` (a checkout root, its ``src``, or the package)."""
+def find_package(path: str | os.PathLike[str], name: str = "byzfl") -> Path:
+    """The ``name`` package directory under ``path`` (a checkout root, its ``src``, an unpacked wheel,
+    or the package itself)."""
     root = Path(path).expanduser()
-    for candidate in (root, root / "byzfl", root / "src" / "byzfl"):
-        if (candidate / "aggregators" / "__init__.py").is_file() and candidate.name == "byzfl":
+    for candidate in (root, root / name, root / "src" / name):
+        if (candidate / "aggregators" / "__init__.py").is_file() and candidate.name == name:
             return candidate
     raise ValueError(
-        f"--byzfl {str(path)!r}: no byzfl/aggregators package found there; pass the ByzFL checkout "
-        "(the folder holding src/byzfl or byzfl)"
+        f"--{name} {str(path)!r}: no {name}/aggregators package found there; pass the {name} checkout "
+        f"or unpacked wheel (the folder holding src/{name} or {name})"
     )
 
 

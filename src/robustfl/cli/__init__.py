@@ -13,6 +13,7 @@ from robustfl.cli import (  # noqa: F401  (experiment commands)
     data,
     demo,
     edge_case,
+    launch,
     listing,
     plot,
     reproduce,

@@ -275,3 +275,132 @@ def fl_bgmd(
         to_rich(rows, columns, title="final test accuracy % and server aggregation seconds per round")
     )
     typer.echo(f"table: {out_dir / 'fl_bgmd.md'}")
+
+
+@reproduce_app.command("fedma")
+def fedma_table(
+    setup: Annotated[
+        str,
+        typer.Option(
+            help="embedded (default: MNIST sample), vgg9-cifar10 or lstm-shakespeare (need --data-dir)."
+        ),
+    ] = "embedded",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with the CIFAR-10 / Shakespeare files.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="embedded only: mlp (default) or lenet.")] = None,
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="FedMA rounds (FedAvg/FedProx: rounds x layers).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Local epochs E of every method.")] = None,
+    clients: Annotated[int | None, typer.Option(min=2, help="Number of clients J.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the split and the initialisations.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/fedma-<time>).")
+    ] = None,
+) -> None:
+    """FedMA vs FedAvg vs FedProx vs ensemble at equal communications (Tables 5.1–5.2 of Wang et al., ICLR 2020)."""
+    from robustfl.experiment import fedma_runs
+
+    changes = {
+        k: v
+        for k, v in (("model", model), ("rounds", rounds), ("epochs", epochs), ("clients", clients))
+        if v is not None
+    }
+    out_dir = out or default_out("fedma")
+    with user_errors():
+        if setup != "embedded" and data_dir is None:
+            raise ValueError(f"--setup {setup} needs --data-dir (the folder with its files)")
+        if model is not None and setup != "embedded":
+            raise ValueError("--model applies to --setup embedded only")
+        fedma_runs.reproduce(
+            out_dir,
+            setup,
+            data_dir,
+            seed=seed,
+            on_done=lambda m: typer.echo(f"done: {m}", err=True),
+            **changes,
+        )
+    typer.echo((out_dir / "fedma.md").read_text(encoding="utf-8"), nl=False)
+    typer.echo(f"table: {out_dir / 'fedma.md'}")
+
+
+@reproduce_app.command("atomo")
+def atomo_table(
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only these (vanilla always runs): atomo-s1..4, qsgd-b1/2/4/8, terngrad; repeatable."
+        ),
+    ] = None,
+    rounds: Annotated[int | None, typer.Option(min=1, help="Rounds per method (default 150).")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="CIFAR-10 files: ResNet-18 on CIFAR-10 instead of the embedded sample."),
+    ] = None,
+    target: Annotated[
+        list[float] | None,
+        typer.Option(help="Target test accuracies in (0, 1]; repeatable (default .6 .7 .8 .9)."),
+    ] = None,
+    bandwidth: Annotated[
+        float | None, typer.Option(min=0.0, help="Link bandwidth in Gbit/s (default: the preset's 1).")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every run.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/atomo-<time>).")
+    ] = None,
+) -> None:
+    """Speed-ups over vanilla SGD in modelled wall time on 16 g2.2xlarge nodes (Tables 3.3-3.4 of ATOMO)."""
+    from robustfl.commtime import cluster
+    from robustfl.experiment import atomo_runs
+
+    out_dir = out or default_out("atomo")
+    with user_errors():
+        net = cluster("g2.2xlarge-16")
+        if bandwidth is not None:
+            net = net.with_bandwidth(bandwidth)
+        atomo_runs.reproduce(
+            out_dir,
+            methods=method,
+            rounds=rounds,
+            data_dir=data_dir,
+            targets=tuple(target) if target else atomo_runs.TARGETS,
+            net=net,
+            seed=seed,
+            on_done=lambda m: typer.echo(f"done: {m}", err=True),
+        )
+    typer.echo((out_dir / "atomo.md").read_text(encoding="utf-8"), nl=False)
+    typer.echo(f"table: {out_dir / 'atomo.md'}")
+
+
+@reproduce_app.command("pufferfish")
+def pufferfish_table(
+    rounds: Annotated[int, typer.Option(min=2, help="Rounds per variant.")] = 150,
+    warmup: Annotated[int, typer.Option(min=1, help="Vanilla warm-up rounds of the warm-up variants.")] = 30,
+    k: Annotated[int, typer.Option(min=1, help="First low-rank weight layer K of the hybrid (1-based).")] = 2,
+    variant: Annotated[
+        list[str] | None, typer.Option(help="Only these variants (labels of the table); repeatable.")
+    ] = None,
+    model: Annotated[str, typer.Option(help="mlp (784-200-200-10) or lenet.")] = "mlp",
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every run.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/pufferfish-<time>).")
+    ] = None,
+) -> None:
+    """Vanilla vs low-rank vs hybrid without / with warm-up, and PowerSGD (PUFFERFISH Table 4.8's ablation)."""
+    from robustfl.experiment import pufferfish_runs
+
+    out_dir = out or default_out("pufferfish")
+    with user_errors():
+        pufferfish_runs.reproduce(
+            out_dir,
+            rounds=rounds,
+            warmup=warmup,
+            k=k,
+            only=variant,
+            seed=seed,
+            model=model,
+            on_done=lambda m: typer.echo(f"done: {m}", err=True),
+        )
+    typer.echo((out_dir / "pufferfish.md").read_text(encoding="utf-8"), nl=False)
+    typer.echo(f"table: {out_dir / 'pufferfish.md'}")

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from robustfl.aggregators.base import Aggregator
 from robustfl.algorithms.base import Aggregators, Algorithm, Cohort, Messages, ServerOutput, State
-from robustfl.compressors.base import Compressor, RowStreams
+from robustfl.compressors.base import Compressor, Message, RowStreams
 from robustfl.streams import Streams
 
 COMPRESSOR_STATE = "compress"
@@ -72,7 +72,8 @@ def inject(
             raise ValueError(
                 f"round {round}: every client of the cohort is Byzantine; the attack needs honest rows"
             )
-        rng = streams.shared("attack", round, *(() if len(parts) == 1 else (name,)))
+        keys: tuple[object, ...] = (round,) if len(parts) == 1 else (round, "part", name)
+        rng = streams.generator("attack", "shared", "round", *keys)
         byz = attack(honest, f, rng=rng, round=round, own=own)
         if tuple(byz.shape) != (f, rows.shape[1]):
             raise ValueError(f"attack returned shape {tuple(byz.shape)}, expected ({f}, {rows.shape[1]})")
@@ -119,6 +120,37 @@ def init_compressor_state(compressor: Compressor | None, parts: Mapping[str, Ten
     return state
 
 
+def encode_parts(
+    compressor: Compressor,
+    parts: Mapping[str, Tensor],
+    ids: Tensor,
+    state: State,
+    streams: Streams,
+    round: int,
+) -> tuple[dict[str, Message], State]:
+    """Compress every part of the clients ``ids`` (rows in that order); return the messages and the
+    clients' new compressor state.
+
+    Client ``i``'s draws come from ``streams.client("compress", i, round)`` and the shared ones from
+    ``streams.shared("compress-shared", round)`` (one per part for multi-part algorithms), so row ``i``
+    of the result is the message client ``i`` sends alone: the simulator encodes the whole cohort at
+    once, a distributed worker its own share, and both produce the same bytes.
+    """
+    messages, new_state = {}, {}
+    for name, rows in parts.items():
+        keys: tuple[object, ...] = (round,) if len(parts) == 1 else (round, "part", name)
+        rng = RowStreams(
+            tuple(streams.generator("compress", "client", int(i), "round", *keys) for i in ids),
+            streams.generator("compress-shared", "shared", "round", *keys),
+        )
+        prefix = f"{COMPRESSOR_STATE}.{name}."
+        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        msg, own = compressor.encode(rows, rng, own)
+        messages[name] = msg
+        new_state.update({prefix + k: v for k, v in own.items()})
+    return messages, new_state
+
+
 def transmit(
     compressor: Compressor | None,
     parts: dict[str, Tensor],
@@ -127,29 +159,16 @@ def transmit(
     streams: Streams,
     round: int,
 ) -> tuple[dict[str, Tensor], int, State]:
-    """Compress and decode every part; return what the server decodes, the exact uplink bits and the
-    clients' new compressor state (rows of the cohort).
+    """Compress and decode every part (:func:`encode_parts`); return what the server decodes, the exact
+    uplink bits and the clients' new compressor state (rows of the cohort).
 
-    Client ``i``'s draws come from ``streams.client("compress", i, round)`` and the shared ones from
-    ``streams.shared("compress-shared", round)``, so its message is the one it would send alone.
     Without a compressor every value travels at its dtype's width (32 bits for float32).
     """
     if compressor is None:
         return parts, sum(8 * v.element_size() * v.numel() for v in parts.values()), state
-    decoded, bits, new_state = {}, 0, {}
-    for name, rows in parts.items():
-        tags = () if len(parts) == 1 else (name,)
-        rng = RowStreams(
-            tuple(streams.clients("compress", ids, round, *tags)),
-            streams.shared("compress-shared", round, *tags),
-        )
-        prefix = f"{COMPRESSOR_STATE}.{name}."
-        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        msg, own = compressor.encode(rows, rng, own)
-        decoded[name] = compressor.decompress(msg).to(rows.dtype)
-        bits += int(msg.bits)
-        new_state.update({prefix + k: v for k, v in own.items()})
-    return decoded, bits, new_state
+    messages, new_state = encode_parts(compressor, parts, ids, state, streams, round)
+    decoded = {name: compressor.decompress(msg).to(parts[name].dtype) for name, msg in messages.items()}
+    return decoded, sum(int(msg.bits) for msg in messages.values()), new_state
 
 
 def aggregators_for(aggregator: Aggregator, parts: tuple[str, ...]) -> Aggregators:
@@ -201,6 +220,7 @@ __all__ = [
     "client_metrics",
     "decode_coded",
     "encode_coded",
+    "encode_parts",
     "from_parts",
     "gather_rows",
     "honest_mean",

@@ -193,8 +193,39 @@ class Simulator:
         self.coding = coding
         if coding is not None:
             self._check_coding(coding)
+        self._vectorise = vectorise
         self.vectorised, self.path_reason = self._pick_path(vectorise)
         self.executor: Executor = VmapExecutor(self.clients_per_call) if self.vectorised else LoopExecutor()
+
+    def swap_model(
+        self,
+        model: nn.Module,
+        *,
+        compressor: Compressor | None = None,
+        aggregator: Aggregator | None = None,
+    ) -> None:
+        """Train ``model`` from the next round on (PUFFERFISH's switch from vanilla warm-up to the
+        low-rank network, Algorithm 2 of Wang, Agarwal and Papailiopoulos, MLSys 2021).
+
+        Its parameters become the flat vector; client and server state start afresh (``init_*_state``,
+        the compressor's memory with them); ``compressor`` and ``aggregator``, when given, replace the
+        current ones (one built for the old parameter layout must be rebuilt for the new one); the
+        vmap/loop path is chosen again. The round counter, data, streams and schedules are kept.
+        """
+        if aggregator is not None:
+            aggregator.check_n(self.per_round)
+            self.aggregator = aggregator
+            self.aggregators = phases.aggregators_for(aggregator, self.algorithm.parts)
+        if compressor is not None:
+            self.compressor = compressor
+        self.model = model.to(self.device).train()
+        self.flat = FlatModel(self.model, label_smoothing=self.flat.label_smoothing)
+        self.params = self.flat.flat_params()
+        self._check_model_fits()
+        self.client_state = self._init_client_state()
+        self.server_state = self.algorithm.init_server_state(self.params)
+        self.vectorised, self.path_reason = self._pick_path(self._vectorise)
+        self.executor = VmapExecutor(self.clients_per_call) if self.vectorised else LoopExecutor()
 
     # ----------------------------------------------------------------------------------- construction
     def _init_client_state(self) -> State:

@@ -170,6 +170,19 @@ def build_algorithm(config: ExperimentConfig) -> Any:
         return ALGORITHMS.get(component.name, **params)
 
 
+def build_compressor(config: ExperimentConfig, ctx: BuildContext) -> Any:
+    """The ``[compressor]`` for the layout in ``ctx`` (``None`` without one), behind error feedback if set."""
+    if config.compressor is None:
+        return None
+    from robustfl.compressors import COMPRESSORS, ErrorFeedback
+
+    compressor = build_component(COMPRESSORS, config.compressor, "compressor", ctx)
+    if config.compressor.error_feedback:
+        with config_field("compressor.error_feedback"):
+            compressor = ErrorFeedback(compressor)
+    return compressor
+
+
 def build_lr(config: ExperimentConfig) -> float | Callable[[int], float]:
     """``training.lr``, or the schedule ``round -> lr`` of ``training.lr_schedule``."""
     tr = config.training
@@ -195,14 +208,19 @@ class ConfiguredRun:
     With the ``edge-case`` data attack it is the share of the edge-case test set assigned to the target.
     """
 
-    def __init__(self, sim: Any, extra: dict[str, tuple[Tensor, Tensor]]) -> None:
+    def __init__(self, sim: Any, extra: dict[str, tuple[Tensor, Tensor]], switch: Any = None) -> None:
         self.sim, self.extra = sim, extra
+        self.switch = switch  # [model.low_rank]: swap to the hybrid before round switch.round
+        if switch is not None and switch.round == 0:
+            switch.apply(sim)
 
     @property
     def round(self) -> int:
         return int(self.sim.round)
 
     def step(self) -> Any:
+        if self.switch is not None and self.switch.round > 0 and self.sim.round == self.switch.round:
+            self.switch.apply(self.sim)
         return self.sim.step()
 
     def evaluate(self) -> dict[str, float]:
@@ -214,6 +232,8 @@ class ConfiguredRun:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.switch is not None and 0 < self.switch.round < int(state["round"]):
+            self.switch.apply(self.sim)  # the checkpoint holds the hybrid's parameters
         self.sim.load_state_dict(state)
 
 
@@ -231,7 +251,9 @@ def build_run(config: ExperimentConfig) -> ConfiguredRun:
         target = int(attack.params.get("target", DATA_ATTACKS.parameters(attack.name)["target"]))
         keep = sim.y_test != target
         extra["backdoor"] = (sim.x_test[keep], torch.full_like(sim.y_test[keep], target))
-    return ConfiguredRun(sim, extra)
+    from robustfl.experiment.low_rank import low_rank_switch
+
+    return ConfiguredRun(sim, extra, low_rank_switch(config))
 
 
 def _is_backdoor(component: Component) -> bool:
@@ -311,7 +333,7 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
     with config_field("workers.per_round" if config.workers.per_round else "workers"):
         aggregator.check_n(ctx.n)
     ctx.agg = aggregator
-    attack = data_attack = compressor = None
+    attack = data_attack = None
     if config.attack is not None:
         from robustfl.attacks import ATTACKS
 
@@ -326,13 +348,7 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
                 data_attack = EdgeCaseMix(edge.train_x, edge.train_y, **mix_params)
         else:
             data_attack = build_component(DATA_ATTACKS, config.data_attack, "data_attack", ctx)
-    if config.compressor is not None:
-        from robustfl.compressors import COMPRESSORS, ErrorFeedback
-
-        compressor = build_component(COMPRESSORS, config.compressor, "compressor", ctx)
-        if config.compressor.error_feedback:
-            with config_field("compressor.error_feedback"):
-                compressor = ErrorFeedback(compressor)
+    compressor = build_compressor(config, ctx)
     coding = None
     if config.coding is not None:
         from robustfl.coding import CODINGS

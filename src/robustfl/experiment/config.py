@@ -70,10 +70,39 @@ class DataConfig(_Section):
     )
 
 
+class LowRankConfig(_Section):
+    """PUFFERFISH (Wang, Agarwal and Papailiopoulos, MLSys 2021): train the hybrid low-rank network."""
+
+    warmup_rounds: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Rounds of vanilla (full-rank) warm-up before the switch to the hybrid network, whose factors "
+            "are then the SVD factors of the warmed-up weights (Algorithm 2). 0 = train the hybrid from "
+            "its own random initialisation (no warm-up)."
+        ),
+    )
+    rank_ratio: float = Field(
+        default=0.25, gt=0, le=1, description="Rank of a factorised layer / its full rank."
+    )
+    first_low_rank: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "K: weight layers K, K+1, ... (1-based, Linear/Conv2d/LSTM in definition order) are factorised, "
+            "the last layer never. Default: the chapter's K for resnet18, vgg19-bn, resnet50, ..."
+        ),
+    )
+
+
 class ModelConfig(_Section):
     name: str = Field(default="lenet", description="Model name: lenet, mlp, crsa-cnn, resnet18, vgg9, ...")
     params: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments of the model builder."
+    )
+    low_rank: LowRankConfig | None = Field(
+        default=None,
+        description="PUFFERFISH low-rank training {warmup_rounds, rank_ratio, first_low_rank}; none if absent.",
     )
 
 
@@ -171,6 +200,14 @@ class TrainingConfig(_Section):
         ge=0,
         description="Write a checkpoint every this many rounds (default: at every evaluation; 0 = only at the end).",
     )
+    round_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "robustfl launch: seconds the server waits for the workers' replies in a round before it "
+            "aggregates what arrived (the simulator ignores it)."
+        ),
+    )
 
     @field_validator("device")
     @classmethod
@@ -187,6 +224,14 @@ class WorkersConfig(_Section):
         default=None,
         ge=1,
         description="Workers sampled each round, uniformly without replacement (all if absent).",
+    )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "robustfl launch: worker processes computing each client (repetition code: the server keeps "
+            "the value most replicas sent). The simulator ignores it."
+        ),
     )
 
     @model_validator(mode="after")
@@ -224,6 +269,24 @@ class AggregatorConfig(Component):
 class CompressorConfig(Component):
     error_feedback: bool = Field(
         default=False, description="Wrap the compressor in error feedback (per-worker memory)."
+    )
+
+
+class FaultConfig(_Section):
+    rank: int = Field(ge=1, description="The worker rank (1..nproc-1) the fault hits.")
+    round: int = Field(ge=0, description="The round (from 0) it hits.")
+    seconds: float = Field(default=0.0, ge=0, description="How long a delay lasts (delay only).")
+
+
+class FaultsConfig(_Section):
+    crash: list[FaultConfig] = Field(
+        default_factory=list, description="Workers that kill themselves (SIGKILL) at {rank, round}."
+    )
+    delay: list[FaultConfig] = Field(
+        default_factory=list, description="Workers that reply {seconds} late at {rank, round}."
+    )
+    garbage: list[FaultConfig] = Field(
+        default_factory=list, description="Workers that send random bytes instead of their upload."
     )
 
 
@@ -271,6 +334,10 @@ class ExperimentConfig(_Section):
             "A coded scheme {name, params} that replaces the aggregator: draco-repetition, draco-cyclic, "
             "detox, detox-median, ... (`robustfl list codings`); P = workers.n."
         ),
+    )
+    faults: FaultsConfig = Field(
+        default_factory=lambda: FaultsConfig(),
+        description="Fault injection for robustfl launch (tests and demos; the simulator ignores it).",
     )
 
     def to_dict(self) -> dict[str, Any]:

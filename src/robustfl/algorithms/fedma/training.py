@@ -45,6 +45,10 @@ class SGDTrainer:
     the classifier's retraining, not to the other retraining (the chapter switches it off there), and
     the classifier alone is retrained with ``lr * last_layer_lr_factor`` for
     ``last_layer_epoch_factor`` times the epochs (chapter: 0.1 and 3 for VGG-9; 1 and 1 elsewhere).
+
+    ``prox_mu > 0`` makes it FedProx's local solver (Li/Sahu et al., MLSys 2020): each call minimises
+    ``F_j(w) + (mu/2) ||w - w_0||^2`` with ``w_0`` the trainable weights the call starts from (the
+    broadcast model), i.e. adds ``mu (w - w_0)`` to every minibatch gradient (chapter 5: ``mu = 0.001``).
     """
 
     epochs: int = 5
@@ -56,6 +60,7 @@ class SGDTrainer:
     last_layer_lr_factor: float = 1.0
     last_layer_epoch_factor: int = 1
     grad_clip: float | None = None
+    prox_mu: float = 0.0
 
     def __post_init__(self) -> None:
         _check("epochs", self.epochs, 0, integer=True)
@@ -69,6 +74,7 @@ class SGDTrainer:
         _check("last_layer_epoch_factor", self.last_layer_epoch_factor, 0, integer=True)
         if self.grad_clip is not None:
             _check("grad_clip", self.grad_clip, 0)
+        _check("prox_mu", self.prox_mu, 0)
 
     def __call__(self, request: TrainRequest) -> None:
         model = request.model
@@ -88,6 +94,7 @@ class SGDTrainer:
             lr, decay = lr * self.last_layer_lr_factor, self.weight_decay
             epochs *= self.last_layer_epoch_factor
         optimizer = torch.optim.SGD(params, lr=lr, momentum=self.momentum, weight_decay=decay)
+        anchors = [p.detach().clone() for p in params] if self.prox_mu > 0 else []
         model.train()
         n = request.y.numel()
         for _ in range(epochs):
@@ -96,6 +103,8 @@ class SGDTrainer:
                 idx = order[start : start + self.batch_size]
                 optimizer.zero_grad()
                 nn.functional.cross_entropy(model(request.x[idx]), request.y[idx]).backward()
+                for p, anchor in zip(params if anchors else [], anchors, strict=True):
+                    p.grad.add_(p.detach() - anchor, alpha=self.prox_mu)  # type: ignore[union-attr]
                 if self.grad_clip is not None:
                     nn.utils.clip_grad_norm_(params, self.grad_clip)
                 optimizer.step()

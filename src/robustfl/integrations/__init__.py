@@ -1,0 +1,1 @@
+"""Bridges from robustfl to other federated-learning engines (optional extras)."""
