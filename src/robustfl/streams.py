@@ -72,21 +72,23 @@ class Streams:
         gen.manual_seed(self.seed_of(stream, *keys))
         return gen
 
-    def client(self, stream: str, client: int, round: int | None = None) -> torch.Generator:
-        """Client ``client``'s generator of ``stream`` for ``round`` (``None``: once per run)."""
+    def client(self, stream: str, client: int, round: int | None = None, *tags: object) -> torch.Generator:
+        """Client ``client``'s generator of ``stream`` for ``round`` (``None``: once per run); ``tags``
+        (e.g. an uploaded part's name) give independent sub-streams."""
         return self.generator(
-            stream, "client", int(client), *(() if round is None else ("round", int(round)))
+            stream, "client", int(client), *(() if round is None else ("round", int(round))), *tags
         )
 
     def clients(
-        self, stream: str, ids: torch.Tensor | list[int], round: int | None = None
+        self, stream: str, ids: torch.Tensor | list[int], round: int | None = None, *tags: object
     ) -> list[torch.Generator]:
         """:meth:`client` for each id of ``ids``, in order."""
-        return [self.client(stream, int(i), round) for i in ids]
+        return [self.client(stream, int(i), round, *tags) for i in ids]
 
-    def shared(self, stream: str, round: int | None = None) -> torch.Generator:
-        """The shared generator of ``stream`` for ``round`` (``None``: once per run)."""
-        return self.generator(stream, "shared", *(() if round is None else ("round", int(round))))
+    def shared(self, stream: str, round: int | None = None, *tags: object) -> torch.Generator:
+        """The shared generator of ``stream`` for ``round`` (``None``: once per run); ``tags`` as in
+        :meth:`client`."""
+        return self.generator(stream, "shared", *(() if round is None else ("round", int(round))), *tags)
 
     def __repr__(self) -> str:
         return f"Streams(seed={self.seed})"

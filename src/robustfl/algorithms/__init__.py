@@ -14,13 +14,22 @@ from robustfl.algorithms.base import (
     ServerOutput,
     State,
 )
+from robustfl.algorithms.crsa import CRSA
 from robustfl.algorithms.fedavg import FedAvg
 from robustfl.algorithms.fedavg_pgd import PGDFedAvg
+from robustfl.algorithms.fedprox import FedProx
+from robustfl.algorithms.fl_bgmd import FLBGMD
+from robustfl.algorithms.mime import Mime, MimeLite
 from robustfl.algorithms.optim import SERVER_OPTIMIZERS, ClientOptimizer, ServerOptimizer
+from robustfl.algorithms.rsa import RSA
+from robustfl.algorithms.scaffold import Scaffold
 from robustfl.algorithms.sgd import DistributedSGD
 
 __all__ = [
     "ALGORITHMS",
+    "CRSA",
+    "FLBGMD",
+    "RSA",
     "SERVER_OPTIMIZERS",
     "Algorithm",
     "ClientOptimizer",
@@ -28,8 +37,12 @@ __all__ = [
     "Cohort",
     "DistributedSGD",
     "FedAvg",
+    "FedProx",
     "GradFn",
+    "Mime",
+    "MimeLite",
     "PGDFedAvg",
+    "Scaffold",
     "ServerOptimizer",
     "ServerOutput",
     "State",

@@ -126,6 +126,12 @@ class Algorithm(Configurable, ABC):
         algorithms that compress the broadcast override this)."""
         return tensor_bits(shared)
 
+    def message_bits(self, parts: dict[str, Tensor]) -> int | None:
+        """Exact uplink bits of the round's stacked parts when the algorithm fixes its own wire format
+        (C-RSA's 2-bit ternary signs); ``None`` (default): without a compressor every value counts at
+        its dtype's width. Only consulted when no compressor is configured."""
+        return None
+
     @abstractmethod
     def client_step(
         self, shared: State, xs: Tensor, ys: Tensor, state: State, lr: float, grad_fn: GradFn

@@ -106,6 +106,195 @@ def bgmd_table2(
     typer.echo(f"table: {out_dir / 'table2.md'}")
 
 
+@reproduce_app.command("crsa")
+def crsa(
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds per run (default: the configs' 100).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder with the CIFAR-10 files; default: the embedded MNIST sample."),
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these methods (mean, median, krum, rsa, c-rsa); repeatable."),
+    ] = None,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these attacks (large-number, sign-flip, gaussian, clean); repeatable."),
+    ] = None,
+    set_: SetOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
+    ] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/crsa-<time>).")
+    ] = None,
+    write_configs: Annotated[
+        Path | None, typer.Option(help="Only write the TOML configs into this folder and exit.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+) -> None:
+    """Seed 001 Fig. 1: SGD-mean / median / Krum / RSA / C-RSA (gamma 0.5), 10 workers, b = 2, non-IID."""
+    from rich.console import Console
+
+    from robustfl.experiment import crsa as cr
+    from robustfl.experiment.table import to_rich
+
+    if write_configs is not None:
+        for path in cr.write_configs(write_configs):
+            typer.echo(str(path))
+        return
+    overrides = list(set_ or [])
+    if rounds:
+        overrides.append(f"training.rounds={rounds}")
+    if data_dir is not None:
+        overrides += ["data.name=cifar10", f"data.data_dir={str(data_dir)!r}"]
+    out_dir = out or default_out("crsa")
+    total = len(method or cr.METHODS) * len(attack or cr.DEFAULT_ATTACKS)
+    with user_errors(), runs_progress(total, "crsa", quiet) as on_done:
+        rows = cr.reproduce(
+            out_dir, methods=method, attacks=attack, overrides=overrides, workers=workers, on_done=on_done
+        )
+    columns = ["attack", "method", "final_acc", "last3_acc", "bits_up", "bits_down", "diverged"]
+    Console().print(to_rich(rows, columns, title="seed 001 Fig. 1: test accuracy % and bits"))
+    typer.echo(f"table: {out_dir / 'crsa.md'}  figure: {out_dir / 'crsa.png'}")
+
+
+@reproduce_app.command("momentum-cc")
+def momentum_cc(
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds per run (default: the configs' 300).")
+    ] = None,
+    rule: Annotated[
+        list[str] | None, typer.Option(help="Only these rules (mean, median, krum, cc); repeatable.")
+    ] = None,
+    attack: Annotated[
+        list[str] | None, typer.Option(help="Only these attacks (alie, ipm); repeatable.")
+    ] = None,
+    set_: SetOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
+    ] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/momentum-cc-<time>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+) -> None:
+    """Seed 002: history-free rules vs worker momentum + centered clipping under ALIE / IPM."""
+    from rich.console import Console
+
+    from robustfl.experiment import momentum_cc as mc
+    from robustfl.experiment.table import to_rich
+
+    overrides = list(set_ or [])
+    if rounds:
+        overrides.append(f"training.rounds={rounds}")
+    out_dir = out or default_out("momentum-cc")
+    total = len(rule or mc.RULES) * len(mc.MOMENTA) * len(attack or mc.ATTACKS)
+    with user_errors(), runs_progress(total, "momentum-cc", quiet) as on_done:
+        rows = mc.reproduce(
+            out_dir, rules=rule, attacks=attack, overrides=overrides, workers=workers, on_done=on_done
+        )
+    columns = ["attack", "rule", *(f"momentum {m:g}" for m in mc.MOMENTA)]
+    Console().print(to_rich(rows, columns, title="final test accuracy %: without / with worker momentum"))
+    typer.echo(f"table: {out_dir / 'momentum_cc.md'}")
+
+
+@reproduce_app.command("client-drift")
+def client_drift(
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds per run (default: the configs' 60).")
+    ] = None,
+    algorithm: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these (fedavg, fedprox, scaffold, mime, mimelite); repeatable."),
+    ] = None,
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="Only these (clean, byzantine); repeatable.")
+    ] = None,
+    set_: SetOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
+    ] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/client-drift-<time>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+) -> None:
+    """FedAvg / FedProx / SCAFFOLD / Mime / MimeLite on a Dirichlet(0.1) split, clean and with Byzantine clients."""
+    from rich.console import Console
+
+    from robustfl.experiment import client_drift as cd
+    from robustfl.experiment.table import to_rich
+
+    overrides = list(set_ or [])
+    if rounds:
+        overrides.append(f"training.rounds={rounds}")
+    out_dir = out or default_out("client-drift")
+    chosen = scenario or list(cd.SCENARIOS)
+    total = len(algorithm or cd.ALGORITHMS) * len(chosen)
+    with user_errors(), runs_progress(total, "client-drift", quiet) as on_done:
+        rows = cd.reproduce(
+            out_dir,
+            algorithms=algorithm,
+            scenarios=scenario,
+            overrides=overrides,
+            workers=workers,
+            on_done=on_done,
+        )
+    Console().print(to_rich(rows, ["algorithm", *chosen], title="final test accuracy %"))
+    typer.echo(f"table: {out_dir / 'client_drift.md'}")
+
+
+@reproduce_app.command("fl-bgmd")
+def fl_bgmd(
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds per run (default: the configs' 40).")
+    ] = None,
+    method: Annotated[
+        list[str] | None, typer.Option(help="Only these (fl-bgmd, fedavg-gm, fedavg-mean); repeatable.")
+    ] = None,
+    corruption: Annotated[
+        list[str] | None, typer.Option(help="Only these (clean, bitflip_20, additive_20); repeatable.")
+    ] = None,
+    set_: SetOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
+    ] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default runs/fl-bgmd-<time>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+) -> None:
+    """FL-BGMD vs FedAvg + GM vs FedAvg-mean under seed 000's corruptions, 5 local steps per sync."""
+    from rich.console import Console
+
+    from robustfl.experiment import fl_bgmd as fb
+    from robustfl.experiment.table import to_rich
+
+    overrides = list(set_ or [])
+    if rounds:
+        overrides.append(f"training.rounds={rounds}")
+    out_dir = out or default_out("fl-bgmd")
+    chosen = method or list(fb.METHODS)
+    total = len(chosen) * len(corruption or fb.CORRUPTIONS)
+    with user_errors(), runs_progress(total, "fl-bgmd", quiet) as on_done:
+        rows = fb.reproduce(
+            out_dir,
+            methods=method,
+            corruptions=corruption,
+            overrides=overrides,
+            workers=workers,
+            on_done=on_done,
+        )
+    columns = ["corruption", *chosen, *(f"{m} agg s/round" for m in chosen)]
+    Console().print(
+        to_rich(rows, columns, title="final test accuracy % and server aggregation seconds per round")
+    )
+    typer.echo(f"table: {out_dir / 'fl_bgmd.md'}")
+
+
 @reproduce_app.command("fedma")
 def fedma_table(
     setup: Annotated[

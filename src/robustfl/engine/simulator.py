@@ -435,6 +435,8 @@ class Simulator:
             self.compressor, parts, cohort.ids, comp_state, self.streams, r
         )
         phases.scatter_rows(self.client_state, cohort.ids, comp_state)
+        if self.compressor is None and (own_bits := self.algorithm.message_bits(parts)) is not None:
+            bits_up = own_bits
         seconds["compress"] = time.perf_counter() - t
 
         aggregators, server_cohort = self.aggregators, cohort
