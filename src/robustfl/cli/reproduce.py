@@ -16,6 +16,15 @@ reproduce_app = typer.Typer(no_args_is_help=True, help="Reproduce a published ta
 app.add_typer(reproduce_app, name="reproduce")
 
 
+WorkersOption = Annotated[
+    int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Folder (default runs/<command>-<time>).")
+]
+
+
 @reproduce_app.command("bgmd-table2")
 def bgmd_table2(
     rounds: Annotated[
@@ -34,16 +43,12 @@ def bgmd_table2(
         typer.Option(help="Run every cell with these seeds (repeatable; mean ± std). Default 0."),
     ] = None,
     set_: SetOption = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
-    ] = 1,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default runs/bgmd-table2-<time>).")
-    ] = None,
+    workers: WorkersOption = 1,
+    out: OutOption = None,
     write_configs: Annotated[
         Path | None, typer.Option(help="Only write the 64 TOML configs into this folder and exit.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+    quiet: QuietOption = False,
     reading: Annotated[
         str,
         typer.Option(
@@ -124,18 +129,14 @@ def crsa(
         typer.Option(help="Only these attacks (large-number, sign-flip, gaussian, clean); repeatable."),
     ] = None,
     set_: SetOption = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
-    ] = 1,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default runs/crsa-<time>).")
-    ] = None,
+    workers: WorkersOption = 1,
+    out: OutOption = None,
     write_configs: Annotated[
         Path | None, typer.Option(help="Only write the TOML configs into this folder and exit.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
-    """Seed 001 Fig. 1: SGD-mean / median / Krum / RSA / C-RSA (gamma 0.5), 10 workers, b = 2, non-IID."""
+    """He, Zhu & Ling (C-RSA) Fig. 1: SGD-mean / median / Krum / RSA / C-RSA (gamma 0.5), 10 workers, b = 2, non-IID."""
     from rich.console import Console
 
     from robustfl.experiment import crsa as cr
@@ -157,7 +158,7 @@ def crsa(
             out_dir, methods=method, attacks=attack, overrides=overrides, workers=workers, on_done=on_done
         )
     columns = ["attack", "method", "final_acc", "last3_acc", "bits_up", "bits_down", "diverged"]
-    Console().print(to_rich(rows, columns, title="seed 001 Fig. 1: test accuracy % and bits"))
+    Console().print(to_rich(rows, columns, title="C-RSA (He et al.) Fig. 1: test accuracy % and bits"))
     typer.echo(f"table: {out_dir / 'crsa.md'}  figure: {out_dir / 'crsa.png'}")
 
 
@@ -173,15 +174,11 @@ def momentum_cc(
         list[str] | None, typer.Option(help="Only these attacks (alie, ipm); repeatable.")
     ] = None,
     set_: SetOption = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
-    ] = 1,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default runs/momentum-cc-<time>).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+    workers: WorkersOption = 1,
+    out: OutOption = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Seed 002: history-free rules vs worker momentum + centered clipping under ALIE / IPM."""
+    """Karimireddy et al. (ICML 2021): history-free rules vs worker momentum + centered clipping under ALIE / IPM."""
     from rich.console import Console
 
     from robustfl.experiment import momentum_cc as mc
@@ -214,13 +211,9 @@ def client_drift(
         list[str] | None, typer.Option(help="Only these (clean, byzantine); repeatable.")
     ] = None,
     set_: SetOption = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
-    ] = 1,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default runs/client-drift-<time>).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+    workers: WorkersOption = 1,
+    out: OutOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """FedAvg / FedProx / SCAFFOLD / Mime / MimeLite on a Dirichlet(0.1) split, clean and with Byzantine clients."""
     from rich.console import Console
@@ -259,15 +252,11 @@ def fl_bgmd(
         list[str] | None, typer.Option(help="Only these (clean, bitflip_20, additive_20); repeatable.")
     ] = None,
     set_: SetOption = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
-    ] = 1,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default runs/fl-bgmd-<time>).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+    workers: WorkersOption = 1,
+    out: OutOption = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """FL-BGMD vs FedAvg + GM vs FedAvg-mean under seed 000's corruptions, 5 local steps per sync."""
+    """FL-BGMD vs FedAvg + GM vs FedAvg-mean under the corruptions of Acharya et al. 2022, 5 local steps per sync."""
     from rich.console import Console
 
     from robustfl.experiment import fl_bgmd as fb
@@ -313,9 +302,7 @@ def fedma_table(
     epochs: Annotated[int | None, typer.Option(min=1, help="Local epochs E of every method.")] = None,
     clients: Annotated[int | None, typer.Option(min=2, help="Number of clients J.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the split and the initialisations.")] = 0,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default runs/fedma-<time>).")
-    ] = None,
+    out: OutOption = None,
 ) -> None:
     """FedMA vs FedAvg vs FedProx vs ensemble at equal communications (Tables 5.1–5.2 of Wang et al., ICLR 2020)."""
     from robustfl.experiment import fedma_runs
@@ -364,9 +351,7 @@ def atomo_table(
         float | None, typer.Option(min=0.0, help="Link bandwidth in Gbit/s (default: the preset's 1).")
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of every run.")] = 0,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default runs/atomo-<time>).")
-    ] = None,
+    out: OutOption = None,
 ) -> None:
     """Speed-ups over vanilla SGD in modelled wall time on 16 g2.2xlarge nodes (Tables 3.3-3.4 of ATOMO)."""
     from robustfl.commtime import cluster
@@ -401,9 +386,7 @@ def pufferfish_table(
     ] = None,
     model: Annotated[str, typer.Option(help="mlp (784-200-200-10) or lenet.")] = "mlp",
     seed: Annotated[int, typer.Option(min=0, help="Seed of every run.")] = 0,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default runs/pufferfish-<time>).")
-    ] = None,
+    out: OutOption = None,
 ) -> None:
     """Vanilla vs low-rank vs hybrid without / with warm-up, and PowerSGD (PUFFERFISH Table 4.8's ablation)."""
     from robustfl.experiment import pufferfish_runs
@@ -441,10 +424,8 @@ def bgmd_speed(
     rounds: Annotated[int, typer.Option(min=1, help="Rounds per run.")] = 60,
     eval_every: Annotated[int, typer.Option(min=1, help="Evaluate every this many rounds.")] = 5,
     set_: SetOption = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder (default runs/bgmd-speed-<time>).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+    out: OutOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Acharya et al. 2022, Figs 2-4: accuracy vs wall-clock for SGD / CMD / GMD / BGMD, and BGMD's speed-up over GMD."""
     from robustfl.experiment import bgmd_speed as bs
