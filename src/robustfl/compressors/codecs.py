@@ -430,16 +430,18 @@ def _write_fields(vals: np.ndarray, lens: np.ndarray) -> np.ndarray:
     return out
 
 
-def _omega_table(w: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """For every start ``p`` in ``[0, len(w) + 1]``: where the Elias-omega code starting at ``p`` ends
-    (exclusive) and its value, or end ``len(w) + 1`` where no legal code fits (truncated, or a group
-    of more than ``width`` bits, refused before it is read). All starts advance together, one group
-    per step; a group is ``n + 1`` bits with ``n`` the value so far, so widths grow strictly and at
-    most ``width`` steps run."""
-    size = w.size
-    wp = np.concatenate([w, np.zeros(width + 2, dtype=bool)])  # reads past the end are flagged below
+def _omega_table(w: np.ndarray, widths: tuple[int, ...]) -> tuple[list[np.ndarray], np.ndarray]:
+    """For every start ``p`` in ``[0, len(w) + 1]`` and each cap in ``widths``: where the Elias-omega
+    code starting at ``p`` ends (exclusive), or ``len(w) + 1`` where no legal code fits (truncated, or a
+    group of more than the cap, refused before it is read); and the code's value. All starts advance
+    together, one group per array pass, under the widest cap; a group is ``n + 1`` bits with ``n`` the
+    value so far, so widths grow strictly, the last group is the widest and at most ``max(widths)``
+    passes run. A narrower cap keeps the codes whose last group fits it."""
+    size, top = w.size, max(widths)
+    wp = np.concatenate([w, np.zeros(top + 2, dtype=bool)])  # reads past the end are flagged below
     pos = np.arange(size + 2)
     value = np.ones(size + 2, dtype=np.int64)
+    widest = np.zeros(size + 2, dtype=np.int64)
     end = np.full(size + 2, size + 1)
     live = np.flatnonzero(pos < size)
     while live.size:
@@ -448,16 +450,16 @@ def _omega_table(w: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
         end[live[stop]] = at[stop] + 1  # the terminating 0
         live, at = live[~stop], at[~stop]
         glen = value[live] + 1
-        ok = (glen <= width) & (at + glen <= size)
+        ok = (glen <= top) & (at + glen <= size)
         live, at, glen = live[ok], at[ok], glen[ok]
         got = np.zeros(live.size, dtype=np.int64)
         for j in range(int(glen.max()) if glen.size else 0):
             keep = j < glen
             got[keep] = (got[keep] << 1) | wp[at[keep] + j]
-        value[live] = got
+        value[live], widest[live] = got, glen
         pos[live] = at + glen
         live = live[pos[live] < size]  # a code whose groups reach the end has no terminating 0
-    return end, value
+    return [np.where(widest <= width, end, size + 1) for width in widths], value
 
 
 def _decode_omega_row(bits: np.ndarray, d: int, level_bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -471,16 +473,15 @@ def _decode_omega_row(bits: np.ndarray, d: int, level_bits: int) -> tuple[np.nda
         inside = min(total, p0 + _CHUNK) - p0
         w = bits[p0 : min(total, p0 + inside + longest)]
         size = w.size
-        gap_end, gap_val = _omega_table(w, gap_bits)
-        level_end, level_val = _omega_table(w, level_bits)
+        (gap_end, level_end), val = _omega_table(w, (gap_bits, level_bits))
         step = np.arange(size + 2)
         step[:inside] = level_end[np.minimum(gap_end[:inside] + 1, size + 1)]
         starts, exit_ = _orbit(step, inside)
         if exit_ > size:
             raise ValueError("Elias-omega field is truncated or malformed (a code overruns or is too wide)")
         sign_at = gap_end[starts]
-        gaps.append(gap_val[starts])
-        magnitude = level_val[sign_at + 1]
+        gaps.append(val[starts])
+        magnitude = val[sign_at + 1]
         levels.append(np.where(w[sign_at], -magnitude, magnitude))
         p0 += exit_
     if not gaps:
