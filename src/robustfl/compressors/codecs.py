@@ -9,9 +9,9 @@ frame header of ``wire.py`` (shapes, lengths, checksum) is extra.
 - ``EliasSparse(level_bits)``: the QSGD code (Alistarh et al., 2017, "efficient coding"): for each non-zero
   entry of a signed integer row, in order, the Elias-gamma code of the gap to the previous non-zero
   position (positions are 1-based, so a gap is >= 1), one sign bit, and the Elias-gamma code of
-  ``|level| >= 1``. Zeros cost nothing. We use Elias *gamma* (``2 floor(log2 v) + 1`` bits for
-  ``v >= 1``) rather than the recursive omega code: for the small gaps and levels QSGD produces the
-  two differ by a few bits, and gamma's length has a closed form that vectorises over a batch.
+  ``|level| >= 1``. Zeros cost nothing. Elias *gamma* is ``2 floor(log2 v) + 1`` bits for ``v >= 1``;
+  it is QSGD's default here (for QSGD's mostly small gaps and levels it is within a few percent of the
+  omega code below, shorter on dense levels: docs/RESULTS.md, and its decoder is faster).
   Levels are below ``2**level_bits`` (the wire parameter); the decoder refuses wider codes, and gap
   codes wider than ``bit_length(d)``, before reading them, and parses a row in bounded chunks.
 - ``EliasOmegaSparse(level_bits)``: the same (gap, sign, level) stream with Elias' *omega* code
@@ -24,7 +24,8 @@ frame header of ``wire.py`` (shapes, lengths, checksum) is extra.
   ``n`` is coded as itself. A group holds ``n + 1`` bits where ``n`` is the previous group's value;
   the decoder refuses any group wider than the cap (``bit_length(d)`` for gaps, ``level_bits`` for
   levels) before reading it, so group widths grow strictly up to the cap and a code is parsed in
-  at most ``cap`` steps.
+  at most ``cap`` steps, reading at most its own length in bits: a chunk of the row costs a bounded
+  number of array passes.
 """
 
 from __future__ import annotations
