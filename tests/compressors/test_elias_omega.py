@@ -202,3 +202,17 @@ def test_qsgd_layers_passes_the_coding_through(rng: torch.Generator) -> None:
     assert msg.bits_per_row.tolist() == expected.tolist()
     back = Message.from_bytes(msg.to_bytes(), Expect(d=40, senders=2))
     assert torch.equal(c.decompress(back), c.decompress(msg))
+
+
+def test_the_wire_tag_rebuilds_the_codec_and_refuses_bad_widths() -> None:
+    assert codecs.codec_from_wire(EliasOmegaSparse.tag, 9) == EliasOmegaSparse(9)
+    assert EliasOmegaSparse(9) != codecs.EliasSparse(9)
+    for bad in (0, 64):
+        with pytest.raises(ValueError, match="EliasOmegaSparse level width"):
+            codecs.codec_from_wire(EliasOmegaSparse.tag, bad)
+
+
+def test_a_gamma_decoder_refuses_an_omega_message(rng: torch.Generator) -> None:
+    msg = C.QSGD(s=4, coding="elias-omega").compress(torch.randn(2, 30), rng)
+    with pytest.raises(ValueError):
+        C.QSGD(s=4).decompress(Message.from_bytes(msg.to_bytes(), Expect(d=30, senders=2)))
