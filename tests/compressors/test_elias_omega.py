@@ -56,7 +56,7 @@ def test_a_single_entry_is_gap_sign_level_in_omega(n: int) -> None:
 
 
 def test_omega_length_matches_the_recursion() -> None:
-    values = [1, 2, 3, 4, 7, 8, 15, 16, 17, 255, 256, 65535, 65536, 2**40, 2**52 + 1]
+    values = [1, 2, 3, 4, 7, 8, 15, 16, 17, 255, 256, 65535, 65536, 2**40, 2**53 + 1, 2**62 - 1, 2**63 - 1]
     assert omega_length(torch.tensor(values)).tolist() == [len(omega(v)) for v in values]
 
 
@@ -216,3 +216,11 @@ def test_a_gamma_decoder_refuses_an_omega_message(rng: torch.Generator) -> None:
     msg = C.QSGD(s=4, coding="elias-omega").compress(torch.randn(2, 30), rng)
     with pytest.raises(ValueError):
         C.QSGD(s=4).decompress(Message.from_bytes(msg.to_bytes(), Expect(d=30, senders=2)))
+
+
+def test_the_widest_levels_round_trip_with_exact_bits() -> None:
+    row = torch.tensor([[2**62 + 5, 0, -(2**63 - 1), 2**53 + 1, 1]])
+    codec = EliasOmegaSparse(63)
+    (bits,) = codec.encode(row)
+    assert codec.bits(row).tolist() == [bits.size]
+    assert torch.equal(codec.decode([bits], (1, 5)), row)

@@ -392,13 +392,14 @@ class EliasSparse(Codec):
 
 
 def omega_length(v: Tensor) -> Tensor:
-    """Elias-omega code length of integers ``1 <= v < 2**53``: ``1 + sum_k bit_length(n_k)`` over the
+    """Elias-omega code length of integers ``1 <= v < 2**63``: ``1 + sum_k bit_length(n_k)`` over the
     groups ``n_0 = v``, ``n_{k+1} = bit_length(n_k) - 1`` while ``n_k >= 2`` (at most 5 groups)."""
     n = v.long()
     length = torch.ones_like(n)
     while bool((n > 1).any()):
         more = n > 1
-        b = torch.frexp(n.double()).exponent.long()  # bit_length(n), exact for n < 2**53
+        b = torch.frexp(n.double()).exponent.long().clamp_(max=63)  # bit_length(n), or one more where
+        b = b - (n < torch.bitwise_left_shift(torch.ones_like(b), b - 1)).long()  # rounding rose: undo
         length = length + torch.where(more, b, 0)
         n = torch.where(more, b - 1, n)
     return length
