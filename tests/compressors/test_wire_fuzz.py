@@ -39,6 +39,8 @@ def _pool() -> list[tuple[C.Compressor, bytes]]:
         C.QSGD(s=4),
         C.QSGD(s=300),
         C.QSGD(s=8, coding="fixed"),
+        C.QSGD(s=4, coding="elias-omega"),
+        C.QSGD(s=300, coding="elias-omega"),
         C.TernGrad(),
         C.ATOMO(budget=4.0),
         C.ATOMO(budget=2.0, atoms="svd", shapes=SHAPES),
@@ -46,6 +48,7 @@ def _pool() -> list[tuple[C.Compressor, bytes]]:
         C.Compose(C.TopK(k=6), C.QSGD(s=4)),
         C.get("signum", beta=0.5),
         C.get("layerwise", inner="qsgd", shapes=SHAPES),
+        C.get("qsgd-layers", bits=2, shapes=SHAPES, coding="elias-omega"),
     ]
     out = []
     for c in compressors:

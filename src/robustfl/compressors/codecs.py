@@ -9,11 +9,23 @@ frame header of ``wire.py`` (shapes, lengths, checksum) is extra.
 - ``EliasSparse(level_bits)``: the QSGD code (Alistarh et al., 2017, "efficient coding"): for each non-zero
   entry of a signed integer row, in order, the Elias-gamma code of the gap to the previous non-zero
   position (positions are 1-based, so a gap is >= 1), one sign bit, and the Elias-gamma code of
-  ``|level| >= 1``. Zeros cost nothing. We use Elias *gamma* (``2 floor(log2 v) + 1`` bits for
-  ``v >= 1``) rather than the recursive omega code: for the small gaps and levels QSGD produces the
-  two differ by a few bits, and gamma's length has a closed form that vectorises over a batch.
+  ``|level| >= 1``. Zeros cost nothing. Elias *gamma* is ``2 floor(log2 v) + 1`` bits for ``v >= 1``;
+  it is QSGD's default here (for QSGD's mostly small gaps and levels it is within a few percent of the
+  omega code below, shorter on dense levels: docs/RESULTS.md, and its decoder is faster).
   Levels are below ``2**level_bits`` (the wire parameter); the decoder refuses wider codes, and gap
   codes wider than ``bit_length(d)``, before reading them, and parses a row in bounded chunks.
+- ``EliasOmegaSparse(level_bits)``: the same (gap, sign, level) stream with Elias' *omega* code
+  (Elias, 1975, IEEE Trans. Inf. Theory 21(2)), the recursive code that QSGD's "efficient coding"
+  names and Wang et al. (NeurIPS 2018, §3.5) use for QSGD: ``omega(1) = 0``, and for ``n >= 2``
+  the groups of ``omega(bit_length(n) - 1)`` without its final 0, then ``n`` in binary (MSB first),
+  then a terminating 0. Its length is ``1 + sum_k bit_length(n_k)`` over ``n_0 = n``,
+  ``n_{k+1} = bit_length(n_k) - 1`` while ``n_k >= 2``. Offset convention: none is needed, every
+  coded value is ``>= 1`` (gaps between 1-based positions, and ``|level|`` of non-zeros only), so
+  ``n`` is coded as itself. A group holds ``n + 1`` bits where ``n`` is the previous group's value;
+  the decoder refuses any group wider than the cap (``bit_length(d)`` for gaps, ``level_bits`` for
+  levels) before reading it, so group widths grow strictly up to the cap and a code is parsed in
+  at most ``cap`` steps, reading at most its own length in bits: a chunk of the row costs a bounded
+  number of array passes.
 """
 
 from __future__ import annotations
@@ -379,6 +391,159 @@ class EliasSparse(Codec):
         return torch.from_numpy(out).reshape(shape)
 
 
+def omega_length(v: Tensor) -> Tensor:
+    """Elias-omega code length of integers ``1 <= v < 2**63``: ``1 + sum_k bit_length(n_k)`` over the
+    groups ``n_0 = v``, ``n_{k+1} = bit_length(n_k) - 1`` while ``n_k >= 2`` (at most 5 groups)."""
+    n = v.long()
+    length = torch.ones_like(n)
+    while bool((n > 1).any()):
+        more = n > 1
+        b = torch.frexp(n.double()).exponent.long().clamp_(max=63)  # bit_length(n), or one more where
+        b = b - (n < torch.bitwise_left_shift(torch.ones_like(b), b - 1)).long()  # rounding rose: undo
+        length = length + torch.where(more, b, 0)
+        n = torch.where(more, b - 1, n)
+    return length
+
+
+def _omega_groups(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The omega groups of each value ``>= 1`` in writing order, as ``[values, depth]`` arrays of
+    group values and their bit lengths (right-aligned: unused leading slots have length 0)."""
+    groups, lens = [], []
+    n = v.astype(np.uint64)
+    while np.any(n > 1):
+        more = n > 1
+        b = _bitlen(n)
+        groups.append(np.where(more, n, 0).astype(np.uint64))
+        lens.append(np.where(more, b, 0))
+        n = np.where(more, (b - 1).astype(np.uint64), n)
+    if not groups:
+        return np.zeros((v.size, 0), np.uint64), np.zeros((v.size, 0), np.int64)
+    return np.stack(groups[::-1], axis=1), np.stack(lens[::-1], axis=1)
+
+
+def _write_fields(vals: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Concatenate ``vals[i]`` written MSB first in ``lens[i]`` bits (a length of 0 writes nothing)."""
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    out = np.zeros(int(lens.sum()), dtype=bool)
+    for j in range(int(lens.max()) if lens.size else 0):
+        sel = j < lens
+        bit = (vals[sel] >> (lens[sel] - 1 - j).astype(np.uint64)) & np.uint64(1)
+        out[starts[sel] + j] = bit.astype(bool)
+    return out
+
+
+def _omega_table(w: np.ndarray, widths: tuple[int, ...]) -> tuple[list[np.ndarray], np.ndarray]:
+    """For every start ``p`` in ``[0, len(w) + 1]`` and each cap in ``widths``: where the Elias-omega
+    code starting at ``p`` ends (exclusive), or ``len(w) + 1`` where no legal code fits (truncated, or a
+    group of more than the cap, refused before it is read); and the code's value. All starts advance
+    together, one group per array pass, under the widest cap; a group is ``n + 1`` bits with ``n`` the
+    value so far, so widths grow strictly, the last group is the widest and at most ``max(widths)``
+    passes run. A narrower cap keeps the codes whose last group fits it."""
+    size, top = w.size, max(widths)
+    wp = np.concatenate([w, np.zeros(top + 2, dtype=bool)])  # reads past the end are flagged below
+    pos = np.arange(size + 2)
+    value = np.ones(size + 2, dtype=np.int64)
+    widest = np.zeros(size + 2, dtype=np.int64)
+    end = np.full(size + 2, size + 1)
+    live = np.flatnonzero(pos < size)
+    while live.size:
+        at = pos[live]
+        stop = ~wp[at]
+        end[live[stop]] = at[stop] + 1  # the terminating 0
+        live, at = live[~stop], at[~stop]
+        glen = value[live] + 1
+        ok = (glen <= top) & (at + glen <= size)
+        live, at, glen = live[ok], at[ok], glen[ok]
+        got = np.zeros(live.size, dtype=np.int64)
+        for j in range(int(glen.max()) if glen.size else 0):
+            keep = j < glen
+            got[keep] = (got[keep] << 1) | wp[at[keep] + j]
+        value[live], widest[live] = got, glen
+        pos[live] = at + glen
+        live = live[pos[live] < size]  # a code whose groups reach the end has no terminating 0
+    return [np.where(widest <= width, end, size + 1) for width in widths], value
+
+
+def _decode_omega_row(bits: np.ndarray, d: int, level_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_decode_elias_row`` for the omega-coded stream: same chunks, orbit and caps."""
+    total = bits.size
+    gap_bits = d.bit_length()
+    longest = _omega_max_length(gap_bits) + 1 + _omega_max_length(level_bits)
+    gaps, levels = [], []
+    p0 = 0
+    while p0 < total:
+        inside = min(total, p0 + _CHUNK) - p0
+        w = bits[p0 : min(total, p0 + inside + longest)]
+        size = w.size
+        (gap_end, level_end), val = _omega_table(w, (gap_bits, level_bits))
+        step = np.arange(size + 2)
+        step[:inside] = level_end[np.minimum(gap_end[:inside] + 1, size + 1)]
+        starts, exit_ = _orbit(step, inside)
+        if exit_ > size:
+            raise ValueError("Elias-omega field is truncated or malformed (a code overruns or is too wide)")
+        sign_at = gap_end[starts]
+        gaps.append(val[starts])
+        magnitude = val[sign_at + 1]
+        levels.append(np.where(w[sign_at], -magnitude, magnitude))
+        p0 += exit_
+    if not gaps:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    pos = np.cumsum(np.concatenate(gaps))
+    if pos[-1] > d:
+        raise ValueError(f"Elias-omega position {int(pos[-1])} is beyond the row length {d}")
+    return pos, np.concatenate(levels)
+
+
+def _omega_max_length(width: int) -> int:
+    """Longest legal omega code when groups are capped at ``width`` bits: that of ``2**width - 1``."""
+    n, length = (1 << width) - 1, 1
+    while n > 1:
+        length += n.bit_length()
+        n = n.bit_length() - 1
+    return length
+
+
+class EliasOmegaSparse(EliasSparse):
+    """QSGD's gap/sign/level stream with Elias-omega codes (see the module docstring); the same
+    ``level_bits`` cap and wire parameter as ``EliasSparse``, another tag."""
+
+    tag = 4
+
+    def bits(self, t: Tensor) -> Tensor:
+        rows = as_rows(t)
+        r, c = rows.nonzero(as_tuple=True)
+        pos = c + 1
+        first = torch.ones_like(r, dtype=torch.bool)
+        first[1:] = r[1:] != r[:-1]
+        prev = torch.where(first, torch.zeros_like(pos), torch.roll(pos, 1))
+        per_entry = omega_length(pos - prev) + 1 + omega_length(rows[r, c].abs().long())
+        counts = torch.zeros(rows.shape[0], dtype=torch.long, device=rows.device)
+        return counts.index_add_(0, r, per_entry).cpu()
+
+    @staticmethod
+    def _encode_row(row: np.ndarray) -> np.ndarray:
+        idx = np.flatnonzero(row)
+        if idx.size == 0:
+            return np.zeros(0, dtype=bool)
+        gaps = np.diff(idx.astype(np.uint64) + np.uint64(1), prepend=np.uint64(0))
+        gv, gl = _omega_groups(gaps)
+        lv, ll = _omega_groups(np.abs(row[idx]).astype(np.uint64))
+        one = np.ones((idx.size, 1), np.int64)
+        zero = np.zeros((idx.size, 1), np.uint64)
+        signs = (row[idx] < 0).astype(np.uint64)[:, None]
+        vals = np.concatenate([gv, zero, signs, lv, zero], axis=1).reshape(-1)
+        lens = np.concatenate([gl, one, one, ll, one], axis=1).reshape(-1)
+        return _write_fields(vals, lens)
+
+    def decode(self, rows: list[np.ndarray], shape: tuple[int, ...]) -> Tensor:
+        d = shape[-1] if shape else 1
+        decoded = [_decode_omega_row(bits, d, self.level_bits) for bits in rows]  # all parse first
+        out = np.zeros((len(rows), d), dtype=np.int64)
+        for r, (pos, levels) in enumerate(decoded):
+            out[r, pos - 1] = levels
+        return torch.from_numpy(out).reshape(shape)
+
+
 def codec_from_wire(tag: int, param: int) -> Codec:
     """Rebuild a codec from its (tag, param) bytes; unknown values raise ``ValueError``."""
     if tag == Float.tag:
@@ -393,4 +558,8 @@ def codec_from_wire(tag: int, param: int) -> Codec:
         if not 1 <= param <= 63:
             raise ValueError(f"EliasSparse level width {param} is out of range")
         return EliasSparse(param)
+    if tag == EliasOmegaSparse.tag:
+        if not 1 <= param <= 63:
+            raise ValueError(f"EliasOmegaSparse level width {param} is out of range")
+        return EliasOmegaSparse(param)
     raise ValueError(f"unknown codec tag {tag}")

@@ -180,7 +180,8 @@ class LayerWise(Compressor):
 
 @COMPRESSORS.register("qsgd-layers")
 def qsgd_layers(bits: int = 4, shapes: object = None, coding: str = "elias") -> LayerWise:
-    """``bits``-bit QSGD (``s = 2^bits - 1`` levels) with one bucket per layer (seed 004 §3.5)."""
+    """``bits``-bit QSGD (``s = 2^bits - 1`` levels) with one bucket per layer (seed 004 §3.5);
+    ``coding`` is QSGD's: ``"elias"`` (gamma), ``"elias-omega"`` or ``"fixed"``."""
     return LayerWise({"name": "qsgd", "s": qsgd_levels(bits), "coding": coding}, shapes)
 
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from robustfl.checks import check_int
 from robustfl.compressors.base import COMPRESSORS, Compressor, Field, Message, Randomness, uniform
-from robustfl.compressors.codecs import EliasSparse, Float, UInt
+from robustfl.compressors.codecs import EliasOmegaSparse, EliasSparse, Float, UInt
 
 
 class Elementwise(Compressor):
@@ -91,6 +91,10 @@ class Sign(Elementwise):
         return 1.0 / d
 
 
+_SPARSE_CODES: dict[str, type[EliasSparse]] = {"elias": EliasSparse, "elias-omega": EliasOmegaSparse}
+"""QSGD's ``coding`` names of the signed gap/sign/level codes (gamma, omega)."""
+
+
 @COMPRESSORS.register("qsgd")
 class QSGD(Elementwise):
     """QSGD with ``s`` levels (Alistarh et al., 2017): ``Q_s(x)_i = ||x||_2 sign(x_i) l_i / s`` where
@@ -98,7 +102,9 @@ class QSGD(Elementwise):
 
     Unbiased with ``omega = min(d / s^2, sqrt(d) / s)`` (QSGD Lemma 3.1). The norm is one float.
     ``coding="elias"``: the levels use QSGD's gap/sign/level Elias code (``codecs.EliasSparse``),
-    ``32 + sum over non-zeros of (gamma(gap) + 1 + gamma(level))`` bits. ``coding="fixed"``: a plain
+    ``32 + sum over non-zeros of (gamma(gap) + 1 + gamma(level))`` bits; ``coding="elias-omega"``: the
+    same stream with Elias-omega codes (``codecs.EliasOmegaSparse``, the code QSGD's paper names).
+    ``coding="fixed"``: a plain
     fixed-width count, ``32 + d (1 + ceil(log2(s + 1)))`` bits. With ``s = 1`` this is 1-bit QSGD, the
     l2-quantisation of seed 004 §3.3.1. A row with a non-finite entry gets all levels 0 (its norm is
     sent as is, so it decodes to NaN) instead of undefined integer codes.
@@ -116,13 +122,13 @@ class QSGD(Elementwise):
         self.s = check_int("s", s, minimum=1)
         if s >= 2**62:
             raise ValueError(f"s must be < 2**62 (levels are int64), got {s}")
-        if coding not in ("elias", "fixed"):
-            raise ValueError(f"coding must be 'elias' or 'fixed', got {coding!r}")
+        if coding not in _SPARSE_CODES and coding != "fixed":
+            raise ValueError(f"coding must be 'elias', 'elias-omega' or 'fixed', got {coding!r}")
         self.coding = coding
 
     @property
     def coordinate_fields(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("levels",) if self.coding == "elias" else ("levels", "signs")
+        return ("levels", "signs") if self.coding == "fixed" else ("levels",)
 
     def _compress(self, x: Tensor, rng: Randomness) -> Message:
         n, d = x.shape
@@ -133,8 +139,9 @@ class QSGD(Elementwise):
         levels = torch.floor(ratio * self.s + noise).nan_to_num_(0.0).clamp_(0, self.s)  # non-finite rows: 0
         levels = levels.to(torch.int32 if self.s < 2**31 else torch.int64)
         fields = {"norm": Field(norm.to(x.dtype), Float(x.dtype))}
-        if self.coding == "elias":
-            fields["levels"] = Field(torch.where(x < 0, -levels, levels), EliasSparse(self.s.bit_length()))
+        if self.coding != "fixed":
+            codec = _SPARSE_CODES[self.coding](self.s.bit_length())
+            fields["levels"] = Field(torch.where(x < 0, -levels, levels), codec)
         else:
             fields["levels"] = Field(levels, UInt(self.s.bit_length()))
             fields["signs"] = Field((x < 0).to(torch.uint8), UInt(1))
