@@ -58,3 +58,16 @@ def test_bad_choices_are_one_clear_error(tmp_path: Path) -> None:
         coded_runs.reproduce_detox(tmp_path, rounds=1, only=["krum/alie"])
     with pytest.raises(ValueError, match="targets must be"):
         coded_runs.reproduce_draco(tmp_path, rounds=1, targets=(1.5,))
+
+
+def test_packaged_configs_match_the_generator_and_load(tmp_path: Path) -> None:
+    from robustfl.experiment.config import load_config
+
+    written = coded_runs.write_configs(tmp_path)
+    packaged = sorted(coded_runs.config_folder().glob("*.toml"))
+    assert [p.name for p in packaged] == sorted(p.name for p in written)
+    for path in written:
+        assert path.read_text(encoding="utf-8") == (coded_runs.config_folder() / path.name).read_text(
+            encoding="utf-8"
+        )
+        assert load_config(path).training.rounds == 100

@@ -304,3 +304,28 @@ def _write(
         "runs": {k: r.summary() for k, r in runs.items()},
     }
     (out / f"{stem}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+
+def config_folder() -> Path:
+    """The packaged ``configs/coding`` folder (every row of both reproductions as a TOML file)."""
+    return Path(__file__).resolve().parent.parent / "configs" / "coding"
+
+
+def write_configs(folder: str | Path) -> list[Path]:
+    """Write every DETOX and DRACO row (default sizes, 100 rounds) as ``<study>_<rule>_<attack>.toml``."""
+    import tomli_w
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for study, configs in (("detox", detox_configs()), ("draco", draco_configs())):
+        for name, config in configs.items():
+            path = out / f"{study}_{name.replace('/', '_')}.toml"
+            header = (
+                f"# `robustfl reproduce {study}` row {name}: run alone with `robustfl run {path.name}`.\n"
+                "# Written by robustfl.experiment.coded_runs.write_configs (a test keeps them equal).\n\n"
+            )
+            named = config | {"name": f"{study}-{name.replace('/', '-')}"}
+            path.write_text(header + tomli_w.dumps(named), encoding="utf-8")
+            paths.append(path)
+    return paths
