@@ -71,3 +71,17 @@ def test_packaged_configs_match_the_generator_and_load(tmp_path: Path) -> None:
             encoding="utf-8"
         )
         assert load_config(path).training.rounds == 100
+
+
+def test_data_dir_switches_both_studies_to_resnet18_on_cifar10(tmp_path: Path) -> None:
+    from robustfl.experiment.coded_runs import detox_configs, draco_configs
+    from robustfl.experiment.config import validate
+
+    for configs in (detox_configs(rounds=2, data_dir=tmp_path), draco_configs(rounds=2, data_dir=tmp_path)):
+        for raw in configs.values():
+            config = validate(raw)
+            assert (config.data.name, config.data.data_dir, config.model.name) == (
+                "cifar10",
+                str(tmp_path),
+                "resnet18",
+            )

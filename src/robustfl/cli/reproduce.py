@@ -461,6 +461,12 @@ def detox_table(
     workers: Annotated[int, typer.Option(min=3, help="P workers (a multiple of r = 3).")] = 45,
     byzantine: Annotated[int, typer.Option(min=0, help="Byzantine workers (drawn at random once).")] = 5,
     seed: Annotated[int, typer.Option(min=0, help="Seed of every run.")] = 0,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with the CIFAR-10 files: ResNet-18 on CIFAR-10 instead of the default MLP."
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder (default runs/detox-<time>).")
     ] = None,
@@ -471,7 +477,7 @@ def detox_table(
     out_dir = out or default_out("detox")
     with user_errors():
         coded_runs.reproduce_detox(
-            out_dir, rounds, workers, byzantine, seed, only=run,
+            out_dir, rounds, workers, byzantine, seed, only=run, data_dir=data_dir,
             on_done=lambda m: typer.echo(f"done: {m}", err=True),
         )  # fmt: skip
     typer.echo((out_dir / "detox.md").read_text(encoding="utf-8"), nl=False)
@@ -494,6 +500,12 @@ def draco_table(
         float | None, typer.Option(min=0.0, help="Link bandwidth in Gbit/s (default: the preset's 1).")
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of every run.")] = 0,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with the CIFAR-10 files: ResNet-18 on CIFAR-10 instead of the default MLP."
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder (default runs/draco-<time>).")
     ] = None,
@@ -508,7 +520,7 @@ def draco_table(
         if bandwidth is not None:
             net = net.with_bandwidth(bandwidth)
         coded_runs.reproduce_draco(
-            out_dir, rounds, workers, s, seed,
+            out_dir, rounds, workers, s, seed, data_dir=data_dir,
             targets=tuple(target) if target else coded_runs.DRACO_TARGETS, net=net, only=run,
             on_done=lambda m: typer.echo(f"done: {m}", err=True),
         )  # fmt: skip

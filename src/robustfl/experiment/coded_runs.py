@@ -56,10 +56,16 @@ DRACO_METHODS = ("gm", "repetition", "cyclic")
 DRACO_TARGETS = (0.6, 0.7, 0.8)
 
 
-def _base(workers: int, f: int, rounds: int, lr: float, seed: int) -> dict[str, Any]:
+def _base(
+    workers: int, f: int, rounds: int, lr: float, seed: int, data_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """The common config; with ``data_dir`` the chapters' setting: ResNet-18 on the CIFAR-10 files there."""
+    cifar = data_dir is not None
     return {
-        "data": {"name": "embedded-mnist", "partition": "iid"},
-        "model": {"name": "mlp"},
+        "data": {"name": "cifar10", "data_dir": str(data_dir), "partition": "iid"}
+        if cifar
+        else {"name": "embedded-mnist", "partition": "iid"},
+        "model": {"name": "resnet18" if cifar else "mlp"},
         "workers": {"n": workers, "f": f},
         "training": {
             "algorithm": "sgd",
@@ -86,14 +92,14 @@ def _detox_params(code: str, workers: int, seed: int) -> dict[str, Any]:
 
 
 def detox_configs(
-    rounds: int = 100, workers: int = 45, f: int = 5, seed: int = 0
+    rounds: int = 100, workers: int = 45, f: int = 5, seed: int = 0, data_dir: str | Path | None = None
 ) -> dict[str, dict[str, Any]]:
     """Every DETOX row as a config (label ``rule/attack``): ALIE against the three rules ± DETOX, and
     signSGD ± DETOX under the reverse-gradient and constant attacks. Adversaries are drawn at random
     once (DETOX's fixed adversaries); the coded rows use groups of r = 3 (§7.6)."""
     out: dict[str, dict[str, Any]] = {}
     for label, (agg, code) in DETOX_ALIE.items():
-        config = _base(workers, f, rounds, 0.1, seed) | {"name": f"{label}/alie"}
+        config = _base(workers, f, rounds, 0.1, seed, data_dir) | {"name": f"{label}/alie"}
         config["attack"] = {"name": "alie"}
         config["byzantine"] = {"ids": "random"}
         params = {"f": f} if agg in ("multi-krum", "bulyan") else {}
@@ -103,7 +109,7 @@ def detox_configs(
         out[config["name"]] = config
     for attack, table in SIGN_ATTACKS.items():
         for label, code in (("signsgd", None), ("d-signsgd", "detox-signsgd")):
-            config = _base(workers, f, rounds, 0.01, seed) | {"name": f"{label}/{attack}"}
+            config = _base(workers, f, rounds, 0.01, seed, data_dir) | {"name": f"{label}/{attack}"}
             config["attack"] = table
             config["byzantine"] = {"ids": "random"}
             config["aggregator"] = {"name": "sign-majority" if code is None else "mean"}
@@ -114,14 +120,14 @@ def detox_configs(
 
 
 def draco_configs(
-    rounds: int = 100, workers: int = 15, s: int = 2, seed: int = 0
+    rounds: int = 100, workers: int = 15, s: int = 2, seed: int = 0, data_dir: str | Path | None = None
 ) -> dict[str, dict[str, Any]]:
     """Every DRACO cell (label ``method/attack``): GM, the repetition code and the cyclic code with
     ``s`` adversaries re-drawn every round, under the constant and reverse-gradient attacks."""
     out: dict[str, dict[str, Any]] = {}
     for attack, table in SIGN_ATTACKS.items():
         for method in DRACO_METHODS:
-            config = _base(workers, s, rounds, 0.1, seed) | {"name": f"{method}/{attack}"}
+            config = _base(workers, s, rounds, 0.1, seed, data_dir) | {"name": f"{method}/{attack}"}
             config["attack"] = table
             config["byzantine"] = {"ids": "random", "resample": True}
             config["aggregator"] = {"name": "geometric-median" if method == "gm" else "mean"}
@@ -232,9 +238,10 @@ def reproduce_detox(
     seed: int = 0,
     only: Sequence[str] | None = None,
     on_done: Callable[[str], None] | None = None,
+    data_dir: str | Path | None = None,
 ) -> dict[str, CodedRun]:
     """Run the DETOX rows; write ``detox.md`` and ``detox.json`` into ``out_dir``."""
-    configs = detox_configs(rounds, workers, f, seed)
+    configs = detox_configs(rounds, workers, f, seed, data_dir)
     net = cluster("g2.2xlarge-16")
     runs = _run_all(configs, only, net, on_done)
     lines = [
@@ -260,12 +267,13 @@ def reproduce_draco(
     net: Cluster | None = None,
     only: Sequence[str] | None = None,
     on_done: Callable[[str], None] | None = None,
+    data_dir: str | Path | None = None,
 ) -> dict[str, CodedRun]:
     """Run the DRACO cells; write ``draco.md`` (speed-ups over GM, cost split) and ``draco.json``."""
     for t in targets:
         if not 0 < t <= 1:
             raise ValueError(f"targets must be accuracies in (0, 1], got {t!r}")
-    configs = draco_configs(rounds, workers, s, seed)
+    configs = draco_configs(rounds, workers, s, seed, data_dir)
     net = net or cluster("g2.2xlarge-16")
     runs = _run_all(configs, only, net, on_done)
     shown = "/".join(f"{100 * t:g}" for t in targets)
