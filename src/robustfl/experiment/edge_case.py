@@ -30,6 +30,9 @@ Protocol (the chapter's Sec. 8.4-8.5, in miniature; every choice is a ``--set``-
 Reported per run: main-task accuracy, backdoor accuracy on the edge-case test set, and for Krum /
 Multi-Krum the selection frequency per client (``selection.json``: how often each client's update was
 chosen when it took part; Fig. 8.5) plus the attacker's.
+
+Studies (:func:`study`): one grid point swept over the adversary's share of the edge examples, the
+honest clients holding the rest correctly labelled (Fig. 8.3), or over the MLP's width (Fig. 8.8).
 """
 
 from __future__ import annotations
