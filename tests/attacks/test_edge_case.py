@@ -133,3 +133,44 @@ def test_edge_case_mix_replaces_the_fraction_with_edge_samples() -> None:
     assert EdgeCaseMix(edge_x, edge_y).fraction == pytest.approx(66 / 166)
     with pytest.raises(ValueError, match="same"):
         EdgeCaseMix(edge_x, edge_y)(torch.zeros(20, 4), y, generator=gen())
+
+
+@pytest.mark.parametrize("honest", [0.0, 0.25, 0.5, 1.0])
+def test_share_edge_cases_gives_the_honest_part_back_correctly_labelled(mnist, honest: float) -> None:
+    from dataclasses import dataclass
+
+    from robustfl.attacks.edge_case import split_off_edge_cases
+
+    @dataclass(frozen=True)
+    class Data:
+        x_train: torch.Tensor
+        y_train: torch.Tensor
+        groups_train: torch.Tensor
+
+    x, y = mnist
+    data = Data(x, y, torch.arange(len(y)))
+    base, full = split_off_edge_cases(data, 0)
+    shared, edge = split_off_edge_cases(data, 0, honest_edge_fraction=honest)
+    m = full.train_x.shape[0]
+    n_honest = round(honest * m)
+    assert edge.train_x.shape[0] == m - n_honest and bool((edge.train_y == 1).all())
+    assert torch.equal(edge.test_index, full.test_index)  # the backdoor test set is untouched
+    assert len(shared.y_train) == len(base.y_train) + n_honest
+    assert torch.equal(shared.x_train[: len(base.y_train)], base.x_train)
+    added_y = shared.y_train[len(base.y_train) :]
+    assert bool((added_y == 7).all())  # 7s labelled 7
+    # every edge train sample is on exactly one side; the groups follow the samples they label
+    added = shared.groups_train[len(base.y_train) :]
+    assert sorted([*added.tolist(), *edge.train_index.tolist()]) == full.train_index.tolist()
+    assert torch.equal(shared.x_train, x[shared.groups_train])
+    with pytest.raises(ValueError, match="honest_edge_fraction must be in"):
+        split_off_edge_cases(data, 0, honest_edge_fraction=1.5)
+
+
+def test_edge_case_mix_without_edge_samples_only_at_fraction_zero() -> None:
+    empty_x, empty_y = torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)
+    x, y = torch.randn(10, 2), torch.zeros(10, dtype=torch.long)
+    x2, y2, touched = EdgeCaseMix(empty_x, empty_y, fraction=0.0)(x, y, generator=gen())
+    assert torch.equal(x2, x) and torch.equal(y2, y) and not bool(touched.any())
+    with pytest.raises(ValueError, match="M = 0 only with fraction = 0"):
+        EdgeCaseMix(empty_x, empty_y, fraction=0.5)

@@ -131,3 +131,51 @@ def test_pgd_with_replacement_equals_pgd_when_projecting_once() -> None:
     moved = torch.linalg.vector_norm(sims[0].params - start)
     assert moved > 0
     assert torch.linalg.vector_norm(sims[0].params - sims[1].params) <= 1e-5 * moved
+
+
+def test_split_and_capacity_points_set_the_sweeps_field() -> None:
+    assert ec.split_overrides(0.25) == ["data_attack.params.honest_edge_fraction=0.75"]
+    assert ec.split_overrides(0.0)[-1] == "data_attack.params.fraction=0"  # no edge example to mix in
+    cfg = ec.point_config("fixed-pool", "black-box", "none", ec.capacity_overrides(16))
+    assert cfg.model.params["hidden"] == [16, 16]
+    with pytest.raises(ConfigError, match="adversary edge share"):
+        ec.split_overrides(1.5)
+    with pytest.raises(ConfigError, match="unknown study 'nope'"):
+        ec.study(Path("unused"), "nope", [1])
+
+
+def test_split_study_runs_every_share_from_one_pretrained_model(tmp_path: Path) -> None:
+    rows = ec.study(tmp_path, "split", [0.0, 1.0], pretrain_rounds=1, overrides=SHORT)
+    assert [r["split"] for r in rows] == [0.0, 1.0]
+    assert all(0.0 <= r["backdoor_accuracy"] <= 1.0 and r["main_accuracy"] > 0.1 for r in rows)
+    assert (tmp_path / "split" / "pretrain" / "params.pt").exists() and (tmp_path / "split.md").exists()
+    sims = [
+        ec.build_from_pretrained(ec.point_config("fixed-pool", "black-box", "none", e), None, None).sim
+        for e in (ec.split_overrides(0.0), ec.split_overrides(1.0))
+    ]
+    # p = 0: the honest pool holds every edge train sample (7s labelled 7); p = 1: none of them
+    assert len(sims[0].x_store) > len(sims[1].x_store)
+
+
+def test_capacity_study_pretrains_each_width(tmp_path: Path) -> None:
+    rows = ec.study(tmp_path, "capacity", [8, 16], pretrain_rounds=1, overrides=SHORT)
+    assert [r["capacity"] for r in rows] == [8, 16]
+    assert all((tmp_path / "capacity" / str(w) / "pretrain" / "params.pt").exists() for w in (8, 16))
+
+
+def test_cli_study_option(monkeypatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from robustfl.cli import app
+
+    def fake(out, kind, values, **kwargs):
+        assert (kind, values, kwargs["mode"]) == ("capacity", [8, 32], "pgd")
+        return [{"capacity": v, "main_accuracy": 0.9, "backdoor_accuracy": 0.125} for v in values]
+
+    monkeypatch.setattr(ec, "study", fake)
+    args = ["reproduce", "edge-case", "--study", "capacity", "--width", "8", "--width", "32", "--mode", "pgd"]
+    result = CliRunner().invoke(app, [*args, "-q", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "0.125" in result.output
+    bad = CliRunner().invoke(app, [*args, "--mode", "none", "-q", "-o", str(tmp_path)])
+    assert bad.exit_code == 2 and "--study takes one --mode" in bad.output

@@ -129,24 +129,66 @@ def build_edge_case_set(
     )
 
 
-EDGE_CASE_SET_PARAMS = ("source", "target", "tail_fraction", "test_fraction", "components")
+EDGE_CASE_SET_PARAMS = (
+    "source",
+    "target",
+    "tail_fraction",
+    "test_fraction",
+    "components",
+    "honest_edge_fraction",
+)
 """The keyword arguments of :func:`build_edge_case_set` a config may set (next to ``EdgeCaseMix``'s)."""
 
 
-def split_off_edge_cases(dataset: Any, seed: int, **params: Any) -> tuple[Any, EdgeCaseSet]:
+def share_edge_cases(edge: EdgeCaseSet, honest_fraction: float, generator: torch.Generator) -> EdgeCaseSet:
+    """Give a random ``honest_fraction`` of the edge-case train set back to the honest side (seed 004
+    ch. 8, Fig. 8.3: the adversary holds ``p`` of the edge examples, the honest clients ``1 - p``).
+
+    The returned set's ``clean_x``/``clean_y`` gain those samples with their true label ``source`` (7s
+    labelled 7), ``train_*`` keep the rest (the adversary's share, labelled ``target``); ``train_index``
+    follows ``train_*``. ``honest_fraction = 1`` leaves the adversary no edge example: then no
+    edge-case data attack can be built from the set (run without one: the chapter's ``p = 0`` point)."""
+    honest_fraction = float(honest_fraction)
+    if not 0.0 <= honest_fraction <= 1.0:
+        raise ValueError(f"honest_edge_fraction must be in [0, 1], got {honest_fraction}")
+    m = edge.train_x.shape[0]
+    order = torch.randperm(m, generator=generator).to(edge.train_x.device)
+    n_honest = round(honest_fraction * m)
+    honest, adversary = order[:n_honest].sort().values, order[n_honest:].sort().values
+    honest_y = torch.full_like(edge.train_y[honest], edge.source)
+    return dataclasses.replace(
+        edge,
+        clean_x=torch.cat([edge.clean_x, edge.train_x[honest]]),
+        clean_y=torch.cat([edge.clean_y, honest_y]),
+        train_x=edge.train_x[adversary],
+        train_y=edge.train_y[adversary],
+        train_index=edge.train_index[adversary.to(edge.train_index.device)],
+    )
+
+
+def split_off_edge_cases(
+    dataset: Any, seed: int, honest_edge_fraction: float = 0.0, **params: Any
+) -> tuple[Any, EdgeCaseSet]:
     """The edge-case set of ``dataset``'s train split (:func:`build_edge_case_set` with ``params``, drawn
     from ``make_generator(seed, "edge-case")``) and a copy of ``dataset`` (a frozen dataclass such as
     :class:`robustfl.data.Dataset`) whose train split is the clean pool, i.e. without the edge cases.
-    ``groups_train``, when the dataset has it, is filtered the same way."""
+    ``groups_train``, when the dataset has it, is filtered the same way.
+
+    ``honest_edge_fraction > 0`` (:func:`share_edge_cases`) appends that share of the edge-case train
+    set, correctly labelled, to the clean pool, which the partition then spreads over the clients."""
     edge = build_edge_case_set(
         dataset.x_train, dataset.y_train, generator=make_generator(seed, "edge-case"), **params
     )
+    full = edge.train_index
+    if honest_edge_fraction:
+        edge = share_edge_cases(edge, honest_edge_fraction, make_generator(seed, "edge-case-share"))
     changes: dict[str, Any] = {"x_train": edge.clean_x, "y_train": edge.clean_y}
     groups = getattr(dataset, "groups_train", None)
     if groups is not None:
         keep = torch.ones(groups.shape[0], dtype=torch.bool, device=groups.device)
-        keep[torch.cat([edge.train_index, edge.test_index]).to(groups.device)] = False
-        changes["groups_train"] = groups[keep]
+        keep[torch.cat([full, edge.test_index]).to(groups.device)] = False
+        returned = full[~torch.isin(full, edge.train_index)]  # ascending, as appended to the pool
+        changes["groups_train"] = torch.cat([groups[keep], groups[returned.to(groups.device)]])
     return dataclasses.replace(dataset, **changes), edge
 
 
@@ -194,9 +236,10 @@ class EdgeCaseMix(DataAttack):
         super().__init__(fraction)
         if not isinstance(edge_x, Tensor) or not isinstance(edge_y, Tensor) or edge_y.dim() != 1:
             raise ValueError("EdgeCaseMix needs edge_x: Tensor[M, ...] and edge_y: Tensor[M]")
-        if edge_x.shape[0] != edge_y.shape[0] or edge_x.shape[0] == 0:
+        if edge_x.shape[0] != edge_y.shape[0] or (edge_x.shape[0] == 0 and self.fraction > 0):
             raise ValueError(
-                f"edge_x and edge_y must hold the same M >= 1 samples, got {edge_x.shape[0]}, {edge_y.shape[0]}"
+                f"edge_x and edge_y must hold the same M >= 1 samples (M = 0 only with fraction = 0), "
+                f"got {edge_x.shape[0]}, {edge_y.shape[0]}"
             )
         self._edge_x = edge_x
         self._edge_y = edge_y

@@ -36,6 +36,22 @@ def edge_case(
     quick: Annotated[
         bool, typer.Option("--quick", help="One pattern, modes none / pgd-mr, defences none / ndc, 3 rounds.")
     ] = False,
+    study: Annotated[
+        str | None,
+        typer.Option(
+            help="split (Fig. 8.3: the adversary's share p of the edge examples, the honest clients hold the "
+            "rest labelled correctly) or capacity (Fig. 8.8: MLP hidden width); one pattern, mode, defence "
+            "(default fixed-pool, black-box, none)."
+        ),
+    ] = None,
+    share: Annotated[
+        list[float] | None,
+        typer.Option(help="--study split: adversary shares p (repeatable; default 0 0.25 0.5 0.75 1)."),
+    ] = None,
+    width: Annotated[
+        list[int] | None,
+        typer.Option(help="--study capacity: hidden widths (repeatable; default 16 64 200 800)."),
+    ] = None,
     set_: SetOption = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Runs in parallel.")] = 1,
     out: Annotated[
@@ -56,6 +72,11 @@ def edge_case(
     if rounds:
         overrides.append(f"training.rounds={rounds}")
     out_dir = out or default_out("edge-case")
+    if study is not None:
+        _study(
+            study, share, width, pattern, mode, defence, pretrain_rounds, overrides, workers, out_dir, quiet
+        )
+        return
     total = len(pattern or ec.PATTERNS) * len(mode or ec.MODES) * len(defence or ec.DEFENCES)
     with user_errors(), runs_progress(total, "edge-case", quiet) as on_done:
         rows = ec.reproduce(
@@ -72,6 +93,53 @@ def edge_case(
         to_rich(rows, ec.COLUMNS, title="Edge-case backdoor: final accuracies (selected = Krum share)")
     )
     typer.echo(f"table: {out_dir / 'edge_case.md'}")
+
+
+def _study(
+    kind: str,
+    share: list[float] | None,
+    width: list[int] | None,
+    pattern: list[str] | None,
+    mode: list[str] | None,
+    defence: list[str] | None,
+    pretrain_rounds: int,
+    overrides: list[str],
+    workers: int,
+    out_dir: Path,
+    quiet: bool,
+) -> None:
+    """``--study split|capacity``: one grid point swept over the adversary's share or the model width."""
+    from rich.console import Console
+
+    from robustfl.experiment import edge_case as ec
+    from robustfl.experiment.table import to_rich
+
+    with user_errors():
+        for name, given in (("pattern", pattern), ("mode", mode), ("defence", defence)):
+            if given and len(given) > 1:
+                raise ValueError(f"--study takes one --{name}, got {len(given)}")
+        values: list[float] | list[int] = (
+            (share or list(ec.SPLITS)) if kind == "split" else (width or list(ec.WIDTHS))
+        )
+    point = {
+        "pattern": (pattern or ["fixed-pool"])[0],
+        "mode": (mode or ["black-box"])[0],
+        "defence": (defence or ["none"])[0],
+    }
+    with user_errors(), runs_progress(len(values), f"edge-case {kind}", quiet) as on_done:
+        rows = ec.study(
+            out_dir,
+            kind,
+            values,
+            **point,
+            pretrain_rounds=pretrain_rounds,
+            overrides=overrides,
+            workers=workers,
+            on_done=on_done,
+        )
+    title = f"Edge-case backdoor vs {'adversary edge share' if kind == 'split' else 'MLP width'}"
+    Console(width=160).print(to_rich(rows, [kind, *ec.COLUMNS], title=title))
+    typer.echo(f"table: {out_dir / kind}.md")
 
 
 reproduce_app.command("edge-case")(edge_case)

@@ -30,6 +30,9 @@ Protocol (the chapter's Sec. 8.4-8.5, in miniature; every choice is a ``--set``-
 Reported per run: main-task accuracy, backdoor accuracy on the edge-case test set, and for Krum /
 Multi-Krum the selection frequency per client (``selection.json``: how often each client's update was
 chosen when it took part; Fig. 8.5) plus the attacker's.
+
+Studies (:func:`study`): one grid point swept over the adversary's share of the edge examples, the
+honest clients holding the rest correctly labelled (Fig. 8.3), or over the MLP's width (Fig. 8.8).
 """
 
 from __future__ import annotations
@@ -189,6 +192,31 @@ def _run_point(config: ExperimentConfig, out: Path, init: Path | None) -> dict[s
     )
 
 
+def _run_all(
+    configs: list[ExperimentConfig],
+    dirs: list[Path],
+    inits: list[Path | None],
+    workers: int,
+    on_done: Callable[[dict[str, Any]], None] | None,
+) -> list[dict[str, Any]]:
+    """Run each config into its folder from its start (in ``workers`` processes); summaries in order."""
+    summaries: list[dict[str, Any]] = []
+    if workers <= 1:
+        for cfg, d, init in zip(configs, dirs, inits, strict=True):
+            summaries.append(_run_point(cfg, d, init))
+            if on_done is not None:
+                on_done(summaries[-1])
+        return summaries
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = zip(configs, dirs, inits, strict=True)
+        futures = [pool.submit(_run_point, cfg, d, init) for cfg, d, init in jobs]
+        for fut in futures:
+            summaries.append(fut.result())
+            if on_done is not None:
+                on_done(summaries[-1])
+    return summaries
+
+
 def pretrain(out: Path, rounds: int, overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """Train the clean model once (``out/pretrain``) and save its final flat parameters; returns the path.
 
@@ -243,19 +271,7 @@ def reproduce(
     configs = [point_config(c.pattern, c.mode, c.defence, overrides) for c in cells]
     init = pretrain(out, pretrain_rounds, overrides) if pretrain_rounds > 0 else None
     dirs = [out / c.folder for c in cells]
-    summaries: list[dict[str, Any]] = []
-    if workers <= 1:
-        for cfg, d in zip(configs, dirs, strict=True):
-            summaries.append(_run_point(cfg, d, init))
-            if on_done is not None:
-                on_done(summaries[-1])
-    else:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_run_point, cfg, d, init) for cfg, d in zip(configs, dirs, strict=True)]
-            for fut in futures:
-                summaries.append(fut.result())
-                if on_done is not None:
-                    on_done(summaries[-1])
+    summaries = _run_all(configs, dirs, [init] * len(cells), workers, on_done)
     rows = [result_row(c, s, out / c.folder) for c, s in zip(cells, summaries, strict=True)]
     write_tables(rows, COLUMNS, out / "edge_case")
     return rows
@@ -302,3 +318,68 @@ def result_row(cell: Cell, summary: dict[str, Any], folder: Path) -> dict[str, A
         data = json.loads(selection.read_text(encoding="utf-8"))
         row["attacker_selected"], row["honest_selected"] = data["attacker"], data["honest"]
     return row
+
+
+# Fig. 8.3 / Fig. 8.8 studies: one pattern x mode x defence point swept over an extra setting.
+SPLITS = (0.0, 0.25, 0.5, 0.75, 1.0)
+WIDTHS = (16, 64, 200, 800)
+
+
+def split_overrides(adversary_share: float) -> list[str]:
+    """Fig. 8.3: the adversary holds ``adversary_share`` (p) of the edge-case train set, the honest
+    clients the rest, correctly labelled (``data_attack.params.honest_edge_fraction = 1 - p``). At
+    ``p = 0`` the attacker has no edge example: its mix fraction is 0 (it trains on clean data)."""
+    if not 0.0 <= adversary_share <= 1.0:
+        raise ConfigError(f"config error: adversary edge share must be in [0, 1], got {adversary_share}")
+    extra = ["data_attack.params.fraction=0"] if adversary_share == 0 else []
+    return [f"data_attack.params.honest_edge_fraction={1 - adversary_share}", *extra]
+
+
+def capacity_overrides(width: int) -> list[str]:
+    """Fig. 8.8: the ``mlp`` with two hidden layers of ``width`` units (the packaged default: 200)."""
+    if width < 1:
+        raise ConfigError(f"config error: width must be a positive integer, got {width}")
+    return [f"model.params.hidden=[{width}, {width}]"]
+
+
+def study(
+    out: Path,
+    kind: str,
+    values: list[float] | list[int] | tuple[float, ...] | tuple[int, ...],
+    *,
+    pattern: str = "fixed-pool",
+    mode: str = "black-box",
+    defence: str = "none",
+    pretrain_rounds: int = 40,
+    overrides: list[str] | tuple[str, ...] = (),
+    workers: int = 1,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run one grid point swept over ``values``: ``kind = "split"`` (the adversary's share p of the edge
+    examples, Fig. 8.3) or ``"capacity"`` (the MLP's hidden width, Fig. 8.8), into ``out/<kind>/<value>``;
+    writes ``out/<kind>.csv`` / ``.md``. The split points share one pre-trained model (trained without
+    the edge examples); each width has its own (``out/capacity/<width>/pretrain``)."""
+    from robustfl.experiment.table import write_tables
+
+    if kind not in ("split", "capacity"):
+        raise ConfigError(f"config error: unknown study {kind!r}; choose one of: split, capacity")
+    if not values:
+        raise ConfigError(f"config error: the {kind} study needs at least one value")
+    extra = [split_overrides(float(v)) if kind == "split" else capacity_overrides(int(v)) for v in values]
+    configs = [point_config(pattern, mode, defence, [*overrides, *e]) for e in extra]
+    dirs = [out / kind / str(v) for v in values]
+    inits: list[Path | None]
+    if pretrain_rounds == 0:
+        inits = [None] * len(values)
+    elif kind == "split":
+        inits = [pretrain(out / kind, pretrain_rounds, overrides)] * len(values)
+    else:
+        inits = [pretrain(d, pretrain_rounds, [*overrides, *e]) for d, e in zip(dirs, extra, strict=True)]
+    summaries = _run_all(configs, dirs, inits, workers, on_done)
+    cell = Cell(pattern, mode, defence)
+    rows = []
+    for v, s, d in zip(values, summaries, dirs, strict=True):
+        row = result_row(cell, s, d)
+        rows.append({kind: v, **row})
+    write_tables(rows, [kind, *COLUMNS], out / kind)
+    return rows
