@@ -11,7 +11,7 @@ import typer
 from robustfl.cli._errors import user_errors
 from robustfl.cli._progress import runs_progress
 from robustfl.cli.app import app
-from robustfl.cli.reproduce import reproduce_app
+from robustfl.cli.reproduce import reproduce_app, with_rounds
 from robustfl.cli.run import SetOption, default_out
 
 
@@ -68,9 +68,7 @@ def edge_case(
     if quick:
         pattern, mode, defence = ["fixed-frequency"], ["none", "pgd-mr"], ["none", "ndc"]
         rounds, pretrain_rounds = 3, min(pretrain_rounds, 3)
-    overrides = list(set_ or [])
-    if rounds:
-        overrides.append(f"training.rounds={rounds}")
+    overrides = with_rounds(set_, rounds)
     out_dir = out or default_out("edge-case")
     if study is not None:
         _study(

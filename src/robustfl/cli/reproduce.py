@@ -16,6 +16,11 @@ reproduce_app = typer.Typer(no_args_is_help=True, help="Reproduce a published ta
 app.add_typer(reproduce_app, name="reproduce")
 
 
+def with_rounds(overrides: list[str] | None, rounds: int | None) -> list[str]:
+    """The ``--set`` overrides plus ``training.rounds`` when ``--rounds`` was given."""
+    return [*(overrides or []), *([f"training.rounds={rounds}"] if rounds else [])]
+
+
 WorkersOption = Annotated[
     int, typer.Option("--workers", "-w", min=1, help="Runs in parallel (process pool).")
 ]
@@ -74,9 +79,7 @@ def bgmd_table2(
         for path in t2.write_configs(write_configs):
             typer.echo(str(path))
         return
-    overrides = list(set_ or [])
-    if rounds:
-        overrides.append(f"training.rounds={rounds}")
+    overrides = with_rounds(set_, rounds)
     if data_dir is not None:
         overrides += ["data.name=fashion-mnist", f"data.data_dir={str(data_dir)!r}"]
     out_dir = out or default_out("bgmd-table2")
@@ -146,9 +149,7 @@ def crsa(
         for path in cr.write_configs(write_configs):
             typer.echo(str(path))
         return
-    overrides = list(set_ or [])
-    if rounds:
-        overrides.append(f"training.rounds={rounds}")
+    overrides = with_rounds(set_, rounds)
     if data_dir is not None:
         overrides += ["data.name=cifar10", f"data.data_dir={str(data_dir)!r}"]
     out_dir = out or default_out("crsa")
@@ -184,9 +185,7 @@ def momentum_cc(
     from robustfl.experiment import momentum_cc as mc
     from robustfl.experiment.table import to_rich
 
-    overrides = list(set_ or [])
-    if rounds:
-        overrides.append(f"training.rounds={rounds}")
+    overrides = with_rounds(set_, rounds)
     out_dir = out or default_out("momentum-cc")
     total = len(rule or mc.RULES) * len(mc.MOMENTA) * len(attack or mc.ATTACKS)
     with user_errors(), runs_progress(total, "momentum-cc", quiet) as on_done:
@@ -221,9 +220,7 @@ def client_drift(
     from robustfl.experiment import client_drift as cd
     from robustfl.experiment.table import to_rich
 
-    overrides = list(set_ or [])
-    if rounds:
-        overrides.append(f"training.rounds={rounds}")
+    overrides = with_rounds(set_, rounds)
     out_dir = out or default_out("client-drift")
     chosen = scenario or list(cd.SCENARIOS)
     total = len(algorithm or cd.ALGORITHMS) * len(chosen)
@@ -262,9 +259,7 @@ def fl_bgmd(
     from robustfl.experiment import fl_bgmd as fb
     from robustfl.experiment.table import to_rich
 
-    overrides = list(set_ or [])
-    if rounds:
-        overrides.append(f"training.rounds={rounds}")
+    overrides = with_rounds(set_, rounds)
     out_dir = out or default_out("fl-bgmd")
     chosen = method or list(fb.METHODS)
     total = len(chosen) * len(corruption or fb.CORRUPTIONS)
