@@ -136,7 +136,7 @@ def test_real_resume_matches_uninterrupted(tmp_path: Path) -> None:
 
     def stable(path: Path) -> list[dict[str, Any]]:
         return [
-            {k: v for k, v in m.items() if k not in ("seconds", "wall_seconds")}
+            {k: v for k, v in m.items() if k not in ("seconds", "wall_seconds", "cpu_seconds")}
             for m in RunDir(path).read_metrics()
         ]
 

@@ -21,7 +21,7 @@ from robustfl.experiment.rundir import RunDir
 from robustfl.experiment.runner import run
 
 runner = CliRunner()
-TIMING = {"seconds", "wall_seconds"}
+TIMING = {"seconds", "wall_seconds", "cpu_seconds"}
 
 
 def _stable(path: Path) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from robustfl.experiment.runner import run
 
 SETTINGS = ["training.rounds=12", "training.lr=0.1", "training.eval_every=3", "training.checkpoint_every=4"]
 
-TIMING = {"seconds", "wall_seconds"}
+TIMING = {"seconds", "wall_seconds", "cpu_seconds"}
 
 
 def _stable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -36,9 +36,11 @@ def test_run_directory_contents(tmp_path: Path, toy_build: Any) -> None:
             "bits_down",
             "seconds",
             "wall_seconds",
+            "cpu_seconds",
         } <= set(r)
     assert records[-1]["bits_up"] == 12 * 320
     assert records[0]["wall_seconds"] < records[-1]["wall_seconds"]
+    assert 0.0 <= records[0]["cpu_seconds"] <= records[-1]["cpu_seconds"] == summary["cpu_seconds"]
     assert summary["rounds"] == 12 and summary["diverged"] is False
     assert summary["final"]["test_accuracy"] == records[-1]["test_accuracy"]
     assert [r for r, _ in rd.checkpoints()] == [8, 12]

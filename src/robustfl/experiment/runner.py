@@ -3,7 +3,9 @@
 Every ``training.eval_every`` rounds (and after the last one) the loop appends one line to ``metrics.jsonl``:
 ``round``, ``train_loss`` (mean over the rounds since the previous line), the simulator's evaluation
 (``test_loss``, ``test_accuracy``, ``backdoor_accuracy`` when the run has a backdoor), cumulative ``bits_up`` /
-``bits_down``, cumulative ``seconds`` per phase, cumulative ``wall_seconds`` and ``round_metrics`` (the
+``bits_down``, cumulative ``seconds`` per phase, cumulative ``wall_seconds``, cumulative ``cpu_seconds`` (the process's
+CPU time, ``time.process_time()``, spent in training steps: evaluation excluded; unlike wall-clock it does not grow
+when other jobs share the cores) and ``round_metrics`` (the
 algorithm's and rule's per-round metrics averaged over the rounds since the previous line, e.g. the
 clients per round, and ``byzantine_ids``: the ids that attacked in each round that had attackers). A run whose train loss becomes
 NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of Acharya et al. 2022 prints "-").
@@ -41,13 +43,14 @@ class Totals:
     bits_up: int = 0
     bits_down: int = 0
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
     metric_sums: dict[str, float] = field(default_factory=dict)
     metric_rounds: int = 0
     byzantine_ids: dict[str, list[int]] = field(default_factory=dict)
 
-    def add_round(self, stats: Any, wall: float) -> float:
-        """Fold one ``RoundStats`` in; returns its loss."""
+    def add_round(self, stats: Any, wall: float, cpu: float = 0.0) -> float:
+        """Fold one ``RoundStats`` (and the step's wall-clock and CPU seconds) in; returns its loss."""
         values = asdict(stats) if is_dataclass(stats) and not isinstance(stats, type) else dict(vars(stats))
         loss = float(values["loss"])
         self.loss_sum += loss
@@ -57,6 +60,7 @@ class Totals:
         for phase, secs in (values.get("seconds") or {}).items():
             self.seconds[phase] = self.seconds.get(phase, 0.0) + float(secs)
         self.wall_seconds += wall
+        self.cpu_seconds += cpu
         self.metric_rounds += 1
         for key, value in (values.get("metrics") or {}).items():
             if key == "byzantine_ids":
@@ -125,6 +129,8 @@ _TOTALS = {f.name for f in fields(Totals)}
 
 def _check_totals(loop: object, source: Path) -> Totals:
     """The loop's running totals from a checkpoint, checked field by field (one line per problem)."""
+    if isinstance(loop, dict) and set(loop) == _TOTALS - {"cpu_seconds"}:  # written before cpu_seconds
+        loop = {**loop, "cpu_seconds": 0.0}
     if not isinstance(loop, dict) or set(loop) != _TOTALS:
         got = sorted(loop) if isinstance(loop, dict) else type(loop).__name__
         raise ValueError(f"{source}: checkpoint 'loop' must have the keys {sorted(_TOTALS)}, got {got}")
@@ -132,7 +138,11 @@ def _check_totals(loop: object, source: Path) -> Totals:
         v = loop[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"{source}: checkpoint loop.{key} must be an integer >= 0, got {v!r}")
-    for key in ("loss_sum", "wall_seconds"):  # loss_sum may be NaN: a diverged run is checkpointed
+    for key in (
+        "loss_sum",
+        "wall_seconds",
+        "cpu_seconds",
+    ):  # loss_sum may be NaN: a diverged run is checkpointed
         if isinstance(loop[key], bool) or not isinstance(loop[key], int | float):
             raise ValueError(f"{source}: checkpoint loop.{key} must be a number, got {loop[key]!r}")
     seconds = loop["seconds"]
@@ -302,9 +312,9 @@ def run(
     diverged = False
     with _progress(quiet, config.name, tr.rounds, int(sim.round)) as advance:
         while int(sim.round) < tr.rounds:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             stats = sim.step()
-            loss = totals.add_round(stats, time.perf_counter() - start)
+            loss = totals.add_round(stats, time.perf_counter() - start, time.process_time() - cpu_start)
             r = int(sim.round)
             diverged = not math.isfinite(loss)
             if diverged or r % tr.eval_every == 0 or r == tr.rounds:
@@ -321,6 +331,7 @@ def run(
                     "bits_down": totals.bits_down,
                     "seconds": dict(totals.seconds),
                     "wall_seconds": totals.wall_seconds,
+                    "cpu_seconds": totals.cpu_seconds,
                     "round_metrics": _clean(totals.take_round_metrics()),
                 }
                 rd.append_metrics(last)
@@ -348,6 +359,7 @@ def run(
         "bits_down": totals.bits_down,
         "seconds": dict(totals.seconds),
         "wall_seconds": totals.wall_seconds,
+        "cpu_seconds": totals.cpu_seconds,
         "threads": n_threads,
     }
     rd.write_summary(summary)
