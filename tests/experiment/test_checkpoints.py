@@ -109,6 +109,14 @@ def _state_at(tmp_path: Path, toy_build: Any) -> tuple[Any, RunDir, dict[str, An
     return cfg, rd, rd.load_checkpoint()
 
 
+def test_a_checkpoint_written_before_cpu_seconds_resumes(tmp_path: Path, toy_build: Any) -> None:
+    _, rd, state = _state_at(tmp_path, toy_build)
+    state["loop"].pop("cpu_seconds")
+    rd.save_checkpoint(12, state)
+    run(load_config(None, [*SETTINGS, "training.rounds=15"]), tmp_path / "r", quiet=True, resume=True)
+    assert rd.read_metrics()[-1]["round"] == 15 and rd.read_metrics()[-1]["cpu_seconds"] >= 0.0
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [

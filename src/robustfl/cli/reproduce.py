@@ -418,11 +418,17 @@ def bgmd_speed(
     ] = 4,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds per run.")] = 60,
     eval_every: Annotated[int, typer.Option(min=1, help="Evaluate every this many rounds.")] = 5,
+    clock: Annotated[
+        str, typer.Option(help="Time axis: cpu (the runs' CPU seconds, load-proof) or wall (wall-clock).")
+    ] = "cpu",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Read finished runs back and continue partial ones.")
+    ] = False,
     set_: SetOption = None,
     out: OutOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Acharya et al. 2022, Figs 2-4: accuracy vs wall-clock for SGD / CMD / GMD / BGMD, and BGMD's speed-up over GMD."""
+    """Acharya et al. 2022, Figs 2-4: accuracy vs training time for SGD / CMD / GMD / BGMD, and BGMD's speed-up over GMD."""
     from robustfl.experiment import bgmd_speed as bs
     from robustfl.experiment import bgmd_table2 as t2
 
@@ -436,6 +442,8 @@ def bgmd_speed(
             group=group,
             rounds=rounds,
             eval_every=eval_every,
+            clock=clock,
+            resume=resume,
             overrides=list(set_ or []),
             on_done=on_done,
         )
