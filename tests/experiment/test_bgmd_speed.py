@@ -18,6 +18,9 @@ def test_speedup_is_the_ratio_of_times_to_gmds_accuracy() -> None:
     assert result == {"target": 89.0, "t_gmd": 60.0, "t_bgmd": 20.0, "speedup": 3.0}
     assert bs.speedup(gmd, [(5.0, 10.0)])["speedup"] is None  # never reached
     assert bs.time_to(gmd, 95.0) is None
+    records = [{"round": 5, "test_accuracy": 0.6}, {"round": 8}, {"round": 10, "test_accuracy": 0.9}]
+    assert bs.rounds_to(records, 89.0) == 10 and bs.rounds_to(records, 50.0) == 5
+    assert bs.rounds_to(records, 95.0) is None
 
 
 def test_curve_reads_cpu_seconds_or_wall_clock_without_evaluation() -> None:

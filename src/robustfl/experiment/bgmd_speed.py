@@ -76,6 +76,18 @@ def time_to(points: Points, target: float) -> float | None:
     return next((t for t, acc in points if acc >= target), None)
 
 
+def rounds_to(records: list[dict[str, Any]], target: float) -> int | None:
+    """The first evaluated round whose test accuracy (%) reaches ``target`` (None if never)."""
+    return next(
+        (
+            int(r["round"])
+            for r in records
+            if r.get("test_accuracy") is not None and 100.0 * float(r["test_accuracy"]) >= target
+        ),
+        None,
+    )
+
+
 def ratio(slow: float | None, fast: float | None) -> float | None:
     """``slow / fast``, or None when either time is missing (a level not reached)."""
     return None if slow is None or fast is None or fast <= 0 else slow / fast
@@ -139,7 +151,7 @@ def reproduce(
     """Run every (corruption, method) one after another into ``out/<method>_<corruption>`` (``resume``:
     finished runs are read back, so the tables and figure can be redrawn), draw ``out/bgmd_speed.png``
     and write ``out/speedup.md`` (BGMD against GMD per corruption) and ``out/runs.md`` (every run's
-    times to the levels and its costs per round).
+    rounds and times to the levels and its costs per round).
 
     Returns ``{"curves": {corruption: {method: points}}, "speedup": {corruption: compare(...)},
     "runs": [row, ...]}``.
@@ -174,8 +186,9 @@ def reproduce(
     dirs = [out / f"{m}_{c}" for c, m in cells]
     summaries = run_many(configs, dirs, workers=1, on_done=on_done, resume=resume)
     curves: dict[str, dict[str, Points]] = {}
-    for (c, m), d in zip(cells, dirs, strict=True):
-        curves.setdefault(c, {})[m] = curve(RunDir(d).read_metrics(), clock)
+    records = {cell: RunDir(d).read_metrics() for cell, d in zip(cells, dirs, strict=True)}
+    for (c, m), rows in records.items():
+        curves.setdefault(c, {})[m] = curve(rows, clock)
     ratios = {c: compare(curves[c]) for c in corruptions if "gmd" in curves[c] and "bgmd" in curves[c]}
     costs = {cell: run_costs(summary) for cell, summary in zip(cells, summaries, strict=True)}
     for c, row in ratios.items():
@@ -193,6 +206,7 @@ def reproduce(
                 "method": m,
                 "rounds": int(summary.get("rounds", 0)),
                 "final_acc": points[-1][1] if points else None,
+                "r_target": None if target is None else rounds_to(records[(c, m)], target),
                 "t_target": None if target is None else time_to(points, target),
                 **{f"t_{level:g}": time_to(points, level) for level in LEVELS},
                 **costs[(c, m)],
@@ -221,6 +235,7 @@ def reproduce(
             "method",
             "rounds",
             "final_acc",
+            "r_target",
             "t_target",
             *(f"t_{level:g}" for level in LEVELS),
             "cpu_per_round",
