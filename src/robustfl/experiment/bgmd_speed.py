@@ -9,9 +9,11 @@ relative tolerance ``1e-8``, for GMD and for BGMD's block GM alike). The seed's 
 accuracy 2.5-3x sooner (Figs 2-4 captions; the seed plots wall-clock time).
 
 Time axis (``clock``): ``"cpu"`` (default) = the process's CPU seconds spent in training steps (the run's
-``cpu_seconds``: ``time.process_time()`` with one torch thread, so it does not grow when other jobs share
-the cores); ``"wall"`` = wall-clock seconds minus the evaluation time. Evaluation is excluded from both
-(it is the same work for every method). For one corruption and an accuracy level ``a``, ``t_X(a)`` is
+``cpu_seconds``: ``time.process_time()`` with one torch thread, which leaves out the time other jobs hold
+the cores; memory contention from them still lengthens it, since the GM streams the ``rows x d`` matrix at
+every Weiszfeld step, so runs made at very different loads compare only roughly: docs/RESULTS.md);
+``"wall"`` = wall-clock seconds minus the evaluation time. Evaluation is excluded from both (it is the same
+work for every method). For one corruption and an accuracy level ``a``, ``t_X(a)`` is
 the first time at which method X's test accuracy reaches ``a`` (``None``: never), and BGMD's speed-up
 over GMD is ``t_GMD(a) / t_BGMD(a)``, read at ``a`` = GMD's final accuracy minus ``TOLERANCE`` points
 (the seed's "reaches GMD's accuracy") and at the fixed ``LEVELS``.

@@ -4,8 +4,8 @@ Every ``training.eval_every`` rounds (and after the last one) the loop appends o
 ``round``, ``train_loss`` (mean over the rounds since the previous line), the simulator's evaluation
 (``test_loss``, ``test_accuracy``, ``backdoor_accuracy`` when the run has a backdoor), cumulative ``bits_up`` /
 ``bits_down``, cumulative ``seconds`` per phase, cumulative ``wall_seconds``, cumulative ``cpu_seconds`` (the process's
-CPU time, ``time.process_time()``, spent in training steps: evaluation excluded; unlike wall-clock it does not grow
-when other jobs share the cores) and ``round_metrics`` (the
+CPU time, ``time.process_time()``, spent in training steps: evaluation excluded; unlike wall-clock it leaves out the
+time other jobs hold the cores, though memory contention from them still lengthens it) and ``round_metrics`` (the
 algorithm's and rule's per-round metrics averaged over the rounds since the previous line, e.g. the
 clients per round, and ``byzantine_ids``: the ids that attacked in each round that had attackers). A run whose train loss becomes
 NaN/Inf is recorded as diverged and stops (its accuracy stays in the table; Table 2 of Acharya et al. 2022 prints "-").
