@@ -28,10 +28,11 @@ class ClientSampler:
         """The clients' local data sizes ``Tensor[m]``."""
         return torch.tensor([self.partitions[int(i)].numel() for i in ids], dtype=torch.long)
 
-    def sample(self, ids: Tensor, round: int, steps: int, batch_size: int) -> Tensor:
+    def sample(self, ids: Tensor, round: int, steps: int, batch_size: int, *tags: object) -> Tensor:
+        """``tags`` select an independent sub-stream (personalisation draws with ``"personalise"``)."""
         rows = []
         for i in ids.tolist():
-            part, gen = self.partitions[i], self.streams.client("sample", i, round)
+            part, gen = self.partitions[i], self.streams.client("sample", i, round, *tags)
             m = part.numel()
             if m >= batch_size:
                 pos = torch.stack([torch.randperm(m, generator=gen)[:batch_size] for _ in range(steps)])
