@@ -33,7 +33,8 @@ Readings of the talk we had to choose (the talk gives the two update rules only)
    independently: twice the gradients). In a step, each collaborator draws one minibatch and every
    personalising client evaluates its gradient there (the gradient of the mean loss over the
    concatenated batches; equal batch sizes make it the clients' mean gradient); client 0's own
-   gradient is on its own minibatch, the same one it contributes to the average.
+   gradient is on its own minibatch, which it contributes to the average too (whole, or its first
+   ``collaborator_batch_size`` samples: the engine's knob on the ``n``-fold cost of the average).
 4. **Output.** Plain SGD (no momentum) from the global model for ``steps`` steps; the last iterate is
    the personalised model (the theorem's ``x_out`` is a randomly chosen iterate).
 

@@ -41,7 +41,13 @@ WORST = 0.1
 
 class Personalisation:
     """The phase: ``step`` (a personalisation client step) at ``lr`` with minibatches of ``batch_size``,
-    due after round ``final_round`` and, with ``every``, after every round that is a multiple of it."""
+    due after round ``final_round`` and, with ``every``, after every round that is a multiple of it.
+
+    With weighted averaging each collaborator contributes the first ``collaborator_batch_size`` samples
+    of its own minibatch of the step (default: all ``batch_size``) to the shared batch at which every
+    personalising client evaluates the clients' mean gradient: a step then costs ``batch_size + m *
+    collaborator_batch_size`` sample gradients per client, ``m`` the number of collaborators.
+    """
 
     def __init__(
         self,
@@ -50,10 +56,21 @@ class Personalisation:
         batch_size: int,
         final_round: int,
         every: int | None = None,
+        collaborator_batch_size: int | None = None,
     ) -> None:
         self.step = step
         self.lr = check_positive("lr", lr)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.collaborator_batch_size = (
+            self.batch_size
+            if collaborator_batch_size is None
+            else check_int("collaborator_batch_size", collaborator_batch_size, minimum=1)
+        )
+        if self.collaborator_batch_size > self.batch_size:
+            raise ValueError(
+                f"collaborator_batch_size = {self.collaborator_batch_size} exceeds batch_size = "
+                f"{self.batch_size}: a collaborator contributes part of its own minibatch"
+            )
         self.final_round = check_int("final_round", final_round, minimum=1)
         self.every = None if every is None else check_int("every", every, minimum=1)
 
@@ -67,7 +84,8 @@ class Personalisation:
         idx = sim.sampler.sample(ids, r, steps, self.batch_size, "personalise").to(sim.device)
         shared = {"params": sim.params}
         if isinstance(self.step, WeightedAveraging) and self.step.alpha > 0:
-            together = idx.transpose(0, 1).reshape(steps, m * self.batch_size)  # [steps, m B]
+            b = self.collaborator_batch_size
+            together = idx[:, :, :b].transpose(0, 1).reshape(steps, m * b)  # [steps, m b]
             shared |= {"xc": sim.x_store[together], "yc": sim.y_store[together]}
         one = self.step.init_client_state(sim.params)
         states = {k: v.unsqueeze(0).repeat_interleave(m, 0) for k, v in one.items()}

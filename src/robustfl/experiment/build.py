@@ -286,6 +286,7 @@ def client_evaluation(config: ExperimentConfig, test_parts: list[Tensor] | None)
                 batch_size=tr.batch_size if p.batch_size is None else p.batch_size,
                 final_round=tr.rounds,
                 every=p.every,
+                collaborator_batch_size=p.collaborator_batch_size,
             )
     return ClientEvaluation(test_parts, phase)
 

@@ -301,6 +301,15 @@ class PersonaliseConfig(_Section):
         le=1,
         description="weighted: step on (1 - alpha) own gradient + alpha mean of all workers' gradients.",
     )
+    collaborator_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_BATCH,
+        description=(
+            "weighted: samples of its minibatch each worker contributes to the mean gradient "
+            "(at most batch_size; default all)."
+        ),
+    )
     correction: bool = Field(default=True, description="weighted: add the bias correction c.")
     beta: float = Field(default=0.1, gt=0, le=1, description="weighted: EMA rate of the bias correction c.")
     every: int | None = Field(
@@ -313,7 +322,8 @@ class PersonaliseConfig(_Section):
     def _weighted_only(self) -> PersonaliseConfig:
         if self.method == "finetune":  # a default written back by a resolved config is fine
             fields = type(self).model_fields
-            extra = [k for k in ("alpha", "correction", "beta") if getattr(self, k) != fields[k].default]
+            weighted = ("alpha", "correction", "beta", "collaborator_batch_size")
+            extra = [k for k in weighted if getattr(self, k) != fields[k].default]
             if extra:
                 raise ValueError(f"{extra[0]} applies to method = 'weighted' only; remove it")
         return self
