@@ -131,3 +131,28 @@ def test_needs_a_test_split_for_every_client() -> None:
         ClientEvaluation([torch.arange(3), torch.arange(0)])
     with pytest.raises(ValueError, match="lr must be > 0"):
         Personalisation(FineTune(1), lr=0.0, batch_size=4, final_round=1)
+    with pytest.raises(ValueError, match="collaborator_batch_size = 8 exceeds batch_size = 4"):
+        Personalisation(FineTune(1), lr=0.1, batch_size=4, final_round=1, collaborator_batch_size=8)
+
+
+def test_collaborators_contribute_part_of_their_batch() -> None:
+    """With b < B the shared batch is the first b samples of every client's own minibatch: alpha = 1
+    without correction then equals stepping on the mean gradient of exactly those samples."""
+    sim, _ = trained(rounds=1)
+    ids = torch.arange(sim.n)
+    p = Personalisation(
+        WeightedAveraging(2, alpha=1.0, correction=False),
+        lr=0.05,
+        batch_size=16,
+        final_round=1,
+        collaborator_batch_size=3,
+    )
+    models = p.run(sim, ids)
+    idx = sim.sampler.sample(ids, sim.round, 2, 16, "personalise")[:, :, :3]
+    x = sim.params
+    grad_fn = sim.flat.loop_grad_fn()
+    for t in range(2):
+        together = idx[:, t].reshape(-1)
+        g, _ = grad_fn(x, sim.x_store[together], sim.y_store[together])
+        x = x - 0.05 * g
+    torch.testing.assert_close(models[0], x, rtol=1e-4, atol=1e-5)

@@ -24,6 +24,11 @@ TINY = [
 def test_weighted_only_fields_and_the_held_out_split_are_required() -> None:
     with pytest.raises(ConfigError, match="personalise: alpha applies to method = 'weighted' only"):
         load_config(None, [*TINY, "personalise.method=finetune", "personalise.alpha=0.3"])
+    with pytest.raises(ConfigError, match="collaborator_batch_size applies to method = 'weighted' only"):
+        load_config(None, [*TINY, "personalise.method=finetune", "personalise.collaborator_batch_size=2"])
+    cfg = load_config(None, [*TINY, "personalise.method=weighted", "personalise.collaborator_batch_size=9"])
+    with pytest.raises(ConfigError, match="config error: personalise: collaborator_batch_size = 9 exceeds"):
+        build_run(cfg)
     with pytest.raises(ConfigError, match="data.client_test_fraction: Input should be less than 1"):
         load_config(None, [*TINY, "data.client_test_fraction=1.0"])
     with pytest.raises(ConfigError, match=r"personalise.method: Input should be 'finetune' or 'weighted'"):
