@@ -51,6 +51,10 @@ def test_reproduce_small(tmp_path: Path) -> None:
             == f"{100 * results['3'][name]['mean']:.1f}"
         )
     assert (tmp_path / "personalise.md").read_text().startswith("| model | mean % | worst 10% % |")
+    # alpha = 0 is fine-tuning exactly: same minibatches, same steps, the same personalised models
+    again = pr.personalise_from(tmp_path / "seed3", ["personalise.method=weighted", "personalise.alpha=0"])
+    assert again["personal_accuracy_mean"] == results["3"]["finetune"]["mean"]
+    assert again["client_accuracy_mean"] == results["3"]["global"]["mean"]
     with pytest.raises(ConfigError, match="unknown method ditto"):
         pr.reproduce(tmp_path, methods=["ditto"])
 

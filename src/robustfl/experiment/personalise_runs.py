@@ -95,6 +95,14 @@ def _personalise_from(config: Any, run_dir: Path) -> dict[str, float]:
     return metrics
 
 
+def personalise_from(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, float]:
+    """Personalise the final global model of the finished run in ``run_dir`` again, with its stored
+    config changed by ``overrides`` (e.g. ``["personalise.alpha=0.75"]``); returns the per-client metrics."""
+    from robustfl.experiment.config import load_config
+
+    return _personalise_from(load_config(Path(run_dir) / "config.toml", list(overrides)), Path(run_dir))
+
+
 def _cell(values: list[float]) -> str:
     """Percent, as ``mean ± std`` over seeds when there are several."""
     pct = [100 * v for v in values]
