@@ -190,7 +190,14 @@ def aggregate_update(
     round: int,
     cohort: Cohort,
 ) -> ServerOutput:
-    """The algorithm's server step, with the shape of the new parameters checked."""
+    """The algorithm's server step, with the shape of the new parameters checked.
+
+    Rules that keep per-client memory (``tracks_clients``, e.g. FoolsGold) are first told which client
+    sent each row, so their memory follows clients under sampling.
+    """
+    for agg in aggregators.values() if isinstance(aggregators, Mapping) else [aggregators]:
+        if getattr(agg, "tracks_clients", False):
+            agg.set_clients(cohort.ids)  # type: ignore[attr-defined]
     out = algorithm.server_step(params, from_parts(parts), aggregators, server_state, lr, round, cohort)
     if out.params.shape != params.shape:
         raise ValueError(
