@@ -16,7 +16,10 @@ A round ``r`` (the same phase functions as :meth:`robustfl.engine.Simulator.step
 5. **decode** — each row from its wire bytes (``Message.from_bytes`` + ``decompress``) or raw float
    bytes. Undecodable bytes, a wrong size or NaN/Inf values drop that client's row, with an event:
    treated as Byzantine, never a crash;
-6. **aggregate** + **update** — if the rule's bound holds for the rows that arrived (``check_n``), the
+6. **coded decode** — under a coded scheme (``[coding]``: DRACO, DETOX) the rows are the workers'
+   encodings and the scheme's decoder, which needs every worker's row, turns them into one gradient
+   that replaces the rule (as the simulator's decode phase);
+7. **aggregate** + **update** — if the rule's bound holds for the rows that arrived (``check_n``), the
    algorithm's server step on them, in cohort order; otherwise the run stops with one message naming
    the round and the missing ranks.
 
@@ -35,6 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from robustfl.aggregators import Average
 from robustfl.algorithms.base import Cohort
 from robustfl.compressors.base import Message
 from robustfl.distributed import wire
@@ -119,6 +123,11 @@ class DistributedServer:
             for k, v in sim.model.named_buffers():
                 v.copy_(buffers[k])
         parts = phases.as_parts(out.message, sim.algorithm.parts)
+        if sim.coding is not None:  # one worker's encoding of copies of the row: the message's shape
+            parts = {
+                name: sim.coding.encode_some([0], v.expand(sim.coding.per_worker, -1).unsqueeze(0))
+                for name, v in parts.items()
+            }
         return {name: (int(v.shape[1]), wire.dtype_name(v)) for name, v in parts.items()}
 
     def wait_ready(self, seconds: float) -> None:
@@ -262,7 +271,7 @@ class DistributedServer:
             try:
                 specs = meta.get("stats") or []
                 tensors = wire.decode_tensors(specs, [blobs[s["blob"]] for s in specs])
-                ids = [c["id"] for c in meta["clients"]]
+                ids = [int(i) for i in meta["stat_ids"]]  # the rows computed (a coded scheme's partitions)
                 if any(v.shape != (len(ids),) for v in tensors.values()) or "loss" not in tensors:
                     raise wire.WireError("stats do not match the clients")
             except (wire.WireError, KeyError, TypeError, IndexError) as err:
@@ -324,10 +333,18 @@ class DistributedServer:
             bits_up = own_bits  # the algorithm's own wire format (C-RSA's ternary signs), as the simulator
         seconds["compress"] = time.perf_counter() - t
 
+        aggregators, arrived = sim.aggregators, Cohort(ids, byz, sim.sampler.sizes(ids))
+        coding_metrics: dict[str, float] = {}
+        if sim.coding is not None:
+            t = time.perf_counter()
+            parts, decoded = phases.decode_coded(sim.coding, parts, sim.params.dtype, sim.streams, r)
+            coding_metrics = {**decoded, "redundancy": float(sim.coding.redundancy)}
+            aggregators, arrived = Average(), Cohort.of(1)  # the decoder replaced the rule
+            seconds["decode"] = time.perf_counter() - t
+
         t = time.perf_counter()
-        arrived = Cohort(ids, byz, sim.sampler.sizes(ids))
         result = phases.aggregate_update(
-            algo, sim.params, parts, sim.aggregators, sim.server_state, lr, r, arrived
+            algo, sim.params, parts, aggregators, sim.server_state, lr, r, arrived
         )
         seconds["aggregate"] = time.perf_counter() - t
         sim.params, sim.server_state = result.params, result.state
@@ -345,6 +362,7 @@ class DistributedServer:
         metrics: dict[str, Any] = {
             **phases.client_metrics(client_metrics, flags),
             **result.metrics,
+            **coding_metrics,
             "clients": len(ids),
             "byzantine_ids": ids[byz].tolist(),
         }
@@ -403,6 +421,12 @@ class DistributedServer:
         """Stop with one clear message when the rule cannot serve the messages that arrived."""
         if arrived == planned:
             return
+        if self.sim.coding is not None:
+            raise RoundFailed(
+                f"round {r}: only {arrived} of {planned} workers' messages arrived and the coded scheme "
+                f"{self.sim.coding!r} decodes from all of them: raise training.round_timeout or give each "
+                "client to several ranks (workers.replicas)"
+            )
         aggs = self.sim.aggregators
         try:
             if arrived == 0:
