@@ -162,3 +162,23 @@ def test_coded_schemes_run_across_processes_as_in_the_simulator(
         {k: m["round_metrics"][k] for k in decoded} for m in sim
     ]
     assert dist[-1]["round_metrics"]["redundancy"] == 3.0
+
+
+def test_pufferfish_warm_up_switches_every_process_to_the_hybrid(tmp_path: Path) -> None:
+    """[model.low_rank]: vanilla rounds, then server and workers train the low-rank hybrid together."""
+    cfg = config(
+        tmp_path,
+        model={
+            "name": "mlp",
+            "params": {"hidden": [32, 16]},
+            "low_rank": {"warmup_rounds": 2, "first_low_rank": 1},
+        },
+        training={"rounds": 4},
+    )
+    done = launch(cfg, tmp_path / "dist", nproc=3)
+    assert done.returncode == 0, done.stderr[-3000:]
+    dist = metrics(tmp_path / "dist")
+    _same(dist, simulate(cfg, tmp_path / "sim"))
+    assert (
+        dist[2]["bits_up"] - dist[1]["bits_up"] < dist[1]["bits_up"] - dist[0]["bits_up"]
+    )  # smaller messages

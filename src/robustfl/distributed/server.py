@@ -16,6 +16,9 @@ A round ``r`` (the same phase functions as :meth:`robustfl.engine.Simulator.step
 5. **decode** — each row from its wire bytes (``Message.from_bytes`` + ``decompress``) or raw float
    bytes. Undecodable bytes, a wrong size or NaN/Inf values drop that client's row, with an event:
    treated as Byzantine, never a crash;
+   (with ``[model.low_rank]``, the server and every worker switch to PUFFERFISH's hybrid network before
+   round ``warmup_rounds``, as the simulator does; the server's SVD factors reach the workers as the
+   broadcast parameters);
 6. **coded decode** — under a coded scheme (``[coding]``: DRACO, DETOX) the rows are the workers'
    encodings and the scheme's decoder, which needs every worker's row, turns them into one gradient
    that replaces the rule (as the simulator's decode phase);
@@ -97,6 +100,7 @@ class DistributedServer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.run.load_state_dict(state)
+        self.shapes = self._message_shapes()  # the checkpoint may hold PUFFERFISH's hybrid
         extra = dict(state.get("distributed", {}))
         self.events = list(extra.pop("events", []))
         self.totals.update({k: int(v) for k, v in extra.items()})
@@ -288,6 +292,10 @@ class DistributedServer:
         sim, algo = self.sim, self.sim.algorithm
         seconds = dict.fromkeys(PHASES, 0.0)
         r, t = self.round, time.perf_counter()
+        switch = getattr(self.run, "switch", None)  # [model.low_rank]: PUFFERFISH's end of warm-up
+        if switch is not None and 0 < switch.round == r:
+            switch.apply(sim)
+            algo, self.shapes = sim.algorithm, self._message_shapes()
         lr = sim.lr_at(r)
         cohort = sim.plan(r)
         shared = algo.broadcast(sim.params, sim.server_state, r)

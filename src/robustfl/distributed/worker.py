@@ -60,6 +60,8 @@ class Worker:
         self, config: ExperimentConfig, run: Any, rank: int, ids: Tensor, out: Path, device: torch.device
     ) -> None:
         self.config, self.sim, self.rank, self.out, self.device = config, run.sim, rank, out, device
+        self.switch = getattr(run, "switch", None)  # [model.low_rank]
+        self.switched = self.switch is not None and self.switch.round == 0
         self.ids = ids
         self.mine = torch.zeros(self.sim.n, dtype=torch.bool)
         self.mine[ids] = True
@@ -119,6 +121,7 @@ class Worker:
         if self.pending is not None:  # no crafted rows came for them: the round is over
             self.done, self.pending = self.pending["round"] + 1, None
             self._save(self.done)
+        self._architecture_for(r)
         if r != self.done:
             self._load(r)
         meta, blobs = wire.unpack(frame.payload)
@@ -179,6 +182,23 @@ class Worker:
             self.done = r + 1
             self._save(self.done)
         self._send(Kind.UPLOAD, r, self.faults.before_send(r, payload))
+
+    def _architecture_for(self, r: int) -> None:
+        """Switch to PUFFERFISH's hybrid from round ``warmup_rounds`` on (as the server does). Only the
+        layout matters here: the parameters come with every broadcast. The switch restarts the client
+        state, as in the simulator."""
+        if self.switch is None or self.switch.round == 0:
+            return
+        if r >= self.switch.round and not self.switched:
+            self.switch.apply(self.sim)
+            self.switched = True
+            if r == self.switch.round:
+                self.done = r
+        elif r < self.switch.round and self.switched:
+            raise ValueError(
+                f"rank {self.rank}: round {r} is before the low-rank switch (round {self.switch.round}) "
+                "but this worker already switched; restart the workers to resume from there"
+            )
 
     def _cohort_has_byzantine(self, r: int) -> bool:
         sim = self.sim
