@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -39,15 +40,15 @@ from torch import Tensor, nn
 from robustfl.aggregators.base import Aggregator
 from robustfl.aggregators.mean import Average
 from robustfl.algorithms.base import Algorithm
-from robustfl.checks import check_int
-from robustfl.compressors.base import RowStreams
+from robustfl.checks import check_int, check_positive
+from robustfl.compressors.base import Compressor, RowStreams
 from robustfl.engine import phases
 from robustfl.engine.neighbours import NeighbourRule
 from robustfl.engine.simulator import DatasetLike, RoundStats, Simulator
+from robustfl.streams import Streams
 from robustfl.topology import build_topology
 
 GOSSIP_PHASES = ("plan", "compute", "compress", "attack", "aggregate", "update")
-STATE = phases.COMPRESSOR_STATE + ".gossip."
 
 
 def consensus_distance(models: Tensor, keep: Tensor) -> float:
@@ -56,13 +57,167 @@ def consensus_distance(models: Tensor, keep: Tensor) -> float:
     return float((rows - rows.mean(dim=0)).pow(2).sum(dim=1).mean())
 
 
+@dataclass
+class GossipResult:
+    """What :meth:`GossipNetwork.run` produced: the new models, exact bits on all links, the share of
+    edges the clipping rule clipped (averaged over the steps; 0 for other rules), seconds per phase."""
+
+    models: Tensor
+    bits: int
+    clipped_fraction: float
+    seconds: dict[str, float]
+
+
+class GossipNetwork:
+    """The gossip phase of a round (CHOCO steps with a neighbour rule) and the copies it keeps.
+
+    ``public[i]`` is ``x̂_i`` (every holder's copy of an honest node agrees); ``copies[b]`` is the copy
+    honest receiver ``dst[e]`` holds of Byzantine sender ``src[e]`` for Byzantine edge ``e =
+    byz_edges[b]``. Both start at ``initial``. ``byzantine`` marks the Byzantine nodes; they attack only
+    when ``attack`` is given. ``compressor`` (``None``: values at their width) compresses every message;
+    its per-node state (error-feedback memory) is kept here.
+    """
+
+    def __init__(
+        self,
+        rule: NeighbourRule,
+        initial: Tensor,
+        streams: Streams,
+        *,
+        gamma: float = 1.0,
+        steps: int = 1,
+        byzantine: Tensor | None = None,
+        attack: Any = None,
+        compressor: Compressor | None = None,
+    ) -> None:
+        self.rule, self.topology, self.streams = rule, rule.topology, streams
+        self.gamma = check_positive("gamma", gamma)
+        self.steps = check_int("gossip_steps", steps)
+        self.n = self.topology.n
+        self.byz = torch.zeros(self.n, dtype=torch.bool) if byzantine is None else byzantine.bool().cpu()
+        if self.byz.shape != (self.n,):
+            raise ValueError(
+                f"byzantine must be a bool mask of the {self.n} nodes, got {tuple(self.byz.shape)}"
+            )
+        self.attack, self.compressor = attack, compressor
+        self.src, self.dst = self.topology.edges
+        attacked = self.byz[self.src] & ~self.byz[self.dst]
+        if attack is None:
+            attacked = torch.zeros_like(attacked)
+        self.byz_edges = attacked.nonzero().squeeze(1)
+        self.slot = torch.full((len(self.src),), -1, dtype=torch.long)
+        self.slot[self.byz_edges] = torch.arange(len(self.byz_edges))
+        self.receivers = [
+            (i, self.byz_edges[self.dst[self.byz_edges] == i])
+            for i in self.dst[self.byz_edges].unique().tolist()
+        ]
+        initial = initial.detach()
+        self.public = initial.unsqueeze(0).repeat(self.n, 1)
+        self.copies = initial.unsqueeze(0).repeat(len(self.byz_edges), 1)
+        self.compressor_state: dict[str, Tensor] = (
+            {} if compressor is None else _row_state(compressor, initial, self.n)
+        )
+
+    def run(self, models: Tensor, round: int) -> GossipResult:
+        """``steps`` gossip steps from the nodes' ``models: [n, d]`` in ``round``."""
+        seconds = dict.fromkeys(("compress", "attack", "aggregate", "update"), 0.0)
+        bits, clipped = 0, 0
+        honest_link = self.slot < 0
+        for s in range(self.steps):
+            t = time.perf_counter()
+            decoded, link_bits = self._send(models - self.public, round, s)
+            self.public = self.public + decoded
+            bits += int(link_bits[self.src][honest_link].sum())
+            seconds["compress"] += time.perf_counter() - t
+
+            t = time.perf_counter()
+            if len(self.byz_edges):
+                bits += self._attack(round, s)
+            seconds["attack"] += time.perf_counter() - t
+
+            t = time.perf_counter()
+            target = self.rule(self.public, self.slot, self.copies)
+            clipped += self.rule.clipped
+            seconds["aggregate"] += time.perf_counter() - t
+
+            t = time.perf_counter()
+            models = models + self.gamma * (target - self.public)
+            seconds["update"] += time.perf_counter() - t
+        share = clipped / (self.steps * len(self.src)) if self.steps else 0.0
+        return GossipResult(models, bits, share, seconds)
+
+    def _send(self, rows: Tensor, r: int, s: int) -> tuple[Tensor, Tensor]:
+        """Each node's message ``C(rows_i)`` decoded, and the bits each node puts on one link."""
+        if self.compressor is None:
+            return rows, torch.full((self.n,), 8 * rows.element_size() * rows.shape[1], dtype=torch.long)
+        keys = ("round", r, "gossip", s)
+        rng = RowStreams(
+            tuple(self.streams.generator("compress", "client", i, *keys) for i in range(self.n)),
+            self.streams.generator("compress-shared", "shared", *keys),
+        )
+        msg, self.compressor_state = self.compressor.encode(rows, rng, self.compressor_state)
+        return self.compressor.decompress(msg).to(rows), msg.bits_per_row + msg.shared_bits
+
+    def _attack(self, r: int, s: int) -> int:
+        """The Byzantine edges' messages of gossip step ``s``: receivers' copies updated, bits returned."""
+        targets = torch.empty_like(self.copies)
+        for i, edges in self.receivers:
+            honest = [i, *[j for j in self.topology.neighbours(i) if not self.byz[j]]]
+            own = self.public[self.src[edges]]
+            gen = self.streams.generator("attack", "shared", "round", r, "gossip", s, "receiver", i)
+            z = self.attack(self.public[honest], len(edges), rng=gen, round=r, own=own)
+            if tuple(z.shape) != tuple(own.shape):
+                raise ValueError(f"attack returned shape {tuple(z.shape)}, expected {tuple(own.shape)}")
+            targets[self.slot[edges]] = z.to(targets)
+        rows = targets - self.copies
+        if self.compressor is None:
+            self.copies = targets
+            return len(self.byz_edges) * 8 * rows.element_size() * rows.shape[1]
+        keys = ("round", r, "gossip", s)
+        rng = RowStreams(
+            tuple(
+                self.streams.generator("compress", "client", int(self.src[e]), *keys, "to", int(self.dst[e]))
+                for e in self.byz_edges
+            ),
+            self.streams.generator("compress-shared", "shared", *keys, "byzantine"),
+        )
+        msg, _ = self.compressor.encode(rows, rng, _row_state(self.compressor, rows[0], len(rows)))
+        self.copies = self.copies + self.compressor.decompress(msg).to(rows)
+        return int(msg.bits)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "public": self.public.clone(),
+            "copies": self.copies.clone(),
+            "compressor": {k: v.clone() for k, v in self.compressor_state.items()},
+            "rule": self.rule.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for key in ("public", "copies"):
+            if tuple(state[key].shape) != tuple(getattr(self, key).shape):
+                raise ValueError(
+                    f"state_dict gossip {key} has shape {tuple(state[key].shape)}, not "
+                    f"{tuple(getattr(self, key).shape)}: another graph or model"
+                )
+        self.public, self.copies = state["public"].clone(), state["copies"].clone()
+        self.compressor_state = {k: v.clone() for k, v in state["compressor"].items()}
+        self.rule.load_state_dict(state["rule"])
+
+
+def _row_state(compressor: Compressor, row: Tensor, n: int) -> dict[str, Tensor]:
+    """``n`` senders' fresh compressor state (error-feedback memory, ...) for rows like ``row``."""
+    return {k: v.unsqueeze(0).repeat_interleave(n, 0) for k, v in compressor.init_row_state(row).items()}
+
+
 class GossipSimulator(Simulator):
     """Decentralised training of ``n = len(partitions)`` nodes (see the module docstring).
 
     Takes the :class:`Simulator` arguments; ``algorithm`` must be decentralised (``Gossip``). Every node
     takes part in every round (no ``per_round``), the Byzantine ids are fixed (``every = 1``, no
     ``resample``) and there is no coded scheme. ``aggregator`` is the neighbour rule of
-    ``rule = "aggregator"``; the other rules need the default mean there.
+    ``rule = "aggregator"``; the other rules need the default mean there. ``sim.network`` is the
+    :class:`GossipNetwork`, ``sim.topology`` its graph.
     """
 
     def __init__(
@@ -98,89 +253,32 @@ class GossipSimulator(Simulator):
             )
         alg: Any = algorithm
         self.topology = build_topology(alg.topology, self.n, p=alg.p, seed=self.streams.seed_of("topology"))
-        self.rule = NeighbourRule(
+        neighbour_rule = NeighbourRule(
             self.topology,
             rule,
             tau=alg.tau,
             clip_count=alg.clip_count,
             aggregator=aggregator if rule == "aggregator" else None,
         )
-        self.gossip_steps = check_int("gossip_steps", alg.gossip_steps)
-        self.gamma = float(alg.gamma)
         self.byz = torch.zeros(self.n, dtype=torch.bool)
         self.byz[self.byzantine.byzantine_ids(self.n, self.streams, 0)] = True
-        src, dst = self.topology.edges
-        attacked = (
-            self.byz[src] & ~self.byz[dst] if attack_on(self) else torch.zeros(len(src), dtype=torch.bool)
+        self.network = GossipNetwork(
+            neighbour_rule,
+            self.params,
+            self.streams,
+            gamma=alg.gamma,
+            steps=alg.gossip_steps,
+            byzantine=self.byz,
+            attack=self.attack if self.num_byzantine > 0 else None,
+            compressor=self.compressor,
         )
-        self.byz_edges = attacked.nonzero().squeeze(1)
-        self.slot = torch.full((len(src),), -1, dtype=torch.long)
-        self.slot[self.byz_edges] = torch.arange(len(self.byz_edges))
-        self.receivers = [
-            (i, self.byz_edges[dst[self.byz_edges] == i]) for i in dst[self.byz_edges].unique().tolist()
-        ]
-        initial = self.params.detach()
-        self.public = initial.unsqueeze(0).repeat(self.n, 1).to(self.device)
-        self.copies = initial.unsqueeze(0).repeat(len(self.byz_edges), 1).to(self.device)
 
     def swap_model(self, model: nn.Module, **kwargs: Any) -> None:
         raise ValueError("gossip cannot swap the model mid-run: remove model.low_rank")
 
     # --------------------------------------------------------------------------------------- a round
-    def _compressor_rows(self, rows: Tensor) -> dict[str, Tensor]:
-        """Every node's compressor state rows (allocated at the first message)."""
-        if self.compressor is not None and not any(k.startswith(STATE) for k in self.client_state):
-            self.client_state.update(
-                phases.init_compressor_state(self.compressor, {"gossip": rows[0]}, self.n)
-            )
-        return {k[len(STATE) :]: v for k, v in self.client_state.items() if k.startswith(STATE)}
-
-    def _send(self, rows: Tensor, r: int, s: int) -> tuple[Tensor, Tensor]:
-        """Each node's message ``C(rows_i)`` decoded, and the bits each node puts on one link."""
-        d = rows.shape[1]
-        if self.compressor is None:
-            return rows, torch.full((self.n,), 8 * rows.element_size() * d, dtype=torch.long)
-        keys = ("round", r, "gossip", s)
-        rng = RowStreams(
-            tuple(self.streams.generator("compress", "client", i, *keys) for i in range(self.n)),
-            self.streams.generator("compress-shared", "shared", *keys),
-        )
-        msg, state = self.compressor.encode(rows, rng, self._compressor_rows(rows))
-        self.client_state.update({STATE + k: v for k, v in state.items()})
-        return self.compressor.decompress(msg).to(rows), msg.bits_per_row + msg.shared_bits
-
-    def _attack(self, r: int, s: int) -> int:
-        """The Byzantine edges' messages of gossip step ``s``: receivers' copies updated, bits returned."""
-        src, _ = self.topology.edges
-        targets = torch.empty_like(self.copies)
-        for i, edges in self.receivers:
-            honest = [i, *[j for j in self.topology.neighbours(i) if not self.byz[j]]]
-            own = self.public[src[edges]]
-            gen = self.streams.generator("attack", "shared", "round", r, "gossip", s, "receiver", i)
-            z = self.attack(self.public[honest], len(edges), rng=gen, round=r, own=own)
-            if tuple(z.shape) != tuple(own.shape):
-                raise ValueError(f"attack returned shape {tuple(z.shape)}, expected {tuple(own.shape)}")
-            targets[self.slot[edges]] = z.to(targets)
-        rows = targets - self.copies
-        if self.compressor is None:
-            self.copies = targets
-            return len(self.byz_edges) * 8 * rows.element_size() * rows.shape[1]
-        keys = ("round", r, "gossip", s)
-        dst = self.topology.edges[1]
-        rng = RowStreams(
-            tuple(
-                self.streams.generator("compress", "client", int(src[e]), *keys, "to", int(dst[e]))
-                for e in self.byz_edges
-            ),
-            self.streams.generator("compress-shared", "shared", *keys, "byzantine"),
-        )
-        fresh = phases.init_compressor_state(self.compressor, {"gossip": rows[0]}, len(rows))
-        msg, _ = self.compressor.encode(rows, rng, {k[len(STATE) :]: v for k, v in fresh.items()})
-        self.copies = self.copies + self.compressor.decompress(msg).to(rows)
-        return int(msg.bits)
-
     def step(self) -> RoundStats:
-        """One round: local steps on every node, then ``gossip_steps`` gossip steps."""
+        """One round: local steps on every node, then the network's gossip steps."""
         seconds = dict.fromkeys(GOSSIP_PHASES, 0.0)
         r = self.round
         lr = self.lr_at(r)
@@ -197,54 +295,32 @@ class GossipSimulator(Simulator):
         self.model.train()
         with self._model_rng(r):
             out = self.executor.run(self.algorithm, self.flat, shared, xs, self.y_store[idx], states, lr)
-        models = out.state["model"].detach()
         seconds["compute"] = time.perf_counter() - t
 
-        bits, clipped = 0, 0
-        honest_links = (~self.slot.ge(0)).long()
-        src = self.topology.edges[0]
-        for s in range(self.gossip_steps):
-            t = time.perf_counter()
-            decoded, link_bits = self._send(models - self.public, r, s)
-            self.public = self.public + decoded
-            bits += int((link_bits[src] * honest_links).sum())
-            seconds["compress"] += time.perf_counter() - t
-
-            t = time.perf_counter()
-            if len(self.byz_edges):
-                bits += self._attack(r, s)
-            seconds["attack"] += time.perf_counter() - t
-
-            t = time.perf_counter()
-            target = self.rule(self.public, self.slot, self.copies)
-            clipped += self.rule.clipped
-            seconds["aggregate"] += time.perf_counter() - t
-
-            t = time.perf_counter()
-            models = models + self.gamma * (target - self.public)
-            seconds["update"] += time.perf_counter() - t
+        result = self.network.run(out.state["model"].detach(), r)
+        seconds.update({k: seconds[k] + v for k, v in result.seconds.items()})
 
         t = time.perf_counter()
-        self.client_state["model"] = models
-        self.params = models[~self.byz].mean(dim=0)
+        self.client_state["model"] = result.models
+        self.params = result.models[~self.byz].mean(dim=0)
         self.flat.load_flat(self.params)
         seconds["update"] += time.perf_counter() - t
 
         self.round += 1
         metrics: dict[str, Any] = {
-            "consensus_distance": consensus_distance(models, ~self.byz),
+            "consensus_distance": consensus_distance(result.models, ~self.byz),
             "spectral_gap": self.topology.spectral_gap,
-            "bits_per_node": bits / self.n,
+            "bits_per_node": result.bits / self.n,
             "clients": self.n,
             "byzantine_ids": ids[self.byz].tolist(),
         }
-        if self.rule.rule == "clip" and self.gossip_steps:
-            metrics["clipped_fraction"] = clipped / (self.gossip_steps * len(src))
+        if self.network.rule.rule == "clip":
+            metrics["clipped_fraction"] = result.clipped_fraction
         return RoundStats(
             round=self.round,
             loss=phases.honest_mean(out.loss.detach(), self.byz),
             lr=lr,
-            bits_up=bits,
+            bits_up=result.bits,
             bits_down=0,
             seconds=seconds,
             metrics=metrics,
@@ -292,28 +368,12 @@ class GossipSimulator(Simulator):
     # ------------------------------------------------------------------------------------- resume
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state["gossip"] = {
-            "public": self.public.clone(),
-            "copies": self.copies.clone(),
-            "rule": self.rule.state_dict(),
-        }
+        state["gossip"] = self.network.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        gossip = state["gossip"]
-        if tuple(gossip["public"].shape) != tuple(self.public.shape) or tuple(
-            gossip["copies"].shape
-        ) != tuple(self.copies.shape):
-            raise ValueError("state_dict gossip copies do not fit this graph and model")
+        self.network.load_state_dict(state["gossip"])
         super().load_state_dict(state)
-        self.public = gossip["public"].clone().to(self.device)
-        self.copies = gossip["copies"].clone().to(self.device)
-        self.rule.load_state_dict(gossip["rule"])
 
 
-def attack_on(sim: Simulator) -> bool:
-    """Whether Byzantine nodes send attack messages (a message attack is configured and f > 0)."""
-    return sim.attack is not None and sim.num_byzantine > 0
-
-
-__all__ = ["GOSSIP_PHASES", "GossipSimulator", "consensus_distance"]
+__all__ = ["GOSSIP_PHASES", "GossipNetwork", "GossipResult", "GossipSimulator", "consensus_distance"]
