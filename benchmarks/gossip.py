@@ -85,7 +85,7 @@ def speed(args: argparse.Namespace) -> None:
     print(
         "| topology | mean degree | spectral gap | rule | "
         + " | ".join(PHASES)
-        + " | s/round | peak RSS MiB |"
+        + " | s/round | CPU s/round | peak RSS MiB |"
     )
     print("|---" * (len(PHASES) + 7) + "|")
     for topology in TOPOLOGIES:
