@@ -364,8 +364,13 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
         schedule = ByzantineSchedule(
             f=config.workers.f, ids=parse_ids(byz.ids), every=byz.every, resample=byz.resample
         )
-    with config_field("training"):
-        sim = Simulator(
+    simulator: Any = Simulator
+    if getattr(algorithm, "decentralised", False):  # nodes on a graph, no server (gossip)
+        from robustfl.engine.gossip import GossipSimulator
+
+        simulator = GossipSimulator
+    with config_field("algorithm" if simulator is not Simulator else "training"):
+        sim = simulator(
             model,
             dataset,
             parts,
