@@ -19,6 +19,7 @@ from robustfl.algorithms.fedavg import FedAvg
 from robustfl.algorithms.fedavg_pgd import PGDFedAvg
 from robustfl.algorithms.fedprox import FedProx
 from robustfl.algorithms.fl_bgmd import FLBGMD
+from robustfl.algorithms.masked import MaskedTraining
 from robustfl.algorithms.mime import Mime, MimeLite
 from robustfl.algorithms.optim import SERVER_OPTIMIZERS, ClientOptimizer, ServerOptimizer
 from robustfl.algorithms.rsa import RSA
@@ -39,6 +40,7 @@ __all__ = [
     "FedAvg",
     "FedProx",
     "GradFn",
+    "MaskedTraining",
     "Mime",
     "MimeLite",
     "PGDFedAvg",
