@@ -38,9 +38,10 @@ Readings the seed leaves open, written down:
   the descent step: ``<g, g~> >= ||g||^2 / q^2`` for the parent gradient ``g = grad f_i(x; xi)`` and the
   core's partial gradient ``g~ = m (.) grad f_i(x (.) m; xi)`` on the same minibatch ``xi``. Each client
   reports, at the broadcast model and on its first minibatch of the round, ``alignment = <g, g~> /
-  ||g||^2`` (``= 1 / q^2``), ``q = alignment^(-1/2)`` (``inf`` when the partial gradient does not
-  descend, ``alignment <= 0``) and ``grad_cosine = cos(g, g~)``; the engine averages them over the
-  honest clients. A full mask gives ``q = 1`` exactly. Without perturbation (``g~ = m (.) g``),
+  ||g||^2`` (``= 1 / q^2``) and ``grad_cosine = cos(g, g~)``; the engine averages them over the honest
+  clients, and the round's ``q = alignment^(-1/2)`` of that mean (a per-client ``q`` would be infinite
+  whenever one client's partial gradient does not descend, ``alignment <= 0``, which happens). A full
+  mask gives ``alignment = 1`` exactly. Without perturbation (``g~ = m (.) g``),
   ``alignment = ||m (.) g||^2 / ||g||^2 = cos^2``. The diagnostic costs one extra gradient per client
   and round (``track_alignment = False`` skips it; with dropout it draws one more mask after the
   local steps, so training is unchanged).
@@ -212,7 +213,7 @@ class MaskedTraining(FedAvg):
     def _alignment(
         self, x: Tensor, core: Tensor, masked: Tensor, first: Tensor, xb: Tensor, yb: Tensor, grad_fn: GradFn
     ) -> dict[str, Tensor]:
-        """``alignment = <g, g~> / ||g||^2``, ``q`` and ``cos(g, g~)`` for the parent gradient ``g`` at
+        """``alignment = <g, g~> / ||g||^2 = 1 / q^2`` and ``cos(g, g~)`` for the parent gradient ``g`` at
         ``x`` and the core's partial gradient ``g~ = m (.) grad f(x (.) m)`` on the minibatch ``xb``.
         ``first`` is the round's first gradient (the core's in masked rounds, the parent's in dense
         ones); the other one is computed here."""
@@ -221,10 +222,8 @@ class MaskedTraining(FedAvg):
         g = torch.where(masked, other, first)
         partial = torch.where(core, torch.where(masked, first, other), zero)
         inner, g2 = torch.dot(g, partial), torch.dot(g, g)
-        alignment = inner / g2
-        q = torch.where(alignment > 0, alignment.rsqrt(), torch.full_like(alignment, math.inf))
         cosine = inner / (g2.sqrt() * torch.linalg.vector_norm(partial))
-        return {"alignment": alignment, "q": q, "grad_cosine": cosine}
+        return {"alignment": inner / g2, "grad_cosine": cosine}
 
     def server_step(
         self,
