@@ -15,7 +15,7 @@ from robustfl.algorithms import ClientOptimizer, Cohort, FedAvg, MaskedTraining
 from robustfl.algorithms.masked import MASK
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
-from tiny_task import make_simulator
+from tiny_task import make_simulator, tiny_cnn
 
 
 def test_registered_under_its_names() -> None:
@@ -287,3 +287,32 @@ def test_packaged_config_fills_the_layout_and_reports_core_accuracy() -> None:
     ]
     assert [run.step().metrics["masked_round"] for _ in range(2)] == [0.0, 1.0]
     assert {"test_accuracy", "core_test_accuracy"} <= set(run.evaluate())
+
+
+@pytest.mark.parametrize("compressor", ["top-k+ef", "powersgd"])
+def test_runs_with_compressors_robust_rules_and_attacks_and_freezes_the_off_core(compressor: str) -> None:
+    from robustfl import compressors as C
+    from robustfl.attacks import SignFlipping
+    from robustfl.layout import ParameterLayout
+
+    model = tiny_cnn()
+    shapes = ParameterLayout.of(model).shapes
+    comp = (
+        C.ErrorFeedback(C.TopK(ratio=0.1)) if compressor == "top-k+ef" else C.PowerSGD(rank=1, shapes=shapes)
+    )
+    alg = MaskedTraining(density=0.3, masked_rounds=2, dense_rounds=1, shapes=shapes, local_steps=2)
+    sim = make_simulator(
+        model=model,
+        algorithm=alg,
+        aggregator=Median(),
+        compressor=comp,
+        num_byzantine=2,
+        attack=SignFlipping(),
+    )
+    for _ in range(3):
+        before, mask = sim.params.clone(), sim.server_state[MASK].clone()
+        stats = sim.step()
+        if stats.metrics["masked_round"]:
+            assert torch.equal(sim.params[~mask], before[~mask])
+        assert not torch.equal(sim.params[mask], before[mask])
+    assert bool(torch.isfinite(sim.params).all())
