@@ -20,6 +20,7 @@ from robustfl.algorithms.fedavg_pgd import PGDFedAvg
 from robustfl.algorithms.fedprox import FedProx
 from robustfl.algorithms.fl_bgmd import FLBGMD
 from robustfl.algorithms.gossip import Gossip
+from robustfl.algorithms.masked import MaskedTraining
 from robustfl.algorithms.mime import Mime, MimeLite
 from robustfl.algorithms.optim import SERVER_OPTIMIZERS, ClientOptimizer, ServerOptimizer
 from robustfl.algorithms.rsa import RSA
@@ -41,6 +42,7 @@ __all__ = [
     "FedProx",
     "Gossip",
     "GradFn",
+    "MaskedTraining",
     "Mime",
     "MimeLite",
     "PGDFedAvg",

@@ -337,7 +337,7 @@ class DistributedServer:
         parts = {name: torch.stack([rows[i][name][0] for i in ids.tolist()]) for name in self.shapes}
         bits_up = sum(rows[i][name][1] for i in ids.tolist() for name in self.shapes)
         bits_up += sum(max((rows[i][name][2] for i in ids.tolist()), default=0) for name in self.shapes)
-        if sim.compressor is None and (own_bits := algo.message_bits(parts)) is not None:
+        if sim.compressor is None and (own_bits := algo.upload_bits(parts, shared)) is not None:
             bits_up = own_bits  # the algorithm's own wire format (C-RSA's ternary signs), as the simulator
         seconds["compress"] = time.perf_counter() - t
 
