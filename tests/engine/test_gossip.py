@@ -5,6 +5,8 @@ import math
 import networkx as nx
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from robustfl.aggregators import Median, TrimmedMean
 from robustfl.algorithms import Gossip
@@ -219,3 +221,29 @@ def test_rule_errors_name_the_fix() -> None:
         Gossip(rule="krum")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no server step"):
         Gossip().server_step(torch.zeros(2), torch.zeros(1, 2), Median(), {}, 0.1, 0, None)  # type: ignore[arg-type]
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(3, 24), p=st.floats(0.3, 1.0), seed=st.integers(0, 1000))
+def test_erdos_renyi_mixing_matrices_are_doubly_stochastic(n: int, p: float, seed: int) -> None:
+    topo = build_topology("erdos-renyi", n, p=p, seed=seed)
+    w = topo.weights
+    assert nx.is_connected(topo.graph)
+    torch.testing.assert_close(w, w.T)
+    torch.testing.assert_close(w.sum(dim=1), torch.ones(n, dtype=torch.float64))
+    assert bool((w >= 0).all()) and 0 < topo.spectral_gap <= 1
+
+
+def test_other_rules_run_once_per_node_on_their_own_copy() -> None:
+    from robustfl.aggregators import AGGREGATORS
+
+    topo = build_topology("erdos-renyi", 10, p=0.7, seed=1)
+    rule = AGGREGATORS.get("krum", f=1)
+    public = torch.randn(10, 4, generator=torch.Generator().manual_seed(3))
+    slot = torch.full((len(topo.edges[0]),), -1, dtype=torch.long)
+    neighbour_rule = NeighbourRule(topo, "aggregator", aggregator=rule)
+    assert len(neighbour_rule.per_node) == 10 and neighbour_rule.per_node[0] is not rule
+    out = neighbour_rule(public, slot, torch.zeros(0, 4))
+    for i in range(10):
+        rows = torch.stack([public[i], *[public[j] for j in topo.neighbours(i)]])
+        torch.testing.assert_close(out[i], rule(rows))

@@ -93,7 +93,8 @@ class NeighbourRule:
         return rows
 
     def __call__(self, public: Tensor, slot: Tensor, overrides: Tensor) -> Tensor:
-        """``A: [n, d]``. ``slot[e]`` is the row of ``overrides`` that replaces edge ``e``'s copy (-1: none)."""
+        """``A: [n, d]``. ``slot[e]`` is the row of ``overrides`` that replaces edge ``e``'s copy (-1: none).
+        Index tensors stay on the CPU (indexing accepts them on any device; ``index_add_`` gets a copy)."""
         if self.rule == "weighted":
             return self._weighted(public, slot, overrides)
         if self.rule == "clip":
@@ -105,7 +106,9 @@ class NeighbourRule:
         edges = (slot >= 0).nonzero().squeeze(1)
         if len(edges):
             delta = overrides[slot[edges]].to(public) - public[self.src[edges]]
-            out.index_add_(0, self.dst[edges], self.edge_weight[edges].to(public).unsqueeze(1) * delta)
+            out.index_add_(
+                0, self.dst[edges].to(out.device), self.edge_weight[edges].to(public).unsqueeze(1) * delta
+            )
         return out
 
     def _edge_chunks(self, d: int) -> list[Tensor]:
@@ -132,13 +135,13 @@ class NeighbourRule:
         for e in chunks:
             diff = self.edge_rows(public, e, slot, overrides) - public[self.dst[e]]
             diff = torch.where(factor[e] == 0, torch.zeros_like(diff), diff)  # no NaN * 0
-            out.index_add_(0, self.dst[e], factor[e] * diff)
+            out.index_add_(0, self.dst[e].to(out.device), factor[e] * diff)
         return out
 
     def radii(self, norms: Tensor) -> Tensor:
         """``tau_i`` per node: the fixed ``tau``, or the ``clip_count + 1``-th largest of node ``i``'s
         edge distances ``norms`` (non-finite distances rank as the largest)."""
-        n = self.topology.n
+        n, norms = self.topology.n, norms.detach().cpu()
         if self.tau is not None:
             return torch.full((n,), float(self.tau), dtype=torch.float64)
         ranked = torch.where(
