@@ -120,8 +120,9 @@ def algorithm_component(config: ExperimentConfig) -> tuple[Component, str]:
     return Component(name=tr.algorithm, params=dict(tr.algorithm_params)), "training.algorithm"
 
 
-def build_algorithm(config: ExperimentConfig) -> Any:
-    """The algorithm with the training recipe filled in where its constructor takes it."""
+def build_algorithm(config: ExperimentConfig, ctx: BuildContext | None = None) -> Any:
+    """The algorithm with the training recipe filled in where its constructor takes it (and, with a
+    ``ctx`` that knows the model, its parameter ``shapes``: masked training's per-layer mask)."""
     from robustfl.algorithms import ALGORITHMS
     from robustfl.algorithms.optim import ClientOptimizer, make_server_optimizer
 
@@ -165,6 +166,8 @@ def build_algorithm(config: ExperimentConfig) -> Any:
             f"training.{'server_optimizer' if key == 'server_optimizer' else 'client_momentum'}"
         ):
             params[key] = make()
+    if ctx is not None and ctx.layout is not None and "shapes" in accepted and "shapes" not in params:
+        params["shapes"] = ctx.layout.shapes
     params_path = "algorithm.params" if path == "algorithm" else "training.algorithm_params"
     with config_field(params_path if component.params else path):
         return ALGORITHMS.get(component.name, **params)
@@ -374,7 +377,7 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any, list[Tensor] |
             config.model.name, dataset.input_shape, dataset.num_classes, **config.model.params
         )
     ctx = context(config, ParameterLayout.of(model))
-    algorithm = build_algorithm(config)
+    algorithm = build_algorithm(config, ctx)
     aggregator = build_aggregator(config, ctx)
     with config_field("workers.per_round" if config.workers.per_round else "workers"):
         aggregator.check_n(ctx.n)
@@ -410,8 +413,13 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any, list[Tensor] |
         schedule = ByzantineSchedule(
             f=config.workers.f, ids=parse_ids(byz.ids), every=byz.every, resample=byz.resample
         )
-    with config_field("training"):
-        sim = Simulator(
+    simulator: Any = Simulator
+    if getattr(algorithm, "decentralised", False):  # nodes on a graph, no server (gossip)
+        from robustfl.engine.gossip import GossipSimulator
+
+        simulator = GossipSimulator
+    with config_field("algorithm" if simulator is not Simulator else "training"):
+        sim = simulator(
             model,
             dataset,
             parts,
