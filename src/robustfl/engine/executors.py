@@ -115,7 +115,7 @@ class _Outputs:
         self.state: dict[str, Tensor] = {}
         self.metrics: dict[str, Tensor] = {}
         self.loss: Tensor | None = None
-        self.single = True
+        self.order: list[str] | None = None  # the message's part names ([""]: one tensor)
 
     def _alloc(self, like: Tensor) -> Tensor:
         return like.new_empty((self.m, *like.shape[1:]))
@@ -128,12 +128,13 @@ class _Outputs:
 
     def write(self, a: int, b: int, out: ClientOutput) -> None:
         parts = {"": out.message} if isinstance(out.message, Tensor) else dict(out.message)
-        if self.loss is None:  # first chunk: which part lives in ``first``
-            self.single = isinstance(out.message, Tensor)
+        if self.order is None:  # first chunk: which part lives in ``first``
+            self.order = list(parts)
             rows = self.first[a:b]
             fits = [k for k, v in parts.items() if v.shape == rows.shape and v.dtype == rows.dtype]
             in_place = [k for k in fits if _same_memory(parts[k], rows)]
             self.in_first = next(iter(in_place or fits), None)
+        if self.loss is None:
             self.loss = self._alloc(out.loss)
         _put(self.loss[a:b], out.loss)
         self._fill(self.state, out.state, a, b)
@@ -142,22 +143,18 @@ class _Outputs:
         if self.in_first is not None:
             _put(self.first[a:b], parts[self.in_first])
 
-    def result(self, order: list[str]) -> ClientOutput:
-        assert self.loss is not None
+    def result(self) -> ClientOutput:
+        assert self.loss is not None and self.order is not None, "no client was run"
         if self.in_first is not None:
             self.message[self.in_first] = self.first
         message: Tensor | dict[str, Tensor] = (
-            self.message[""] if self.single else {k: self.message[k] for k in order}
+            self.message[""] if self.order == [""] else {k: self.message[k] for k in self.order}
         )
         return ClientOutput(message, self.state, self.loss, self.metrics)
 
 
 def _message_dtype(flat: FlatModel) -> torch.dtype:
     return flat.shapes[0].dtype
-
-
-def _part_order(out: ClientOutput) -> list[str]:
-    return [] if isinstance(out.message, Tensor) else list(out.message)
 
 
 class VmapExecutor:
@@ -189,14 +186,12 @@ class VmapExecutor:
             return ClientOutput(*algorithm.client_step(shared, x, y, state, lr, flat.vmap_grad_fn(row)))
 
         batched = vmap(one_client, in_dims=(None, 0, 0, 0, 0), randomness="different")
-        outputs, order = _Outputs(m, first), []
+        outputs = _Outputs(m, first)
         for a in range(0, m, self.clients_per_call):
             b = min(a + self.clients_per_call, m)
             chunk = {k: v[a:b] for k, v in states.items()}
-            out = batched(shared, xs[a:b], ys[a:b], chunk, first[a:b])
-            outputs.write(a, b, out)
-            order = _part_order(out)
-        return outputs.result(order)
+            outputs.write(a, b, batched(shared, xs[a:b], ys[a:b], chunk, first[a:b]))
+        return outputs.result()
 
     def __repr__(self) -> str:
         return f"VmapExecutor(clients_per_call={self.clients_per_call})"
@@ -220,13 +215,12 @@ class LoopExecutor:
     ) -> ClientOutput:
         m = xs.shape[0]
         first = self.buffer.get(m, flat.dim, _message_dtype(flat), xs.device)
-        outputs, order = _Outputs(m, first), []
+        outputs = _Outputs(m, first)
         for i in range(m):
             state = {k: v[i] for k, v in states.items()}
             out = algorithm.client_step(shared, xs[i], ys[i], state, lr, flat.loop_grad_fn(first[i]))
             outputs.write(i, i + 1, _as_rows(out))
-            order = _part_order(out)
-        return outputs.result(order)
+        return outputs.result()
 
     def __repr__(self) -> str:
         return "LoopExecutor()"
