@@ -241,3 +241,21 @@ def test_full_participation_mean_run_is_identical_too() -> None:
     for _ in range(2):
         assert runs[0].step().loss == runs[1].step().loss
     assert torch.equal(runs[0].params, runs[1].params)
+
+
+def test_a_parameter_the_loss_does_not_use_gets_a_zero_gradient_row() -> None:
+    class Unused(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(3))  # first in the layout: unbatched gradient
+            self.lin = torch.nn.Linear(64, 3)
+
+        def forward(self, x: Tensor) -> Tensor:
+            out: Tensor = self.lin(x.flatten(1))
+            return out
+
+    algorithm = get_algorithm("mime", local_steps=2)  # two gradients per step: the second one is new
+    torch.manual_seed(0)
+    flat, shared, xs, ys, states = one_round_inputs(algorithm, Unused())
+    got = VmapExecutor(3).run(algorithm, flat, shared, xs, ys, states, 0.1)
+    assert_identical(got, CatVmap(3).run(algorithm, flat, shared, xs, ys, states, 0.1))

@@ -86,7 +86,9 @@ class FlatModel:
 
         def grad_fn(params: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
             grads, loss = grad_of_tensors(tuple(unflatten(params, self.shapes)), x, y)
-            out = spare.pop() if spare else grads[0].new_empty(self.dim)
+            # the loss depends on the client's data, so it is batched under vmap (a parameter the
+            # loss does not use has an unbatched zero gradient: no vector to allocate from)
+            out = spare.pop() if spare else loss.new_empty(self.dim, dtype=grads[0].dtype)
             return self.write_flat(grads, out), loss
 
         return grad_fn
