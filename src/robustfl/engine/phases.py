@@ -55,11 +55,12 @@ def from_parts(parts: Mapping[str, Tensor]) -> Messages:
 def inject(
     attack: Any, parts: dict[str, Tensor], byzantine: Tensor, streams: Streams, round: int
 ) -> dict[str, Tensor]:
-    """Replace the Byzantine rows of every part with the attack's output.
+    """Replace the Byzantine rows of every part with the attack's output, in place (the parts are the
+    round's message buffers: no copy of ``[m, d]``).
 
-    ``attack(honest[h, d], f, rng=, round=, own=)`` sees the honest rows of the part and the Byzantine
-    clients' own true rows; its randomness comes from the shared ``attack`` stream of the round (one
-    per part).
+    ``attack(honest[h, d], f, rng=, round=, own=)`` sees copies of the honest rows of the part and of
+    the Byzantine clients' own true rows; its randomness comes from the shared ``attack`` stream of the
+    round (one per part).
     """
     f = int(byzantine.sum())
     if attack is None or f == 0:
@@ -77,9 +78,8 @@ def inject(
         byz = attack(honest, f, rng=rng, round=round, own=own)
         if tuple(byz.shape) != (f, rows.shape[1]):
             raise ValueError(f"attack returned shape {tuple(byz.shape)}, expected ({f}, {rows.shape[1]})")
-        new = rows.clone()
-        new[mask] = byz.to(rows)
-        out[name] = new
+        rows[mask] = byz.to(rows)
+        out[name] = rows
     return out
 
 

@@ -23,10 +23,11 @@ class ClientSampler:
     def __init__(self, partitions: list[Tensor], streams: Streams) -> None:
         self.partitions = partitions
         self.streams = streams
+        self._sizes = torch.tensor([p.numel() for p in partitions], dtype=torch.long)
 
     def sizes(self, ids: Tensor) -> Tensor:
         """The clients' local data sizes ``Tensor[m]``."""
-        return torch.tensor([self.partitions[int(i)].numel() for i in ids], dtype=torch.long)
+        return self._sizes[ids.cpu()]
 
     def sample(self, ids: Tensor, round: int, steps: int, batch_size: int, *tags: object) -> Tensor:
         """``tags`` select an independent sub-stream (personalisation draws with ``"personalise"``)."""
