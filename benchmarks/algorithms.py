@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python benchmarks/algorithms.py            # 20 and 100 clients (minutes)
     PYTHONPATH=src python benchmarks/algorithms.py --quick    # 20 clients, 2 rounds (seconds)
+    PYTHONPATH=src python benchmarks/algorithms.py --only fedavg --only masked   # a subset, side by side
 
 LeNet on embedded MNIST, batch 32, the vectorised path, the mean (C-RSA and RSA ignore it), two local
 steps for the algorithms that take several. For each algorithm and client count: the median CPU
@@ -37,6 +38,7 @@ CASES: dict[str, dict[str, Any]] = {
     "fl-bgmd": {"sync_every": 2},
     "rsa": {},
     "c-rsa": {},
+    "masked": {"local_steps": 2, "dense_rounds": 0},  # every round masked (10% core), q tracked
 }
 
 
@@ -76,13 +78,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 clients, 2 rounds")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--only", action="append", choices=list(CASES), help="measure only these (repeatable)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     sizes, rounds = ([20], 2) if args.quick else ([20, 100], args.rounds)
     header = f"{'algorithm':10} {'n':>4} {'cpu s':>7} {'wall s':>7} " + " ".join(f"{p:>9}" for p in PHASES)
     print(header + f" {'peak +MiB':>9}")
     for n in sizes:
-        for name in CASES:
+        for name in args.only or CASES:
             r = measure(name, n, rounds)
             cols = " ".join(f"{r[p]:9.4f}" for p in PHASES)
             print(f"{name:10} {n:4d} {r['cpu_s']:7.3f} {r['wall_s']:7.3f} {cols} {r['peak_growth_mib']:9.1f}")

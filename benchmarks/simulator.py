@@ -16,8 +16,10 @@
 3. Peak resident memory (``getrusage`` max RSS) of a fresh process that builds a 100-client LeNet
    simulator and runs one round (target < 4 GiB).
 4. ``--scale``: the setting of the scale comparison (MLP 784-200-200-10, batch 32, one local step,
-   coordinate-wise median, one thread) at 20, 100, 500 and 1,000 clients per round: seconds per round
-   by phase and the peak RSS, each size in a fresh process.
+   coordinate-wise median, one thread) at 20, 100, 500 and 1,000 clients per round (``--sizes``):
+   CPU seconds per round and by phase, wall seconds per round and the peak RSS, each size in a fresh
+   process; with ``--against REV`` each size also runs on git revision ``REV`` right after, and the
+   two runs' final parameters are compared (a difference is printed).
 5. ``--against REV``: this tree against git revision ``REV`` (checked out in a temporary worktree) on
    the same 20-client round, in alternating fresh processes, so both see the same machine load; prints
    the median CPU seconds per round of each and their ratio (Engine v2's target: at most 5% slower).
@@ -30,12 +32,14 @@ compute done) and in wall time; on a shared machine the wall time includes waiti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -165,13 +169,16 @@ print(statistics.median(cpus))
 
 
 SCALE_PROBE = """
-import resource, statistics, sys, time, json, torch
+import resource, statistics, sys, time, json, types, torch
+import robustfl.engine.simulator as simulator_module
 from robustfl import aggregators, algorithms
 from robustfl.data import load_dataset, partition
 from robustfl.engine import PHASES, Simulator
 from robustfl.models import build_model
 from robustfl.streams import Streams
 torch.set_num_threads(1)
+# the simulator's phase timer reads this process's CPU time: on a shared machine, the work done
+simulator_module.time = types.SimpleNamespace(perf_counter=time.process_time)
 n, rounds = int(sys.argv[1]), int(sys.argv[2])
 data = load_dataset("embedded-mnist")
 parts = partition(data.y_train, n, "iid", generator=Streams(0).shared("partition"))
@@ -179,60 +186,109 @@ torch.manual_seed(0)
 sim = Simulator(build_model("mlp", data.input_shape, data.num_classes, hidden=[200, 200]), data, parts,
                 algorithms.get("sgd"), aggregators.get("median"), batch_size=32, lr=0.05, seed=0)
 sim.step()
-stats = [sim.step() for _ in range(rounds)]
-walls = [sum(s.seconds.values()) for s in stats]
+stats, walls = [], []
+for _ in range(rounds):
+    t = time.perf_counter()
+    stats.append(sim.step())
+    walls.append(time.perf_counter() - t)
 phases = {p: statistics.median(s.seconds[p] for s in stats) for p in PHASES}
-print(json.dumps({"round": statistics.median(walls), "phases": phases,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({"wall": statistics.median(walls), "cpu": statistics.median(sum(s.seconds.values()) for s in stats),
+                  "phases": phases, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "params": float(sim.params.double().sum())}))
 """
 
 
-def scale(sizes: list[int], rounds: int) -> None:
-    """Seconds per round by phase and peak RSS at each cohort size (fresh process each)."""
+def _load() -> str:
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def _scale_probe(src: str, n: int, rounds: int) -> dict[str, Any]:
     import json
 
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", SCALE_PROBE, str(n), str(rounds)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def scale(sizes: list[int], rounds: int, against: str | None = None) -> None:
+    """Seconds per round by phase and peak RSS at each cohort size (fresh process each); with
+    ``against``, the same probe on git revision ``against`` right after, size by size."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    head = subprocess.run(
+        ["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     print("\n## Scale: MLP 784-200-200-10, batch 32, one local step, median, 1 thread\n")
-    print("| clients | round s | " + " | ".join(PHASES) + " | peak RSS GiB |")
-    print("|---:|---:|" + "---:|" * len(PHASES) + "---:|")
-    for n in sizes:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        out = subprocess.run(
-            [sys.executable, "-c", SCALE_PROBE, str(n), str(rounds)],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        cells = " | ".join(f"{r['phases'][p]:.3f}" for p in PHASES)
-        print(f"| {n} | {r['round']:.3f} | {cells} | {r['rss'] / 2**30:.2f} |")
+    print(
+        f"torch {torch.__version__}; this tree at {head or '?'}; load average at the start {_load()}; "
+        f"median over {rounds} rounds after a warm-up; phases in CPU seconds of the process"
+    )
+    print(
+        "\n| clients | tree | rounds/s (CPU) | round CPU s | round wall s | "
+        + " | ".join(PHASES)
+        + " | peak RSS GiB |"
+    )
+    print("|---:|---|---:|---:|---:|" + "---:|" * len(PHASES) + "---:|")
+    with _checkout(here, against) as old:
+        trees = [("this tree", os.path.join(here, "src"))] + ([(against, old)] if against and old else [])
+        for n in sizes:
+            sums = []
+            for label, src in trees:
+                r = _scale_probe(src, n, rounds)
+                sums.append(r["params"])
+                cells = " | ".join(f"{r['phases'][p]:.3f}" for p in PHASES)
+                print(
+                    f"| {n} | {label} | {1 / r['cpu']:.2f} | {r['cpu']:.3f} | {r['wall']:.3f} | {cells} "
+                    f"| {r['rss'] / 2**30:.2f} |",
+                    flush=True,
+                )
+            if len(sums) == 2 and sums[0] != sums[1]:
+                print(f"| {n} | parameters differ: {sums[0]!r} vs {sums[1]!r} |")
+    print(f"\nload average at the end: {_load()}")
 
 
-def against(rev: str, pairs: int, rounds: int) -> None:
-    """Median CPU s/round of this tree vs ``rev``, alternating fresh processes (see the docstring)."""
+@contextlib.contextmanager
+def _checkout(here: str, rev: str | None) -> Iterator[str | None]:
+    """``rev``'s ``src`` in a temporary worktree (``None`` when no revision is asked for)."""
     import tempfile
 
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    if rev is None:
+        yield None
+        return
     with tempfile.TemporaryDirectory() as tmp:
         old = os.path.join(tmp, "old")
         subprocess.run(
             ["git", "-C", here, "worktree", "add", "--detach", old, rev], check=True, capture_output=True
         )
         try:
-            times: dict[str, list[float]] = {"this tree": [], rev: []}
-            for _ in range(pairs):
-                for label, src in (("this tree", os.path.join(here, "src")), (rev, os.path.join(old, "src"))):
-                    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
-                    out = subprocess.run(
-                        [sys.executable, "-c", PROBE, str(rounds)],
-                        env=env,
-                        check=True,
-                        capture_output=True,
-                        text=True,
-                    )
-                    times[label].append(float(out.stdout.split()[-1]))
+            yield os.path.join(old, "src")
         finally:
             subprocess.run(["git", "-C", here, "worktree", "remove", "--force", old], check=False)
+
+
+def against(rev: str, pairs: int, rounds: int) -> None:
+    """Median CPU s/round of this tree vs ``rev``, alternating fresh processes (see the docstring)."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    times: dict[str, list[float]] = {"this tree": [], rev: []}
+    with _checkout(here, rev) as old:
+        assert old is not None
+        for _ in range(pairs):
+            for label, src in (("this tree", os.path.join(here, "src")), (rev, old)):
+                env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
+                out = subprocess.run(
+                    [sys.executable, "-c", PROBE, str(rounds)],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                times[label].append(float(out.stdout.split()[-1]))
     new, base = statistics.median(times["this tree"]), statistics.median(times[rev])
     print(
         f"\n## This tree vs {rev}: LeNet, 20 clients, SGD + mean, {pairs} alternating process pairs x {rounds} rounds\n"
@@ -256,6 +312,9 @@ def main() -> None:
     parser.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--against", metavar="REV", help="compare this tree with git revision REV only")
     parser.add_argument("--scale", action="store_true", help="only the 20-1000 clients scale table")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[20, 100, 500, 1000], help="cohort sizes for --scale"
+    )
     parser.add_argument("--pairs", type=int, default=5, help="alternating process pairs for --against")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -263,11 +322,11 @@ def main() -> None:
         rss_probe()
         return
     rounds = 2 if args.quick else args.rounds
+    if args.scale:
+        scale([20, 100] if args.quick else args.sizes, rounds, args.against)
+        return
     if args.against:
         against(args.against, args.pairs, rounds)
-        return
-    if args.scale:
-        scale([20, 100] if args.quick else [20, 100, 500, 1000], rounds)
         return
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"torch {torch.__version__}, {args.threads} thread(s), {rounds} timed rounds per row; load {load}")

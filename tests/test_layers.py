@@ -17,7 +17,7 @@ FORBIDDEN = {
     "algorithms": UPPER,
     "engine": ("experiment", "cli", "integrations", "distributed"),
 }
-BOTTOM = ("checks.py", "registry.py", "utils.py", "streams.py", "layout.py", "commtime.py")
+BOTTOM = ("checks.py", "registry.py", "utils.py", "streams.py", "layout.py", "commtime.py", "topology.py")
 
 
 def imported_packages(path: Path) -> set[str]:

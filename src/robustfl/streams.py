@@ -36,6 +36,7 @@ STREAMS: dict[str, str] = {
     "component": "shared: the seed of a component's constructor (BGMD's blocks, bucketing's shuffle, ...)",
     "root": "shared: the server's root data set (FLTrust) and, per round, its minibatches",
     "coding": "shared per round: a coded scheme's decoder (DETOX's vote groups, the cyclic locator)",
+    "topology": "shared: the communication graph of decentralised training (the Erdős–Rényi draw)",
 }
 """Every stream's name and what it drives (docs/engine.md prints this table)."""
 

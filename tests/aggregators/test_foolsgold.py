@@ -74,7 +74,7 @@ def test_state_round_trip_and_reset() -> None:
     assert a.state_dict() == {"history": None}
     assert torch.equal(a(xs[2]), FoolsGold()(xs[2]))
     with pytest.raises(ValueError, match="call reset"):
-        b(xs[0][:5])
+        b(xs[0][:, :50])
     with pytest.raises(ValueError, match="Tensor"):
         b.load_state_dict({"history": torch.zeros(3)})
 
@@ -95,3 +95,35 @@ def test_validation_and_non_finite_rows() -> None:
     x = rounds(3, t=1)[0]
     x[0] = float("nan")
     assert torch.isfinite(FoolsGold()(x)).all()
+
+
+def test_histories_follow_client_ids_under_sampling() -> None:
+    """Rows given in any order, by any subset of clients, add to their own clients' histories."""
+    xs = rounds(2)
+    fixed, sampled = FoolsGold(), FoolsGold()
+    fixed(xs[0])
+    perm = torch.randperm(14, generator=torch.Generator().manual_seed(0))
+    half = perm[:7]
+    sampled.set_clients(half)
+    sampled(xs[0][half])
+    sampled.set_clients(perm[7:])
+    sampled(xs[0][perm[7:]])
+    assert torch.allclose(sampled.state_dict()["history"], fixed.state_dict()["history"], atol=1e-12)
+    # the same round seen by everyone, rows shuffled: the output is the same weighted mean
+    sampled.set_clients(perm)
+    assert torch.allclose(sampled(xs[1][perm]), fixed(xs[1]), atol=1e-12)
+    with pytest.raises(ValueError, match="3 client ids for 14 rows"):
+        sampled.set_clients(torch.arange(3))
+        sampled(xs[2])
+    with pytest.raises(ValueError, match="distinct"):
+        sampled.set_clients(torch.tensor([1, 1]))
+
+
+def test_pipeline_hands_client_ids_to_foolsgold() -> None:
+    from robustfl.aggregators import Clipping, Pipeline
+
+    rule = Pipeline(Clipping(c=100.0), FoolsGold())
+    assert rule.tracks_clients
+    rule.set_clients(torch.tensor([5, 3]))
+    rule(torch.randn(2, 10, dtype=torch.float64))
+    assert rule.state_dict()["stages"][1]["history"].shape == (6, 10)

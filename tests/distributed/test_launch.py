@@ -113,7 +113,8 @@ def test_resume_after_the_server_is_killed_matches_an_uninterrupted_run(tmp_path
 def _algorithms() -> list[str]:
     from robustfl.algorithms import ALGORITHMS
 
-    return ALGORITHMS.primary_names()
+    # decentralised algorithms (gossip) have no server: `robustfl launch` refuses them
+    return [a for a in ALGORITHMS.primary_names() if not getattr(ALGORITHMS[a], "decentralised", False)]
 
 
 @pytest.mark.parametrize("algorithm", _algorithms())
@@ -137,3 +138,48 @@ def test_replicated_clients_outvote_a_worker_sending_garbage(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr[-3000:]
     _same(metrics(tmp_path / "dist"), simulate(cfg, tmp_path / "sim"))
     assert [(e["event"], e["rank"], e["round"]) for e in events(tmp_path / "dist")] == [("dropped", 2, 1)]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "params"), [("draco-repetition", {"s": 1}), ("draco-cyclic", {"s": 1}), ("detox", {"r": 3})]
+)
+def test_coded_schemes_run_across_processes_as_in_the_simulator(
+    tmp_path: Path, scheme: str, params: dict
+) -> None:
+    """Each rank computes the partitions its workers encode; the server decodes before the step."""
+    cfg = config(
+        tmp_path,
+        training={"rounds": 2, "algorithm": "sgd"},
+        attack={"name": "sign-flip"},
+        coding={"name": scheme, "params": params},
+        byzantine={"ids": "random", "resample": True},
+    )
+    done = launch(cfg, tmp_path / "dist", nproc=3)
+    assert done.returncode == 0, done.stderr[-3000:]
+    dist, sim = metrics(tmp_path / "dist"), simulate(cfg, tmp_path / "sim")
+    _same(dist, sim)
+    decoded = ("redundancy", "located_adversaries", "groups_without_majority")
+    assert [{k: m["round_metrics"][k] for k in decoded} for m in dist] == [
+        {k: m["round_metrics"][k] for k in decoded} for m in sim
+    ]
+    assert dist[-1]["round_metrics"]["redundancy"] == 3.0
+
+
+def test_pufferfish_warm_up_switches_every_process_to_the_hybrid(tmp_path: Path) -> None:
+    """[model.low_rank]: vanilla rounds, then server and workers train the low-rank hybrid together."""
+    cfg = config(
+        tmp_path,
+        model={
+            "name": "mlp",
+            "params": {"hidden": [32, 16]},
+            "low_rank": {"warmup_rounds": 2, "first_low_rank": 1},
+        },
+        training={"rounds": 4},
+    )
+    done = launch(cfg, tmp_path / "dist", nproc=3)
+    assert done.returncode == 0, done.stderr[-3000:]
+    dist = metrics(tmp_path / "dist")
+    _same(dist, simulate(cfg, tmp_path / "sim"))
+    assert (
+        dist[2]["bits_up"] - dist[1]["bits_up"] < dist[1]["bits_up"] - dist[0]["bits_up"]
+    )  # smaller messages

@@ -236,3 +236,17 @@ def test_resume_mid_run_is_exact_with_sampling_error_feedback_and_random_attacke
     for _ in range(2):
         resumed.step()
     assert torch.equal(resumed.params, full.params)
+
+
+def test_foolsgold_history_follows_sampled_clients() -> None:
+    """Under client sampling the engine tells FoolsGold each row's client id: one history row per client."""
+    from robustfl.aggregators import FoolsGold
+
+    rule = FoolsGold()
+    sim = make_simulator(per_round=4, aggregator=rule, algorithm=DistributedSGD())
+    for _ in range(4):
+        sim.step()
+    history = rule.state_dict()["history"]
+    touched = (history != 0).any(dim=1).nonzero().flatten()
+    assert history.shape[0] <= 10  # ids of the 10 clients, not positions in a cohort of 4
+    assert touched.numel() > 4  # more clients than one cohort hold a history

@@ -158,3 +158,75 @@ def test_arguments_are_checked() -> None:
         RobustStrategy("median", f=-1)
     with pytest.raises(ValueError, match="lr must be"):
         RobustStrategy("median", lr=0.0)
+
+
+def _round_trip(
+    strategy: RobustStrategy, clients: list[RobustClient], contexts: list[Context], r: int, start
+):
+    instructions = list(strategy.configure_train(r, start, ConfigRecord(), Grid(len(clients))))
+    answers = [c.train(m, ctx) for c, m, ctx in zip(clients, instructions, contexts, strict=True)]
+    return instructions, strategy.aggregate_train(r, answers)
+
+
+def _clients(algorithm: str, n: int = 3) -> tuple[list[RobustClient], list[Context], ArrayRecord]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    start = ArrayRecord(torch_state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
+    gen = torch.Generator().manual_seed(1)
+    clients = [
+        RobustClient(
+            copy_of(model),
+            torch.randn(20, 4, generator=gen),
+            torch.randint(3, (20,), generator=gen),
+            algorithm=algorithm,
+            batch_size=5,
+            client_id=i,
+        )
+        for i in range(n)
+    ]
+    contexts = [
+        Context(run_id=1, node_id=i + 1, node_config={}, state=RecordDict(), run_config={}) for i in range(n)
+    ]
+    return clients, contexts, start
+
+
+def copy_of(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def test_scaffold_uploads_two_parts_and_receives_the_server_control_variate() -> None:
+    from robustfl.integrations.flower.arrays import SHARED_KEY
+
+    clients, contexts, start = _clients("scaffold")
+    strategy = RobustStrategy("mean", algorithm="scaffold", min_train_nodes=3, min_available_nodes=3)
+    first, (arrays, metrics) = _round_trip(strategy, clients, contexts, 1, start)
+    assert arrays is not None and metrics["robustfl-replies"] == 3
+    assert not first[0].content[SHARED_KEY]["control"].numpy().any()  # c = 0 at first
+    control = strategy.server_state["control"]
+    assert bool(control.abs().sum() > 0)  # c moved by the mean of the clients' control updates
+    second, (arrays2, _) = _round_trip(strategy, clients, contexts, 2, arrays)
+    sent = torch.from_numpy(second[0].content[SHARED_KEY]["control"].numpy())
+    assert torch.equal(sent, control)  # the broadcast carries the server state
+    assert arrays2 is not None
+
+
+def test_mime_and_c_rsa_run_their_own_broadcast_and_message_widths() -> None:
+    for algorithm in ("mime", "c-rsa"):
+        clients, contexts, start = _clients(algorithm)
+        strategy = RobustStrategy("median", algorithm=algorithm, min_train_nodes=3, min_available_nodes=3)
+        _, (arrays, metrics) = _round_trip(strategy, clients, contexts, 1, start)
+        assert arrays is not None and metrics["robustfl-dropped"] == 0, algorithm
+        assert not torch.equal(flatten(arrays)[0], flatten(start)[0]), algorithm
+
+
+def test_a_reply_whose_width_differs_from_most_is_dropped() -> None:
+    strategy = RobustStrategy("mean", algorithm="sgd", min_train_nodes=4, min_available_nodes=4)
+    msgs = instructions(strategy, 4)
+    answers = [
+        reply(m, ArrayRecord(array_dict={UPDATE_KEY: Array(np.ones(16 if i < 3 else 15, "float32"))}))
+        for i, m in enumerate(msgs)
+    ]
+    arrays, metrics = strategy.aggregate_train(1, answers)
+    assert arrays is not None and metrics["robustfl-dropped"] == 1 and metrics["robustfl-replies"] == 3

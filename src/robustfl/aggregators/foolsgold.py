@@ -42,9 +42,13 @@ def foolsgold_weights(history: Tensor, kappa: float = 1.0) -> Tensor:
 class FoolsGold(Aggregator):
     """Down-weights clients whose *accumulated* updates point the same way (sybils).
 
-    Row ``i`` of every call belongs to client ``i`` (fixed participants, as in the paper). The rule
-    keeps ``H_i = sum_t x_{i,t}`` and returns ``sum_i alpha_i x_i / sum_i alpha_i`` with ``alpha`` from
-    :func:`foolsgold_weights` on ``H`` (zero if every ``alpha_i`` is 0). The paper applies
+    The rule keeps ``H_c = sum_t x_{c,t}`` for every client ``c`` it has seen and returns
+    ``sum_i alpha_i x_i / sum_i alpha_i`` with ``alpha`` from :func:`foolsgold_weights` on the histories
+    of this call's clients (zero if every ``alpha_i`` is 0). Which client sent row ``i`` comes from
+    :meth:`set_clients`, which the engine calls with the round's cohort before every aggregation (so
+    client sampling keeps each history with its client); without it row ``i`` is client ``i``, the
+    paper's fixed participants. Under sampling the weights compare the clients of this round only
+    (our reading: the paper has every client in every round). The paper applies
     ``w += sum_i alpha_i x_i`` with its learning rate folded in; normalising by ``sum_i alpha_i`` keeps
     the output an estimate of the honest mean when sybils get weight 0 (our choice). The paper's
     optional feature-importance weighting of the output layer is not applied (it needs the layer
@@ -56,10 +60,19 @@ class FoolsGold(Aggregator):
     """
 
     breakdown = "any number of sybils whose updates agree; n >= 2"
+    tracks_clients = True
 
     def __init__(self, kappa: float = 1.0) -> None:
         self.kappa = check_positive("kappa", kappa)
         self._history: Tensor | None = None
+        self._clients: Tensor | None = None
+
+    def set_clients(self, ids: Tensor) -> None:
+        """The client id of each row of the next call (used once, then forgotten)."""
+        ids = torch.as_tensor(ids, dtype=torch.long).flatten().cpu()
+        if ids.numel() and (int(ids.min()) < 0 or ids.unique().numel() != ids.numel()):
+            raise ValueError("FoolsGold client ids must be distinct and non-negative")
+        self._clients = ids
 
     def check_n(self, n: int) -> None:
         require_n("FoolsGold", n, 0, n >= 2, "n >= 2 (it compares clients with one another)")
@@ -75,6 +88,28 @@ class FoolsGold(Aggregator):
 
     def reset(self) -> None:
         self._history = None
+        self._clients = None
+
+    def _rows_of(self, x: Tensor) -> Tensor:
+        """History rows for this call's clients, growing the history to the largest id seen."""
+        ids, self._clients = self._clients, None
+        if ids is None:
+            ids = torch.arange(x.shape[0])
+        elif ids.numel() != x.shape[0]:
+            raise ValueError(f"FoolsGold was told {ids.numel()} client ids for {x.shape[0]} rows")
+        rows = int(ids.max()) + 1
+        if self._history is None:
+            self._history = x.new_zeros(rows, x.shape[1])
+        elif self._history.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"FoolsGold's history has d={self._history.shape[1]} but the messages have "
+                f"d={x.shape[1]}; call reset() first"
+            )
+        elif self._history.shape[0] < rows:
+            grown = self._history.new_zeros(rows, x.shape[1])
+            grown[: self._history.shape[0]] = self._history
+            self._history = grown
+        return ids.to(self._history.device)
 
     def _aggregate(self, x: Tensor) -> Tensor:
         ok = finite_rows(x)
@@ -82,16 +117,10 @@ class FoolsGold(Aggregator):
         clean = (
             x if all_ok else torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
         )
-        if self._history is None:
-            self._history = clean.clone()
-        elif self._history.shape != x.shape:
-            raise ValueError(
-                f"FoolsGold keeps one history row per client: its history has shape "
-                f"{tuple(self._history.shape)} but the messages have {tuple(x.shape)}; call reset() first"
-            )
-        else:
-            self._history.add_(clean.to(self._history))
-        alpha = torch.where(ok, foolsgold_weights(self._history, self.kappa), 0.0)
+        ids = self._rows_of(x)
+        assert self._history is not None
+        self._history.index_add_(0, ids, clean.to(self._history))
+        alpha = torch.where(ok, foolsgold_weights(self._history[ids], self.kappa), 0.0)
         total = float(alpha.sum())
         if total == 0:
             return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)

@@ -55,6 +55,17 @@ class Pipeline(Aggregator):
             if getattr(stage, "needs_reference", False):
                 stage.set_reference(g0)  # type: ignore[attr-defined]
 
+    @property
+    def tracks_clients(self) -> bool:
+        """Whether a stage keeps per-client memory (FoolsGold) and so needs each row's client id."""
+        return any(getattr(stage, "tracks_clients", False) for stage in self.stages)
+
+    def set_clients(self, ids: Tensor) -> None:
+        """Hand the rows' client ids to every stage that tracks clients (rows keep their order)."""
+        for stage in self.stages:
+            if getattr(stage, "tracks_clients", False):
+                stage.set_clients(ids)  # type: ignore[attr-defined]
+
     def state_dict(self) -> dict[str, Any]:
         return {"stages": [stage.state_dict() for stage in self.stages]}
 

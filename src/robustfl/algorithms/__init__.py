@@ -19,6 +19,8 @@ from robustfl.algorithms.fedavg import FedAvg
 from robustfl.algorithms.fedavg_pgd import PGDFedAvg
 from robustfl.algorithms.fedprox import FedProx
 from robustfl.algorithms.fl_bgmd import FLBGMD
+from robustfl.algorithms.gossip import Gossip
+from robustfl.algorithms.masked import MaskedTraining
 from robustfl.algorithms.mime import Mime, MimeLite
 from robustfl.algorithms.optim import SERVER_OPTIMIZERS, ClientOptimizer, ServerOptimizer
 from robustfl.algorithms.rsa import RSA
@@ -38,7 +40,9 @@ __all__ = [
     "DistributedSGD",
     "FedAvg",
     "FedProx",
+    "Gossip",
     "GradFn",
+    "MaskedTraining",
     "Mime",
     "MimeLite",
     "PGDFedAvg",

@@ -132,6 +132,17 @@ class Algorithm(Configurable, ABC):
         its dtype's width. Only consulted when no compressor is configured."""
         return None
 
+    def upload_bits(self, parts: dict[str, Tensor], shared: State) -> int | None:
+        """Exact uplink bits of the round whose broadcast was ``shared`` when the algorithm fixes its own
+        wire format (masked training's support values); default :meth:`message_bits`. Only consulted
+        when no compressor is configured."""
+        return self.message_bits(parts)
+
+    def evaluation_params(self, params: Tensor, server_state: State) -> dict[str, Tensor]:
+        """Further parameter vectors to evaluate beside ``params``, by name (masked training's core
+        network); the evaluation reports ``<name>_test_accuracy`` etc. for each. Default: none."""
+        return {}
+
     @abstractmethod
     def client_step(
         self, shared: State, xs: Tensor, ys: Tensor, state: State, lr: float, grad_fn: GradFn

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -65,6 +65,19 @@ def _wait(proc: subprocess.Popen[bytes], summary: Path) -> int:
     return code
 
 
+def _refuse_decentralised(cfg: Any) -> None:
+    """Gossip has no server: the launch's server/worker runtime cannot run it."""
+    from robustfl.algorithms import ALGORITHMS
+    from robustfl.experiment.build import algorithm_component
+
+    component, path = algorithm_component(cfg)
+    if getattr(ALGORITHMS[component.name], "decentralised", False):
+        raise ValueError(
+            f"{path}: {component.name!r} is decentralised (nodes on a graph, no server); run it with "
+            "`robustfl run`"
+        )
+
+
 @app.command()
 def launch(
     config: Annotated[Path, typer.Argument(help="The experiment's TOML file.")],
@@ -87,6 +100,7 @@ def launch(
 
     with user_errors():
         cfg = load_config(config, set_ or [])
+        _refuse_decentralised(cfg)
         if nproc * nnodes < 2:
             raise ValueError("--nproc: a launch needs at least 2 processes in all (a server and a worker)")
         if nproc * nnodes - 1 > cfg.workers.n:

@@ -237,6 +237,38 @@ def client_drift(
     typer.echo(f"table: {out_dir / 'client_drift.md'}")
 
 
+@reproduce_app.command("personalise")
+def personalise(
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Training rounds per seed (default: the configs' 60).")
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these (finetune, weighted, weighted-plain); repeatable."),
+    ] = None,
+    seed: Annotated[
+        list[int] | None, typer.Option(help="Train with these seeds (repeatable; mean ± std). Default 0.")
+    ] = None,
+    set_: SetOption = None,
+    out: OutOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """FedAvg on a Dirichlet(0.1) split, then fine-tuning / weighted averaging (+ bias correction) per client."""
+    from rich.console import Console
+
+    from robustfl.experiment import personalise_runs as pr
+    from robustfl.experiment.table import to_rich
+
+    out_dir = out or default_out("personalise")
+    with user_errors(), runs_progress(len(seed or [0]), "personalise", quiet) as on_done:
+        rows = pr.reproduce(
+            out_dir, methods=method, seeds=seed, overrides=with_rounds(set_, rounds), on_done=on_done
+        )
+    columns = ["model", "mean %", "worst 10% %"]
+    Console().print(to_rich(rows, columns, title="per-client test accuracy on held-out client data"))
+    typer.echo(f"table: {out_dir / 'personalise.md'}")
+
+
 @reproduce_app.command("fl-bgmd")
 def fl_bgmd(
     rounds: Annotated[

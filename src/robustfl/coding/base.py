@@ -114,6 +114,18 @@ class CodedScheme(Configurable, ABC):
             )
         return self._combine(self.coefficients(), grads)
 
+    def encode_some(self, workers: list[int], grads: Tensor) -> Tensor:
+        """The messages of ``workers`` only (one process's share), from ``grads: Tensor[m, per_worker,
+        d]`` (row ``i``: the gradients of ``assignment()[workers[i]]``) -> ``Tensor[m, message_dim]``."""
+        if any(not 0 <= j < self.workers for j in workers):
+            raise ValueError(f"workers must be in [0, P={self.workers}), got {workers}")
+        if grads.dim() != 3 or grads.shape[:2] != (len(workers), self.per_worker):
+            raise ValueError(
+                f"grads must have shape [{len(workers)}, per_worker={self.per_worker}, d], "
+                f"got {tuple(grads.shape)}"
+            )
+        return self._combine(self.coefficients()[workers], grads)
+
     @staticmethod
     def _combine(coef: Tensor, grads: Tensor) -> Tensor:
         if not grads.is_floating_point():

@@ -16,7 +16,13 @@ A round ``r`` (the same phase functions as :meth:`robustfl.engine.Simulator.step
 5. **decode** — each row from its wire bytes (``Message.from_bytes`` + ``decompress``) or raw float
    bytes. Undecodable bytes, a wrong size or NaN/Inf values drop that client's row, with an event:
    treated as Byzantine, never a crash;
-6. **aggregate** + **update** — if the rule's bound holds for the rows that arrived (``check_n``), the
+   (with ``[model.low_rank]``, the server and every worker switch to PUFFERFISH's hybrid network before
+   round ``warmup_rounds``, as the simulator does; the server's SVD factors reach the workers as the
+   broadcast parameters);
+6. **coded decode** — under a coded scheme (``[coding]``: DRACO, DETOX) the rows are the workers'
+   encodings and the scheme's decoder, which needs every worker's row, turns them into one gradient
+   that replaces the rule (as the simulator's decode phase);
+7. **aggregate** + **update** — if the rule's bound holds for the rows that arrived (``check_n``), the
    algorithm's server step on them, in cohort order; otherwise the run stops with one message naming
    the round and the missing ranks.
 
@@ -35,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from robustfl.aggregators import Average
 from robustfl.algorithms.base import Cohort
 from robustfl.compressors.base import Message
 from robustfl.distributed import wire
@@ -93,6 +100,7 @@ class DistributedServer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.run.load_state_dict(state)
+        self.shapes = self._message_shapes()  # the checkpoint may hold PUFFERFISH's hybrid
         extra = dict(state.get("distributed", {}))
         self.events = list(extra.pop("events", []))
         self.totals.update({k: int(v) for k, v in extra.items()})
@@ -119,6 +127,11 @@ class DistributedServer:
             for k, v in sim.model.named_buffers():
                 v.copy_(buffers[k])
         parts = phases.as_parts(out.message, sim.algorithm.parts)
+        if sim.coding is not None:  # one worker's encoding of copies of the row: the message's shape
+            parts = {
+                name: sim.coding.encode_some([0], v.expand(sim.coding.per_worker, -1).unsqueeze(0))
+                for name, v in parts.items()
+            }
         return {name: (int(v.shape[1]), wire.dtype_name(v)) for name, v in parts.items()}
 
     def wait_ready(self, seconds: float) -> None:
@@ -262,7 +275,7 @@ class DistributedServer:
             try:
                 specs = meta.get("stats") or []
                 tensors = wire.decode_tensors(specs, [blobs[s["blob"]] for s in specs])
-                ids = [c["id"] for c in meta["clients"]]
+                ids = [int(i) for i in meta["stat_ids"]]  # the rows computed (a coded scheme's partitions)
                 if any(v.shape != (len(ids),) for v in tensors.values()) or "loss" not in tensors:
                     raise wire.WireError("stats do not match the clients")
             except (wire.WireError, KeyError, TypeError, IndexError) as err:
@@ -279,6 +292,10 @@ class DistributedServer:
         sim, algo = self.sim, self.sim.algorithm
         seconds = dict.fromkeys(PHASES, 0.0)
         r, t = self.round, time.perf_counter()
+        switch = getattr(self.run, "switch", None)  # [model.low_rank]: PUFFERFISH's end of warm-up
+        if switch is not None and 0 < switch.round == r:
+            switch.apply(sim)
+            algo, self.shapes = sim.algorithm, self._message_shapes()
         lr = sim.lr_at(r)
         cohort = sim.plan(r)
         shared = algo.broadcast(sim.params, sim.server_state, r)
@@ -320,14 +337,22 @@ class DistributedServer:
         parts = {name: torch.stack([rows[i][name][0] for i in ids.tolist()]) for name in self.shapes}
         bits_up = sum(rows[i][name][1] for i in ids.tolist() for name in self.shapes)
         bits_up += sum(max((rows[i][name][2] for i in ids.tolist()), default=0) for name in self.shapes)
-        if sim.compressor is None and (own_bits := algo.message_bits(parts)) is not None:
+        if sim.compressor is None and (own_bits := algo.upload_bits(parts, shared)) is not None:
             bits_up = own_bits  # the algorithm's own wire format (C-RSA's ternary signs), as the simulator
         seconds["compress"] = time.perf_counter() - t
 
+        aggregators, arrived = sim.aggregators, Cohort(ids, byz, sim.sampler.sizes(ids))
+        coding_metrics: dict[str, float] = {}
+        if sim.coding is not None:
+            t = time.perf_counter()
+            parts, decoded = phases.decode_coded(sim.coding, parts, sim.params.dtype, sim.streams, r)
+            coding_metrics = {**decoded, "redundancy": float(sim.coding.redundancy)}
+            aggregators, arrived = Average(), Cohort.of(1)  # the decoder replaced the rule
+            seconds["decode"] = time.perf_counter() - t
+
         t = time.perf_counter()
-        arrived = Cohort(ids, byz, sim.sampler.sizes(ids))
         result = phases.aggregate_update(
-            algo, sim.params, parts, sim.aggregators, sim.server_state, lr, r, arrived
+            algo, sim.params, parts, aggregators, sim.server_state, lr, r, arrived
         )
         seconds["aggregate"] = time.perf_counter() - t
         sim.params, sim.server_state = result.params, result.state
@@ -345,6 +370,7 @@ class DistributedServer:
         metrics: dict[str, Any] = {
             **phases.client_metrics(client_metrics, flags),
             **result.metrics,
+            **coding_metrics,
             "clients": len(ids),
             "byzantine_ids": ids[byz].tolist(),
         }
@@ -403,6 +429,12 @@ class DistributedServer:
         """Stop with one clear message when the rule cannot serve the messages that arrived."""
         if arrived == planned:
             return
+        if self.sim.coding is not None:
+            raise RoundFailed(
+                f"round {r}: only {arrived} of {planned} workers' messages arrived and the coded scheme "
+                f"{self.sim.coding!r} decodes from all of them: raise training.round_timeout or give each "
+                "client to several ranks (workers.replicas)"
+            )
         aggs = self.sim.aggregators
         try:
             if arrived == 0:

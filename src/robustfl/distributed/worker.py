@@ -4,7 +4,9 @@ The worker builds the same run as the simulator (data, partitions, model, algori
 data attack) from the config, and keeps the client state of its own clients. For each ``BROADCAST`` of
 round ``r`` it draws the round's cohort from the shared streams (so it knows which of its clients take
 part and which are Byzantine, without being told), samples their minibatches from their own streams,
-runs the executor (``vmap`` or loop, as the simulator would pick) and uploads:
+runs the executor (``vmap`` or loop, as the simulator would pick) and uploads (under a coded scheme,
+``[coding]``, a worker computes the gradients of the partitions its clients encode and uploads the
+encodings: ``phases.encode_coded``):
 
 * an honest client's message as the compressor's wire bytes (``Message.row(i).to_bytes()``), or its raw
   float bytes without a compressor;
@@ -58,6 +60,8 @@ class Worker:
         self, config: ExperimentConfig, run: Any, rank: int, ids: Tensor, out: Path, device: torch.device
     ) -> None:
         self.config, self.sim, self.rank, self.out, self.device = config, run.sim, rank, out, device
+        self.switch = getattr(run, "switch", None)  # [model.low_rank]
+        self.switched = self.switch is not None and self.switch.round == 0
         self.ids = ids
         self.mine = torch.zeros(self.sim.n, dtype=torch.bool)
         self.mine[ids] = True
@@ -117,12 +121,13 @@ class Worker:
         if self.pending is not None:  # no crafted rows came for them: the round is over
             self.done, self.pending = self.pending["round"] + 1, None
             self._save(self.done)
+        self._architecture_for(r)
         if r != self.done:
             self._load(r)
         meta, blobs = wire.unpack(frame.payload)
-        ids, byz = draw_cohort(sim.n, sim.per_round, sim.byzantine, sim.streams, r)
-        keep = self.mine[ids]
-        ids, byz = ids[keep], byz[keep]
+        cohort_ids, cohort_byz = draw_cohort(sim.n, sim.per_round, sim.byzantine, sim.streams, r)
+        keep = self.mine[cohort_ids]
+        ids, byz = cohort_ids[keep], cohort_byz[keep]
         self.faults.before_compute(r)
         if len(ids) == 0 or meta.get("tensors") is None:
             self.done = r + 1
@@ -131,14 +136,24 @@ class Worker:
             return
         shared = {k: v.to(sim.device) for k, v in wire.decode_tensors(meta["tensors"], blobs).items()}
         lr = sim.lr_at(r)
-        idx = sim.sampler.sample(ids, r, sim.algorithm.local_steps, sim.batch_size).to(sim.device)
-        xs = sim.augment(sim.x_store[idx], ids, sim.streams, r)
-        states = sim._round_states(ids, byz)
+        # a coded scheme's worker computes the partitions it encodes (DRACO, DETOX), others their own
+        computed, flags = ids, byz
+        if sim.coding is not None:
+            computed = phases.coded_partitions(sim.coding, ids)
+            byz_of = torch.zeros(sim.n, dtype=torch.bool)
+            byz_of[cohort_ids] = cohort_byz
+            flags = byz_of[computed]
+        idx = sim.sampler.sample(computed, r, sim.algorithm.local_steps, sim.batch_size).to(sim.device)
+        xs = sim.augment(sim.x_store[idx], computed, sim.streams, r)
+        states = sim._round_states(computed, flags)
         sim.model.train()
         with sim._model_rng(r):
             out = sim.executor.run(sim.algorithm, sim.flat, shared, xs, sim.y_store[idx], states, lr)
-        phases.scatter_rows(sim.client_state, ids, {k: v for k, v in out.state.items() if k != "byzantine"})
+        new_state = {k: v for k, v in out.state.items() if k != "byzantine"}
+        phases.scatter_rows(sim.client_state, computed, new_state)
         parts = phases.as_parts(out.message, sim.algorithm.parts)
+        if sim.coding is not None:
+            parts, _ = phases.encode_coded(sim.coding, parts, computed, ids)
 
         attacked = sim.attack is not None and bool(self._cohort_has_byzantine(r))
         own = byz if attacked else torch.zeros_like(byz)
@@ -159,13 +174,31 @@ class Worker:
         for spec, blob in zip(specs, stat_blobs, strict=True):
             spec["blob"] = len(blobs_out)
             blobs_out.append(blob)
-        payload = wire.pack({"round": r, "clients": records, "stats": specs}, blobs_out)
+        meta_out = {"round": r, "clients": records, "stats": specs, "stat_ids": computed.tolist()}
+        payload = wire.pack(meta_out, blobs_out)
         if bool(own.any()):
             self.pending = {"round": r, "ids": ids[own]}
         else:
             self.done = r + 1
             self._save(self.done)
         self._send(Kind.UPLOAD, r, self.faults.before_send(r, payload))
+
+    def _architecture_for(self, r: int) -> None:
+        """Switch to PUFFERFISH's hybrid from round ``warmup_rounds`` on (as the server does). Only the
+        layout matters here: the parameters come with every broadcast. The switch restarts the client
+        state, as in the simulator."""
+        if self.switch is None or self.switch.round == 0:
+            return
+        if r >= self.switch.round and not self.switched:
+            self.switch.apply(self.sim)
+            self.switched = True
+            if r == self.switch.round:
+                self.done = r
+        elif r < self.switch.round and self.switched:
+            raise ValueError(
+                f"rank {self.rank}: round {r} is before the low-rank switch (round {self.switch.round}) "
+                "but this worker already switched; restart the workers to resume from there"
+            )
 
     def _cohort_has_byzantine(self, r: int) -> bool:
         sim = self.sim

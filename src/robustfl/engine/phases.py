@@ -55,11 +55,12 @@ def from_parts(parts: Mapping[str, Tensor]) -> Messages:
 def inject(
     attack: Any, parts: dict[str, Tensor], byzantine: Tensor, streams: Streams, round: int
 ) -> dict[str, Tensor]:
-    """Replace the Byzantine rows of every part with the attack's output.
+    """Replace the Byzantine rows of every part with the attack's output, in place (the parts are the
+    round's message buffers: no copy of ``[m, d]``).
 
-    ``attack(honest[h, d], f, rng=, round=, own=)`` sees the honest rows of the part and the Byzantine
-    clients' own true rows; its randomness comes from the shared ``attack`` stream of the round (one
-    per part).
+    ``attack(honest[h, d], f, rng=, round=, own=)`` sees copies of the honest rows of the part and of
+    the Byzantine clients' own true rows; its randomness comes from the shared ``attack`` stream of the
+    round (one per part).
     """
     f = int(byzantine.sum())
     if attack is None or f == 0:
@@ -77,24 +78,43 @@ def inject(
         byz = attack(honest, f, rng=rng, round=round, own=own)
         if tuple(byz.shape) != (f, rows.shape[1]):
             raise ValueError(f"attack returned shape {tuple(byz.shape)}, expected ({f}, {rows.shape[1]})")
-        new = rows.clone()
-        new[mask] = byz.to(rows)
-        out[name] = new
+        rows[mask] = byz.to(rows)
+        out[name] = rows
     return out
 
 
-def encode_coded(scheme: Any, parts: dict[str, Tensor]) -> tuple[dict[str, Tensor], float]:
+def coded_partitions(scheme: Any, workers: Tensor) -> Tensor:
+    """The partitions whose gradients ``workers`` encode (sorted, each once): what one process of the
+    distributed runtime computes for its share of a coded scheme's workers."""
+    assignment = scheme.assignment()
+    return torch.tensor(sorted({p for j in workers.tolist() for p in assignment[j]}), dtype=torch.long)
+
+
+def encode_coded(
+    scheme: Any, parts: dict[str, Tensor], partitions: Tensor | None = None, workers: Tensor | None = None
+) -> tuple[dict[str, Tensor], float]:
     """A coded scheme's encoding (DRACO, DETOX; ``robustfl.coding``): row ``k`` of the clients'
-    messages is partition ``k``'s gradient, worker ``j`` sends ``encode`` of the partitions of
-    ``scheme.assignment()[j]``. Each partition's gradient is computed once and gathered (honest workers
-    are deterministic, so this equals computing it on every assigned worker). Returns the encoded
-    messages ``[P, message_dim]`` and the encoding seconds."""
+    messages is the gradient of partition ``partitions[k]`` (default: ``k``), and worker ``j`` sends
+    ``encode`` of the partitions of ``scheme.assignment()[j]``, for every worker (the simulator) or for
+    ``workers`` (one process's share). Each partition's gradient is computed once and gathered (honest
+    workers are deterministic, so this equals computing it on every assigned worker). Returns the
+    encoded messages ``[P or len(workers), message_dim]`` and the encoding seconds."""
     import time
 
     ((name, rows),) = parts.items()
     start = time.perf_counter()
-    index = torch.tensor(scheme.assignment(), dtype=torch.long, device=rows.device)
-    encoded = scheme.encode_all(rows[index])
+    assignment = scheme.assignment()
+    if workers is None:
+        index = torch.tensor(assignment, dtype=torch.long, device=rows.device)
+        encoded = scheme.encode_all(rows[index])
+    else:
+        have = range(rows.shape[0]) if partitions is None else partitions.tolist()
+        position = {p: k for k, p in enumerate(have)}
+        chosen = workers.tolist()
+        index = torch.tensor(
+            [[position[p] for p in assignment[j]] for j in chosen], dtype=torch.long, device=rows.device
+        )
+        encoded = scheme.encode_some(chosen, rows[index])
     return {name: encoded}, time.perf_counter() - start
 
 
@@ -190,7 +210,14 @@ def aggregate_update(
     round: int,
     cohort: Cohort,
 ) -> ServerOutput:
-    """The algorithm's server step, with the shape of the new parameters checked."""
+    """The algorithm's server step, with the shape of the new parameters checked.
+
+    Rules that keep per-client memory (``tracks_clients``, e.g. FoolsGold) are first told which client
+    sent each row, so their memory follows clients under sampling.
+    """
+    for agg in aggregators.values() if isinstance(aggregators, Mapping) else [aggregators]:
+        if getattr(agg, "tracks_clients", False):
+            agg.set_clients(cohort.ids)  # type: ignore[attr-defined]
     out = algorithm.server_step(params, from_parts(parts), aggregators, server_state, lr, round, cohort)
     if out.params.shape != params.shape:
         raise ValueError(
@@ -218,6 +245,7 @@ __all__ = [
     "aggregators_for",
     "as_parts",
     "client_metrics",
+    "coded_partitions",
     "decode_coded",
     "encode_coded",
     "encode_parts",

@@ -23,15 +23,17 @@ class ClientSampler:
     def __init__(self, partitions: list[Tensor], streams: Streams) -> None:
         self.partitions = partitions
         self.streams = streams
+        self._sizes = torch.tensor([p.numel() for p in partitions], dtype=torch.long)
 
     def sizes(self, ids: Tensor) -> Tensor:
         """The clients' local data sizes ``Tensor[m]``."""
-        return torch.tensor([self.partitions[int(i)].numel() for i in ids], dtype=torch.long)
+        return self._sizes[ids.cpu()]
 
-    def sample(self, ids: Tensor, round: int, steps: int, batch_size: int) -> Tensor:
+    def sample(self, ids: Tensor, round: int, steps: int, batch_size: int, *tags: object) -> Tensor:
+        """``tags`` select an independent sub-stream (personalisation draws with ``"personalise"``)."""
         rows = []
         for i in ids.tolist():
-            part, gen = self.partitions[i], self.streams.client("sample", i, round)
+            part, gen = self.partitions[i], self.streams.client("sample", i, round, *tags)
             m = part.numel()
             if m >= batch_size:
                 pos = torch.stack([torch.randperm(m, generator=gen)[:batch_size] for _ in range(steps)])

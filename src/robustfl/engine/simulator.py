@@ -435,7 +435,7 @@ class Simulator:
             self.compressor, parts, cohort.ids, comp_state, self.streams, r
         )
         phases.scatter_rows(self.client_state, cohort.ids, comp_state)
-        if self.compressor is None and (own_bits := self.algorithm.message_bits(parts)) is not None:
+        if self.compressor is None and (own_bits := self.algorithm.upload_bits(parts, shared)) is not None:
             bits_up = own_bits
         seconds["compress"] = time.perf_counter() - t
 
@@ -490,24 +490,31 @@ class Simulator:
 
         Keys: ``test_loss``, ``test_accuracy`` and ``<name>_loss``, ``<name>_accuracy`` for each extra
         ``name -> (x, y)`` (a backdoor test set labelled with the target class gives
-        ``backdoor_accuracy``, the attack's success rate).
+        ``backdoor_accuracy``, the attack's success rate). Each further parameter vector the
+        algorithm names (``evaluation_params``: masked training's ``core``) adds the same keys
+        prefixed with its name (``core_test_accuracy``).
         """
         batch_size = check_int("batch_size", batch_size, minimum=1)
         sets = {"test": (self.x_test, self.y_test), **dict(extra or {})}
+        variants = {"": self.params}
+        variants |= {
+            f"{k}_": v for k, v in self.algorithm.evaluation_params(self.params, self.server_state).items()
+        }
         was_training = self.model.training
         self.model.eval()
         out: dict[str, float] = {}
         try:
-            for name, (x, y) in sets.items():
-                x, y = x.to(self.device), y.to(self.device)
-                loss_sum, correct = 0.0, 0
-                for start in range(0, len(x), batch_size):
-                    logits = self.flat.logits(self.params, x[start : start + batch_size])
-                    target = y[start : start + batch_size]
-                    loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
-                    correct += int((logits.argmax(dim=1) == target).sum())
-                out[f"{name}_loss"] = loss_sum / max(len(x), 1)
-                out[f"{name}_accuracy"] = correct / max(len(x), 1)
+            for prefix, params in variants.items():
+                for name, (x, y) in sets.items():
+                    x, y = x.to(self.device), y.to(self.device)
+                    loss_sum, correct = 0.0, 0
+                    for start in range(0, len(x), batch_size):
+                        logits = self.flat.logits(params, x[start : start + batch_size])
+                        target = y[start : start + batch_size]
+                        loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
+                        correct += int((logits.argmax(dim=1) == target).sum())
+                    out[f"{prefix}{name}_loss"] = loss_sum / max(len(x), 1)
+                    out[f"{prefix}{name}_accuracy"] = correct / max(len(x), 1)
         finally:
             self.model.train(was_training)
         return out

@@ -120,8 +120,9 @@ def algorithm_component(config: ExperimentConfig) -> tuple[Component, str]:
     return Component(name=tr.algorithm, params=dict(tr.algorithm_params)), "training.algorithm"
 
 
-def build_algorithm(config: ExperimentConfig) -> Any:
-    """The algorithm with the training recipe filled in where its constructor takes it."""
+def build_algorithm(config: ExperimentConfig, ctx: BuildContext | None = None) -> Any:
+    """The algorithm with the training recipe filled in where its constructor takes it (and, with a
+    ``ctx`` that knows the model, its parameter ``shapes``: masked training's per-layer mask)."""
     from robustfl.algorithms import ALGORITHMS
     from robustfl.algorithms.optim import ClientOptimizer, make_server_optimizer
 
@@ -165,6 +166,8 @@ def build_algorithm(config: ExperimentConfig) -> Any:
             f"training.{'server_optimizer' if key == 'server_optimizer' else 'client_momentum'}"
         ):
             params[key] = make()
+    if ctx is not None and ctx.layout is not None and "shapes" in accepted and "shapes" not in params:
+        params["shapes"] = ctx.layout.shapes
     params_path = "algorithm.params" if path == "algorithm" else "training.algorithm_params"
     with config_field(params_path if component.params else path):
         return ALGORITHMS.get(component.name, **params)
@@ -208,9 +211,12 @@ class ConfiguredRun:
     With the ``edge-case`` data attack it is the share of the edge-case test set assigned to the target.
     """
 
-    def __init__(self, sim: Any, extra: dict[str, tuple[Tensor, Tensor]], switch: Any = None) -> None:
+    def __init__(
+        self, sim: Any, extra: dict[str, tuple[Tensor, Tensor]], switch: Any = None, clients: Any = None
+    ) -> None:
         self.sim, self.extra = sim, extra
         self.switch = switch  # [model.low_rank]: swap to the hybrid before round switch.round
+        self.clients = clients  # data.client_test_fraction: per-client accuracy, [personalise]
         if switch is not None and switch.round == 0:
             switch.apply(sim)
 
@@ -225,6 +231,8 @@ class ConfiguredRun:
 
     def evaluate(self) -> dict[str, float]:
         result: dict[str, float] = self.sim.evaluate(extra=self.extra or None)
+        if self.clients is not None:
+            result |= self.clients.evaluate(self.sim)
         return {k: v for k, v in result.items() if k != "backdoor_loss"}
 
     def state_dict(self) -> dict[str, Any]:
@@ -240,7 +248,7 @@ class ConfiguredRun:
 def build_run(config: ExperimentConfig) -> ConfiguredRun:
     """:func:`build_simulator` plus the backdoor test set when the data attack is a backdoor (the
     non-target test samples, labelled with the target) or the edge-case mix (the edge-case test set)."""
-    sim, edge = _build_simulator(config)
+    sim, edge, test_parts = _build_simulator(config)
     extra: dict[str, tuple[Tensor, Tensor]] = {}
     attack = config.data_attack
     if edge is not None:
@@ -253,7 +261,37 @@ def build_run(config: ExperimentConfig) -> ConfiguredRun:
         extra["backdoor"] = (sim.x_test[keep], torch.full_like(sim.y_test[keep], target))
     from robustfl.experiment.low_rank import low_rank_switch
 
-    return ConfiguredRun(sim, extra, low_rank_switch(config))
+    return ConfiguredRun(sim, extra, low_rank_switch(config), client_evaluation(config, test_parts))
+
+
+def client_evaluation(config: ExperimentConfig, test_parts: list[Tensor] | None) -> Any:
+    """Per-client accuracy on the held-out client splits, with the ``[personalise]`` phase when
+    configured (``None`` without ``data.client_test_fraction``)."""
+    p = config.personalise
+    if p is not None and test_parts is None:
+        raise ConfigError(
+            "config error: data.client_test_fraction: [personalise] reports per-client accuracy on "
+            "held-out client data; set it (e.g. 0.2)"
+        )
+    if test_parts is None:
+        return None
+    from robustfl.engine.personalise import ClientEvaluation, Personalisation
+
+    phase = None
+    if p is not None:
+        from robustfl.algorithms.personalise import make_step
+
+        tr = config.training
+        with config_field("personalise"):
+            phase = Personalisation(
+                make_step(p.method, p.steps, p.alpha, p.correction, p.beta),
+                lr=tr.lr if p.lr is None else p.lr,
+                batch_size=tr.batch_size if p.batch_size is None else p.batch_size,
+                final_round=tr.rounds,
+                every=p.every,
+                collaborator_batch_size=p.collaborator_batch_size,
+            )
+    return ClientEvaluation(test_parts, phase)
 
 
 def _is_backdoor(component: Component) -> bool:
@@ -278,8 +316,11 @@ def build_simulator(config: ExperimentConfig) -> Any:
     return _build_simulator(config)[0]
 
 
-def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
-    """The simulator and, for the edge-case data attack, its :class:`EdgeCaseSet` (else ``None``).
+def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any, list[Tensor] | None]:
+    """The simulator, for the edge-case data attack its :class:`EdgeCaseSet` (else ``None``), and with
+    ``data.client_test_fraction > 0`` the clients' held-out test indices (else ``None``; the simulator
+    then trains on the rest of each partition, split off with the ``partition`` stream's
+    ``client-test`` sub-stream).
 
     With ``data_attack.name = "edge-case"`` the edge cases are split off the train split before it is
     partitioned (:func:`robustfl.attacks.edge_case.split_off_edge_cases`): every worker holds clean
@@ -322,13 +363,21 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
         parts = partition(
             dataset.y_train, config.workers.n, data.partition, generator=streams.shared("partition"), **params
         )
+    test_parts = None
+    if data.client_test_fraction > 0:
+        from robustfl.data.holdout import client_holdout
+
+        with config_field("data.client_test_fraction"):
+            parts, test_parts = client_holdout(
+                parts, data.client_test_fraction, streams.shared("partition", None, "client-test")
+            )
     with config_field("model"), torch.random.fork_rng(devices=[]):
         torch.manual_seed(streams.seed_of("model-init"))  # the initial weights follow training.seed
         model = build_model(
             config.model.name, dataset.input_shape, dataset.num_classes, **config.model.params
         )
     ctx = context(config, ParameterLayout.of(model))
-    algorithm = build_algorithm(config)
+    algorithm = build_algorithm(config, ctx)
     aggregator = build_aggregator(config, ctx)
     with config_field("workers.per_round" if config.workers.per_round else "workers"):
         aggregator.check_n(ctx.n)
@@ -364,8 +413,13 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
         schedule = ByzantineSchedule(
             f=config.workers.f, ids=parse_ids(byz.ids), every=byz.every, resample=byz.resample
         )
-    with config_field("training"):
-        sim = Simulator(
+    simulator: Any = Simulator
+    if getattr(algorithm, "decentralised", False):  # nodes on a graph, no server (gossip)
+        from robustfl.engine.gossip import GossipSimulator
+
+        simulator = GossipSimulator
+    with config_field("algorithm" if simulator is not Simulator else "training"):
+        sim = simulator(
             model,
             dataset,
             parts,
@@ -386,4 +440,4 @@ def _build_simulator(config: ExperimentConfig) -> tuple[Any, Any]:
             coding=coding,
             root_samples=tr.root_samples,
         )
-    return sim, edge
+    return sim, edge, test_parts

@@ -68,6 +68,15 @@ class DataConfig(_Section):
         default_factory=dict,
         description="Further keyword arguments of the partitioner (e.g. shards_per_client).",
     )
+    client_test_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description=(
+            "Share of each worker's partition held out as its own test split (per-client accuracy "
+            "mean and worst 10%, [personalise]); 0 = none."
+        ),
+    )
 
 
 class LowRankConfig(_Section):
@@ -272,6 +281,54 @@ class CompressorConfig(Component):
     )
 
 
+class PersonaliseConfig(_Section):
+    """Personalisation after federated training (docs/algorithms.md, "Personalisation")."""
+
+    method: Literal["finetune", "weighted"] = Field(
+        description=(
+            "finetune: local SGD from the global model on the worker's own split; weighted: weighted "
+            "gradient averaging with bias correction (Chayti et al., arXiv:2111.05968)."
+        )
+    )
+    steps: int = Field(default=20, ge=1, le=100_000, description="Personalisation SGD steps per worker.")
+    lr: float | None = Field(default=None, gt=0, description="Step size (default training.lr).")
+    batch_size: int | None = Field(
+        default=None, ge=1, le=MAX_BATCH, description="Minibatch size (default training.batch_size)."
+    )
+    alpha: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="weighted: step on (1 - alpha) own gradient + alpha mean of all workers' gradients.",
+    )
+    collaborator_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_BATCH,
+        description=(
+            "weighted: samples of its minibatch each worker contributes to the mean gradient "
+            "(at most batch_size; default all)."
+        ),
+    )
+    correction: bool = Field(default=True, description="weighted: add the bias correction c.")
+    beta: float = Field(default=0.1, gt=0, le=1, description="weighted: EMA rate of the bias correction c.")
+    every: int | None = Field(
+        default=None,
+        ge=1,
+        description="Also personalise at evaluations after rounds that are multiples of this (default: after the last round only).",
+    )
+
+    @model_validator(mode="after")
+    def _weighted_only(self) -> PersonaliseConfig:
+        if self.method == "finetune":  # a default written back by a resolved config is fine
+            fields = type(self).model_fields
+            weighted = ("alpha", "correction", "beta", "collaborator_batch_size")
+            extra = [k for k in weighted if getattr(self, k) != fields[k].default]
+            if extra:
+                raise ValueError(f"{extra[0]} applies to method = 'weighted' only; remove it")
+        return self
+
+
 class FaultConfig(_Section):
     rank: int = Field(ge=1, description="The worker rank (1..nproc-1) the fault hits.")
     round: int = Field(ge=0, description="The round (from 0) it hits.")
@@ -338,6 +395,13 @@ class ExperimentConfig(_Section):
     faults: FaultsConfig = Field(
         default_factory=lambda: FaultsConfig(),
         description="Fault injection for robustfl launch (tests and demos; the simulator ignores it).",
+    )
+    personalise: PersonaliseConfig | None = Field(
+        default=None,
+        description=(
+            "Personalisation at the final evaluation {method, steps, lr, ...}; needs "
+            "data.client_test_fraction > 0 (none if absent)."
+        ),
     )
 
     def to_dict(self) -> dict[str, Any]:

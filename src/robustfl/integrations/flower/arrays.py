@@ -13,6 +13,15 @@ WIRE_KEY = "robustfl.wire"
 """ArrayRecord key of a compressed upload: the compressor's wire bytes (``Message.to_bytes()``) as uint8."""
 UPDATE_KEY = "robustfl.update"
 """ArrayRecord key of an uncompressed robustfl upload: the algorithm's message as float32."""
+SHARED_KEY = "robustfl.shared"
+"""RecordDict key of the broadcast beyond the global arrays (SCAFFOLD's ``c``, Mime's momentum)."""
+PARAMS_FLAG = "robustfl.params-shared"
+"""ConfigRecord key: whether the algorithm's broadcast holds the global parameters as ``params``."""
+
+
+def part_key(base: str, part: str, parts: tuple[str, ...]) -> str:
+    """The ArrayRecord key of one uploaded part: ``base`` for one-part algorithms, ``base/part`` else."""
+    return base if len(parts) == 1 else f"{base}/{part}"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """``RobustClient``: a robustfl algorithm's client step inside a Flower ``ClientApp``.
 
 ``RobustClient(model, x, y, ...).train(msg, context)`` is the body of a ``@app.train()`` function:
-it loads the global arrays of ``msg`` into the model, draws ``local_steps`` minibatches of ``batch_size``
+it loads the global arrays of ``msg`` into the model, takes the rest of the algorithm's broadcast from
+``robustfl.shared`` (SCAFFOLD's control variate, Mime's momentum), draws ``local_steps`` minibatches of ``batch_size``
 from the node's data with the client's own stream (``streams.client("sample", client_id, round)``,
 as in the simulator), runs ``algorithm.client_step`` and replies with the algorithm's message:
-the compressor's wire bytes as uint8 (``robustfl.wire``) or the float32 message (``robustfl.update``).
+the compressor's wire bytes as uint8 (``robustfl.wire``) or the float32 message (``robustfl.update``),
+one array per part (``robustfl.wire/<part>``) for algorithms that upload several.
 The client's state (momentum, error-feedback memory) persists between rounds in ``context.state``.
 The strategy (:class:`~robustfl.integrations.flower.strategy.RobustStrategy`) runs the matching server
 step, so both steps are robustfl's own.
@@ -23,7 +25,15 @@ from robustfl.compressors.base import Compressor
 from robustfl.engine import phases
 from robustfl.engine.executors import LoopExecutor
 from robustfl.engine.functional import FlatModel
-from robustfl.integrations.flower.arrays import UPDATE_KEY, WIRE_KEY, flatten, wire_array
+from robustfl.integrations.flower.arrays import (
+    PARAMS_FLAG,
+    SHARED_KEY,
+    UPDATE_KEY,
+    WIRE_KEY,
+    flatten,
+    part_key,
+    wire_array,
+)
 from robustfl.streams import Streams
 
 STATE_KEY = "robustfl.client-state"
@@ -75,34 +85,54 @@ class RobustClient:
             return {k: v.unsqueeze(0) for k, v in self.algorithm.init_client_state(params).items()}
         return {k: torch.from_numpy(a.numpy().copy()) for k, a in stored.items()}
 
+    def _shared(self, msg: Message, params: Tensor, round: int) -> State:
+        """The algorithm's broadcast: the global arrays as ``params`` (when it holds them) plus
+        ``robustfl.shared``; without that record, the broadcast of a stateless server."""
+        records = msg.content.array_records
+        if SHARED_KEY not in records:
+            return self.algorithm.broadcast(params, {}, round)
+        config: Any = next(iter(msg.content.config_records.values()), {})
+        shared: State = {k: torch.from_numpy(a.numpy().copy()) for k, a in records[SHARED_KEY].items()}
+        if config.get(PARAMS_FLAG, True):
+            shared["params"] = params
+        return shared
+
     def train(self, msg: Message, context: Context) -> Message:
         """The reply to a Flower train instruction."""
-        record = next(iter(msg.content.array_records.values()))
+        records = msg.content.array_records
+        record = records["arrays"] if "arrays" in records else next(iter(records.values()))
         params, _ = flatten(record)
         value = next(iter(msg.content.config_records.values())).get("server-round", 0)
         round = value if isinstance(value, int) else 0
         self.flat.load_flat(params)
-        shared = self.algorithm.broadcast(params, {}, round)
+        shared = self._shared(msg, params, round)
         idx = self._batches(round)
         state = self._state(context, params)
         algo_state = {k: v for k, v in state.items() if not k.startswith(phases.COMPRESSOR_STATE)}
         out = LoopExecutor().run(
             self.algorithm, self.flat, shared, self.x[idx], self.y[idx], algo_state, self.lr
         )
-        ((part, rows),) = phases.as_parts(out.message, self.algorithm.parts).items()
+        parts = phases.as_parts(out.message, self.algorithm.parts)
+        names = self.algorithm.parts
         new_state = dict(out.state)
         if self.compressor is None:
-            arrays = ArrayRecord(array_dict={UPDATE_KEY: Array(rows[0].float().numpy())})
+            arrays = ArrayRecord(
+                array_dict={
+                    part_key(UPDATE_KEY, p, names): Array(v[0].float().numpy()) for p, v in parts.items()
+                }
+            )
         else:
             comp = {k: v for k, v in state.items() if k.startswith(phases.COMPRESSOR_STATE)}
             if not comp:
-                comp = phases.init_compressor_state(self.compressor, {part: rows[0]}, 1)
+                comp = phases.init_compressor_state(self.compressor, {p: v[0] for p, v in parts.items()}, 1)
             ids = torch.tensor([self.client_id])
-            messages, comp = phases.encode_parts(
-                self.compressor, {part: rows}, ids, comp, self.streams, round
-            )
+            messages, comp = phases.encode_parts(self.compressor, parts, ids, comp, self.streams, round)
             new_state |= comp
-            arrays = ArrayRecord(array_dict={WIRE_KEY: wire_array(messages[part].row(0).to_bytes())})
+            arrays = ArrayRecord(
+                array_dict={
+                    part_key(WIRE_KEY, p, names): wire_array(m.row(0).to_bytes()) for p, m in messages.items()
+                }
+            )
         context.state[STATE_KEY] = ArrayRecord(
             array_dict={k: Array(v.detach().numpy()) for k, v in new_state.items()}
         )

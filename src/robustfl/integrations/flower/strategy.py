@@ -1,35 +1,42 @@
-"""``RobustStrategy``: every robustfl rule, pre-aggregator pipeline and compressor as a Flower strategy.
+"""``RobustStrategy``: every robustfl rule, pre-aggregator pipeline, compressor and algorithm as a Flower
+strategy.
 
 Built on Flower's Message API (``flwr.serverapp.strategy.FedAvg`` for node sampling and evaluation).
 A training round:
 
-1. ``configure_train`` remembers the global arrays it sends (flattened: ``x``);
-2. ``aggregate_train`` turns each valid reply into one robustfl message row:
+1. ``configure_train`` remembers the global arrays it sends (flattened: ``x``) and adds what the
+   algorithm's broadcast holds beyond them (``robustfl.shared``: SCAFFOLD's control variate, Mime's
+   momentum, C-RSA's rand-l values and index), from the server state the strategy keeps;
+2. ``aggregate_train`` turns each valid reply into one robustfl message row per uploaded part:
 
    * ``robustfl.wire`` (uint8): a compressor's wire bytes (``Message.from_bytes`` + ``decompress``);
    * ``robustfl.update`` (float32): an uncompressed robustfl message (the client helper's);
-   * otherwise the reply's arrays are new weights ``y``, and the row is FedAvg's message ``x - y``
-     (the delta ``y - x`` with robustfl's sign: FedAvg's server step is ``x - lr * agg(x - y)``).
+   * for an algorithm with several parts (SCAFFOLD, Mime), one such array per part, keyed
+     ``robustfl.wire/<part>`` or ``robustfl.update/<part>``;
+   * otherwise (one-part algorithms) the reply's arrays are new weights ``y``, and the row is FedAvg's
+     message ``x - y`` (the delta ``y - x`` with robustfl's sign: FedAvg's server step is
+     ``x - lr * agg(x - y)``).
 
-   A reply whose row cannot be built (missing or extra arrays, a wrong shape, bytes that do not
-   decode, NaN/Inf) is dropped and counted (``robustfl-dropped``), never a crash;
+   A reply whose rows cannot be built (missing or extra arrays, a width other than most replies',
+   bytes that do not decode, NaN/Inf) is dropped and counted (``robustfl-dropped``), never a crash;
 3. the rule's bound is checked for the rows that arrived (``aggregator.check_n(m)``); if it fails the
    global model is kept for this round (``robustfl-bound-failed = 1``) and a warning says why;
-4. the algorithm's own server step (robustfl's, default FedAvg with ``server_lr``) aggregates the
-   rows with the rule. ``num-examples`` is never used as a weight: clients report it and nobody can
-   check it, and weighting would hand a Byzantine client the result. Metrics are plain means over
-   the valid replies.
+4. the algorithm's own server step (robustfl's, default FedAvg with ``server_lr``) aggregates each
+   part with its own copy of the rule. ``num-examples`` is never used as a weight: clients report it
+   and nobody can check it, and weighting would hand a Byzantine client the result. Metrics are plain
+   means over the valid replies.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from torch import Tensor
@@ -38,7 +45,18 @@ from robustfl.aggregators.base import Aggregator
 from robustfl.algorithms.base import Algorithm, Cohort, State
 from robustfl.compressors.base import Compressor
 from robustfl.compressors.base import Message as WireMessage
-from robustfl.integrations.flower.arrays import UPDATE_KEY, WIRE_KEY, Layout, flatten, unflatten, wire_bytes
+from robustfl.engine import phases
+from robustfl.integrations.flower.arrays import (
+    PARAMS_FLAG,
+    SHARED_KEY,
+    UPDATE_KEY,
+    WIRE_KEY,
+    Layout,
+    flatten,
+    part_key,
+    unflatten,
+    wire_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +103,11 @@ class RobustStrategy(FedAvg):
             None if compressor is None else _build(COMPRESSORS, compressor, "compressor")
         )
         self.algorithm: Algorithm = _build(ALGORITHMS, algorithm, "algorithm")
-        if len(self.algorithm.parts) != 1:
-            raise ValueError(
-                f"algorithm {self.algorithm.name!r} uploads several parts; RobustStrategy takes one"
-            )
+        self.aggregators = phases.aggregators_for(self.aggregator, self.algorithm.parts)
         self.f, self.lr = f, float(lr)
         self.server_state: State | None = None
         self._global: tuple[Tensor, Layout] | None = None
+        self._clients: dict[int, int] = {}
 
     def summary(self) -> None:
         """Log the sampling settings and the robustfl components (no weighting key: none is used)."""
@@ -118,33 +134,58 @@ class RobustStrategy(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self._global = flatten(arrays)
-        return super().configure_train(server_round, arrays, config, grid)
+        params = self._global[0]
+        if self.server_state is None:
+            self.server_state = self.algorithm.init_server_state(params)
+        shared = self.algorithm.broadcast(params, self.server_state, server_round)
+        config[PARAMS_FLAG] = "params" in shared
+        extra = {k: Array(v.detach().cpu().numpy()) for k, v in shared.items() if k != "params"}
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        if extra:
+            for msg in messages:
+                msg.content[SHARED_KEY] = ArrayRecord(array_dict=extra)
+        return messages
 
-    def row(self, content: Any) -> Tensor:
-        """One reply's message row; ``ValueError`` names what is malformed."""
+    def rows(self, content: Any) -> dict[str, Tensor]:
+        """One reply's message row per uploaded part; ``ValueError`` names what is malformed."""
         if self._global is None:
             raise ValueError("aggregate_train before configure_train: no global arrays to compare with")
         params, layout = self._global
         records = list(content.array_records.values())
         if len(records) != 1:
             raise ValueError(f"a reply must carry one ArrayRecord, got {len(records)}")
-        record = records[0]
-        if WIRE_KEY in record:
-            if self.compressor is None:
-                raise ValueError("compressed reply but the strategy has no compressor")
-            msg = WireMessage.from_bytes(wire_bytes(record[WIRE_KEY]))
-            if msg.n != 1 or msg.d != layout.dim:
-                raise ValueError(f"wire message of {msg.n} x {msg.d}, expected 1 x {layout.dim}")
-            row = self.compressor.decompress(msg).reshape(-1).float()
-        elif UPDATE_KEY in record:
-            row = torch.from_numpy(record[UPDATE_KEY].numpy().astype("float32")).reshape(-1)
-        else:
+        record, parts = records[0], self.algorithm.parts
+        if len(parts) == 1 and WIRE_KEY not in record and UPDATE_KEY not in record:
             weights, got = flatten(record)
             if got.keys != layout.keys or got.shapes != layout.shapes:
                 raise ValueError("the reply's arrays do not match the global model's keys and shapes")
-            row = params - weights
-        if row.numel() != layout.dim:
-            raise ValueError(f"the reply has {row.numel()} values, the model {layout.dim}")
+            return {parts[0]: self._finite(params - weights)}
+        expected = {part_key(base, p, parts) for p in parts for base in (WIRE_KEY, UPDATE_KEY)}
+        if unknown := sorted(set(record.keys()) - expected):
+            raise ValueError(f"unexpected arrays {unknown} for parts {list(parts)}")
+        return {part: self._part(record, part) for part in parts}
+
+    def _part(self, record: Any, part: str) -> Tensor:
+        """The row of ``part``: wire bytes through the compressor, or a float32 message."""
+        wire_key, update_key = (part_key(base, part, self.algorithm.parts) for base in (WIRE_KEY, UPDATE_KEY))
+        if wire_key in record:
+            if self.compressor is None:
+                raise ValueError("compressed reply but the strategy has no compressor")
+            msg = WireMessage.from_bytes(wire_bytes(record[wire_key]))
+            if msg.n != 1:
+                raise ValueError(f"wire message of {msg.n} rows, expected 1")
+            return self._finite(self.compressor.decompress(msg).reshape(-1).float())
+        if update_key in record:
+            return self._finite(torch.from_numpy(record[update_key].numpy().astype("float32")).reshape(-1))
+        raise ValueError(f"the reply has no array for part {part!r} ({wire_key} or {update_key})")
+
+    def _client_index(self, msg: Message) -> int:
+        """A small, stable id per Flower node (its node id is a large random number): rules with
+        per-client memory (FoolsGold) keep one row per id."""
+        return self._clients.setdefault(int(msg.metadata.src_node_id), len(self._clients))
+
+    @staticmethod
+    def _finite(row: Tensor) -> Tensor:
         if not bool(torch.isfinite(row).all()):
             raise ValueError("the reply has NaN/Inf values")
         return row
@@ -153,43 +194,70 @@ class RobustStrategy(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         valid, _ = self._check_and_log_replies(list(replies), is_train=True, validate=False)
-        rows, kept, dropped = [], [], 0
+        candidates: list[tuple[Message, dict[str, Tensor]]] = []
+        dropped = 0
+
+        def drop(msg: Message, why: object) -> None:
+            nonlocal dropped
+            dropped += 1
+            log.warning(
+                "round %d: dropped the reply of node %s: %s", server_round, msg.metadata.src_node_id, why
+            )
+
         for msg in valid:
             try:
-                rows.append(self.row(msg.content))
-                kept.append(msg)
+                candidates.append((msg, self.rows(msg.content)))
             except Exception as err:  # any malformed reply is dropped, never a crash
-                dropped += 1
-                log.warning(
-                    "round %d: dropped the reply of node %s: %s", server_round, msg.metadata.src_node_id, err
-                )
-        metrics: dict[str, float] = {"robustfl-replies": float(len(rows)), "robustfl-dropped": float(dropped)}
+                drop(msg, err)
+        widths = {
+            part: Counter(r[part].numel() for _, r in candidates).most_common(1)[0][0]
+            for part in self.algorithm.parts
+            if candidates
+        }
+        kept: list[Message] = []
+        rows: dict[str, list[Tensor]] = {part: [] for part in self.algorithm.parts}
+        for msg, r in candidates:
+            if bad := [
+                f"{p}: {r[p].numel()} values, most replies {w}"
+                for p, w in widths.items()
+                if r[p].numel() != w
+            ]:
+                drop(msg, "; ".join(bad))
+                continue
+            kept.append(msg)
+            for part in self.algorithm.parts:
+                rows[part].append(r[part])
+        metrics: dict[str, float] = {"robustfl-replies": float(len(kept)), "robustfl-dropped": float(dropped)}
         metrics |= _mean_metrics(kept)
         try:
-            if not rows:
+            if not kept:
                 raise ValueError("no valid reply arrived")
             if self.algorithm.uses_aggregator:
-                self.aggregator.check_n(len(rows))
+                self.aggregator.check_n(len(kept))
         except ValueError as err:
             log.warning(
                 "round %d: %d valid replies; the rule's bound fails (%s): the global model is kept",
                 server_round,
-                len(rows),
+                len(kept),
                 err,
             )
             return None, MetricRecord({**metrics, "robustfl-bound-failed": 1.0})
-        assert self._global is not None
+        assert self._global is not None and self.server_state is not None
         params, layout = self._global
-        if self.server_state is None:
-            self.server_state = self.algorithm.init_server_state(params)
-        out = self.algorithm.server_step(
+        stacked = {part: torch.stack(v) for part, v in rows.items()}
+        out = phases.aggregate_update(
+            self.algorithm,
             params,
-            torch.stack(rows),
-            self.aggregator,
+            stacked,
+            self.aggregators,
             self.server_state,
             self.lr,
             server_round,
-            Cohort.of(len(rows)),
+            Cohort(
+                torch.tensor([self._client_index(m) for m in kept]),
+                torch.zeros(len(kept), dtype=torch.bool),
+                torch.ones(len(kept), dtype=torch.long),
+            ),
         )
         self.server_state = out.state
         return unflatten(out.params, layout), MetricRecord({**metrics, "robustfl-bound-failed": 0.0})
