@@ -442,6 +442,7 @@ def flower_apps(task: dict[str, Any], n: int, rounds: int, result: dict[str, Any
             model = make_mlp(task["init"])
             model.load_state_dict(arrays.to_torch_state_dict())
             result["accuracy"] = accuracy(model, task)
+            emit("DONE", {**result, "rss_self": _rss_self()})  # Ray's shutdown may outlast the timeout
         last[0] = cpu()
         last[1] = time.perf_counter()
         return None
@@ -631,8 +632,12 @@ class Tree:
                     os.kill(pid, signal.SIGKILL)
 
 
-def run_cell(cell: Cell, cmd: list[str], env: dict[str, str], timeout: float, log: Path) -> Cell:
-    """Run one child, stream its lines into ``cell``, sample its process tree, enforce the timeout."""
+def run_cell(
+    cell: Cell, cmd: list[str], env: dict[str, str], timeout: float, log: Path, rounds: int = 0
+) -> Cell:
+    """Run one child, stream its lines into ``cell``, sample its process tree, enforce the timeout.
+    A child that reported all ``rounds`` timed rounds and its accuracy before the timeout is complete
+    (only its shutdown was cut)."""
     cell.load_start = list(os.getloadavg())
     t0 = time.perf_counter()
     with open(log, "w") as err:
@@ -666,7 +671,9 @@ def run_cell(cell: Cell, cmd: list[str], env: dict[str, str], timeout: float, lo
     cell.seconds = time.perf_counter() - t0
     cell.rss_tree = tree.peak or None
     cell.load_end = list(os.getloadavg())
-    if timed_out:
+    if timed_out and rounds and len(cell.walls) >= rounds and cell.accuracy is not None:
+        cell.note = f"all rounds done; its shutdown was cut at {timeout:.0f} s"
+    elif timed_out:
         cell.status, cell.note = "timeout", f"{len(cell.walls)} of the timed rounds within {timeout:.0f} s"
     elif proc.returncode != 0 or cell.accuracy is None:
         why = _last_error(log) or (tail[-1] if tail else f"exit status {proc.returncode}")
@@ -727,7 +734,7 @@ def run(s: Settings, folder: Path) -> list[Cell]:
                 if isinstance(made, str):
                     cell.status, cell.note = ("did not start" if peer == "flower" else "failed"), made
                 else:
-                    run_cell(cell, *made, s.timeout, folder / f"{peer}-{n}-{rep}.log")
+                    run_cell(cell, *made, s.timeout, folder / f"{peer}-{n}-{rep}.log", s.rounds)
                 cells.append(cell)
                 print(f"  {describe(cell)}", file=sys.stderr, flush=True)
     return cells

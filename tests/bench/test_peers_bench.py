@@ -138,6 +138,21 @@ def test_run_cell_keeps_rounds_of_a_cell_cut_by_its_timeout(tmp_path: Path) -> N
     assert cell.seconds < 30 and len(cell.load_start) == 3 and cell.rss_tree
 
 
+def test_run_cell_counts_a_cell_whose_shutdown_outlasts_the_timeout(tmp_path: Path) -> None:
+    cmd = _child(
+        tmp_path,
+        """
+        import time
+        for r in range(3):
+            print(f"ROUND {r} 0.5 0.25", flush=True)
+        print('DONE {"accuracy": 0.7}', flush=True)
+        time.sleep(60)
+        """,
+    )
+    cell = peers.run_cell(peers.Cell("flower", 4, 0), cmd, {}, 3.0, tmp_path / "log", rounds=2)
+    assert cell.status == "ok" and cell.accuracy == 0.7 and "shutdown" in cell.note
+
+
 def test_run_cell_records_a_failure_in_one_line(tmp_path: Path) -> None:
     cmd = _child(
         tmp_path,
