@@ -95,6 +95,7 @@ class Settings:
     byzfl: str | None = None
     flower_python: str | None = None
     json: str | None = None
+    robustfl_src: str | None = None
 
 
 def _positive_ints(text: str, name: str) -> list[int]:
@@ -124,6 +125,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     )
     p.add_argument("--flower-python", default=None, help="python of an environment with flwr[simulation]")
     p.add_argument("--json", default=None, help="write every cell and the summary here")
+    p.add_argument(
+        "--robustfl-src",
+        default=None,
+        help="the robustfl cell imports robustfl from this src folder (default: ours)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: 2 sizes, 2 rounds, short timeout")
     a = p.parse_args(argv)
     try:
@@ -139,7 +145,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     unknown = sorted(set(peers) - set(PEERS))
     if unknown or not peers:
         p.error(f"--peers: unknown {', '.join(unknown) or '(none given)'}; choose from {','.join(PEERS)}")
-    s = Settings(clients, a.rounds, a.repeats, a.timeout, peers, a.byzfl, a.flower_python, a.json)
+    if a.robustfl_src and not (Path(a.robustfl_src) / "robustfl" / "__init__.py").is_file():
+        p.error(f"--robustfl-src {a.robustfl_src!r}: no robustfl package there; pass a checkout's src folder")
+    s = Settings(
+        clients, a.rounds, a.repeats, a.timeout, peers, a.byzfl, a.flower_python, a.json, a.robustfl_src
+    )
     if a.quick:
         s.clients, s.rounds, s.repeats, s.timeout = [4, 8], 2, 1, min(s.timeout, 180.0)
     return s
@@ -312,21 +322,23 @@ def cell_robustfl(task: dict[str, Any], n: int, rounds: int) -> dict[str, Any]:
         raise RuntimeError(
             "robustfl's initial weights differ from the task file's: the peers would not share a task"
         )
-    emit("READY", {"torch": torch.__version__, "robustfl": robustfl.__version__, "commit": _git_commit()})
+    commit = _git_commit(Path(robustfl.__file__).resolve().parents[2])
+    emit("READY", {"torch": torch.__version__, "robustfl": robustfl.__version__, "commit": commit})
     _timed_rounds(lambda r: sim.step(), rounds)
     return {"accuracy": float(sim.evaluate()["test_accuracy"])}
 
 
-def _git_commit() -> str:
+def _git_commit(tree: Path) -> str:
+    """The short commit of the checkout holding robustfl's ``src``, ``+dirty`` when src has edits."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             timeout=10,
         )
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "src"],
+            ["git", "-C", str(tree), "status", "--porcelain", "src"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -698,6 +710,8 @@ def command(peer: str, s: Settings, task: Path, n: int) -> tuple[list[str], dict
     python = sys.executable
     if peer in ("robustfl", "byzfl"):
         env["PYTHONPATH"] = str(ROOT / "src")
+    if peer == "robustfl" and s.robustfl_src:
+        env["PYTHONPATH"] = str(Path(s.robustfl_src).resolve())
     if peer == "byzfl" and not s.byzfl:
         return "no ByzFL folder (--byzfl or $ROBUSTFL_BYZFL)"
     if peer == "flower":

@@ -36,6 +36,7 @@ def test_parse_args_defaults_and_options() -> None:
         ["--clients", "20,100", "--rounds", "5", "--repeats", "3", "--peers", "robustfl,plain"]
     )
     assert (s.clients, s.rounds, s.repeats, s.peers) == ([20, 100], 5, 3, ["robustfl", "plain"])
+    assert peers.parse_args(["--robustfl-src", str(ROOT / "src")]).robustfl_src == str(ROOT / "src")
     quick = peers.parse_args(["--quick"])
     assert quick.rounds == 2 and len(quick.clients) == 2
 
@@ -49,6 +50,7 @@ def test_parse_args_defaults_and_options() -> None:
         (["--repeats", "0"], "--repeats"),
         (["--timeout", "0"], "--timeout"),
         (["--peers", "robustfl,tff"], "--peers: unknown tff"),
+        (["--robustfl-src", "/nonexistent"], "--robustfl-src '/nonexistent': no robustfl package"),
     ],
 )
 def test_parse_args_refuses_bad_values(
