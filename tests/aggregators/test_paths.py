@@ -1,7 +1,8 @@
-"""Code paths chosen by n (issue 19): the same results on either side of every threshold.
+"""Code paths chosen by input (issue 19): the same results on every path and at every threshold.
 
-Order statistics are exact values, so every path must return them bit for bit; rules built on them
-(Median, TrimmedMean, Meamed, Bulyan) are compared with their sort-based definitions.
+Order statistics are exact values, so every path (NumPy or torch sorts of column blocks, one block or
+many) must return them bit for bit; rules built on them (Median, TrimmedMean, Meamed, Bulyan) are
+compared with their sort-based definitions.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robustfl.aggregators import Median, TrimmedMean
+from robustfl.aggregators import Meamed, Median, TrimmedMean
 from robustfl.aggregators import coordinatewise as cw
-from robustfl.aggregators.coordinatewise import NETWORK_MAX_N, order_statistics
+from robustfl.aggregators.coordinatewise import order_statistics
 
-AROUND = [NETWORK_MAX_N - 1, NETWORK_MAX_N, NETWORK_MAX_N + 1, NETWORK_MAX_N + 2]
+SIZES = [1, 2, 3, 16, 63, 64, 65, 127, 128, 129, 130, 257]
 
 
 def sorted_reference(x: torch.Tensor) -> torch.Tensor:
@@ -32,54 +33,59 @@ def messy(n: int, d: int, seed: int, dtype: torch.dtype = torch.float32) -> torc
     return x
 
 
-@settings(max_examples=12, deadline=None)
+@pytest.mark.parametrize("path", ["numpy", "torch"])
+@settings(max_examples=15, deadline=None)
 @given(
-    st.sampled_from([*AROUND, 2 * NETWORK_MAX_N + 1]),
+    st.sampled_from(SIZES),
     st.integers(1, 40),
     st.integers(0, 2**31 - 1),
+    st.sampled_from([torch.float32, torch.float64]),
+    st.integers(1, 9),
     st.data(),
 )
-def test_order_statistics_are_exact_on_both_sides_of_the_threshold(
-    n: int, d: int, seed: int, data: st.DataObject
+def test_order_statistics_are_exact_on_every_path(
+    path: str, n: int, d: int, seed: int, dtype: torch.dtype, cols: int, data: st.DataObject
 ) -> None:
-    x = messy(n, d, seed)
+    x = messy(n, d, seed, dtype)
     ref = sorted_reference(x)
     lo = data.draw(st.integers(0, n - 1))
     hi = data.draw(st.integers(lo + 1, n))
-    assert torch.equal(order_statistics(x, lo, hi), ref[lo:hi])
-    mid = order_statistics(x, (n - 1) // 2, n // 2 + 1)  # the selection path above the threshold
-    assert torch.equal(mid, ref[(n - 1) // 2 : n // 2 + 1])
+    with pytest.MonkeyPatch.context() as mp:
+        if path == "torch":  # the NumPy path serves float32/float64 on CPU; force the other one
+            mp.setattr(cw, "_NUMPY_DTYPES", ())
+        assert torch.equal(order_statistics(x, lo, hi), ref[lo:hi])
+        mp.setattr(cw, "BLOCK_NUMEL", cols * n)  # `cols` columns per block
+        assert torch.equal(order_statistics(x, lo, hi), ref[lo:hi])
+        assert torch.equal(order_statistics(x.T.contiguous().T, lo, hi), ref[lo:hi])  # strided input
 
 
-@pytest.mark.parametrize("n", AROUND)
-def test_median_is_bit_identical_across_the_switch(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("n", SIZES)
+def test_rules_are_bit_identical_across_paths_and_match_their_definitions(
+    n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     x = torch.randn(n, 300, generator=torch.Generator().manual_seed(n))
-    x[0, :5] = float("nan")
-    here = Median()(x)
-    # force the other path for the same n: network <-> selection
-    monkeypatch.setattr(cw, "NETWORK_MAX_N", n - 1 if n <= NETWORK_MAX_N else n)
-    assert torch.equal(Median()(x), here)
+    f = (n - 1) // 4
+    if f > 0:  # f = 0 is the plain mean, where a NaN stays NaN
+        x[0, :5] = float("nan")
+    s = sorted_reference(x)
+    median, trimmed, meamed = Median()(x), TrimmedMean(f)(x), Meamed(f)(x)
+    assert torch.equal(median, s[(n - 1) // 2] * 0.5 + s[n // 2] * 0.5)
+    assert torch.equal(trimmed, s[f : n - f].mean(0) if f > 0 else x.mean(0))
+    monkeypatch.setattr(cw, "_NUMPY_DTYPES", ())
+    assert torch.equal(Median()(x), median)
+    assert torch.equal(TrimmedMean(f)(x), trimmed)
+    assert torch.equal(Meamed(f)(x), meamed)
+    monkeypatch.setattr(cw, "BLOCK_NUMEL", 7 * n)
+    assert torch.equal(Median()(x), median)
+    assert torch.equal(TrimmedMean(f)(x), trimmed)
 
 
-@pytest.mark.parametrize("n", AROUND)
-def test_trimmed_mean_matches_definition_across_the_switch(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    x = torch.randn(n, 200, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
-    f = n // 4
-    expected = x.sort(dim=0).values[f : n - f].mean(0)
-    assert torch.allclose(TrimmedMean(f)(x), expected, rtol=0, atol=1e-12)
-    monkeypatch.setattr(cw, "NETWORK_MAX_N", n - 1 if n <= NETWORK_MAX_N else n)
-    assert torch.allclose(TrimmedMean(f)(x), expected, rtol=0, atol=1e-12)
-
-
-def test_blocks_cover_every_column(monkeypatch: pytest.MonkeyPatch) -> None:
-    n = NETWORK_MAX_N + 6
-    monkeypatch.setattr(cw, "BLOCK_NUMEL", 3 * n)  # 3 columns per block, 10 columns
-    x = messy(n, 10, 1)
-    ref = sorted_reference(x)
-    assert torch.equal(order_statistics(x, 3, 9), ref[3:9])
-    lo, hi = (n - 1) // 2, n // 2 + 1
-    assert hi - lo == 2
-    assert torch.equal(order_statistics(x, lo, hi), ref[lo:hi])
+def test_inputs_that_need_gradients_take_the_torch_path() -> None:
+    x = torch.randn(9, 20, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    out = TrimmedMean(2)(x)
+    assert torch.equal(out.detach(), TrimmedMean(2)(x.detach()))
+    out.sum().backward()
+    assert x.grad is not None and float(x.grad.sum()) == pytest.approx(20.0)
 
 
 def iterated_krum_by_resorting(dist: torch.Tensor, f: int, theta: int, neighbours: str) -> torch.Tensor:

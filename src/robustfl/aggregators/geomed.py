@@ -25,7 +25,7 @@ def check_init(init: object) -> Init:
 def coordinate_median(x: Tensor) -> Tensor:
     """The coordinate-wise median of the rows (NaN counts as +inf), as ``Median`` computes it."""
     n = x.shape[0]
-    return mean_of_rows(order_statistics(x, (n - 1) // 2, n // 2 + 1, exact=False))
+    return mean_of_rows(order_statistics(x, (n - 1) // 2, n // 2 + 1))
 
 
 def smoothed_weiszfeld(x: Tensor, nu: float, T: int, tol: float | None = None, init: Init = "zero") -> Tensor:
