@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from robustfl.aggregators import Meamed, Median, TrimmedMean
 from robustfl.aggregators import coordinatewise as cw
-from robustfl.aggregators.coordinatewise import order_statistics
+from robustfl.aggregators.coordinatewise import coordinate_median, mean_of_rows, order_statistics
 
 SIZES = [1, 2, 3, 16, 63, 64, 65, 127, 128, 129, 130, 257]
 
@@ -57,6 +57,8 @@ def test_order_statistics_are_exact_on_every_path(
         mp.setattr(cw, "BLOCK_NUMEL", cols * n)  # `cols` columns per block
         assert torch.equal(order_statistics(x, lo, hi), ref[lo:hi])
         assert torch.equal(order_statistics(x.T.contiguous().T, lo, hi), ref[lo:hi])  # strided input
+        middle = mean_of_rows(ref[(n - 1) // 2 : n // 2 + 1])  # +inf and -inf in the middle give NaN
+        torch.testing.assert_close(coordinate_median(x), middle, rtol=0, atol=0, equal_nan=True)
 
 
 @pytest.mark.parametrize("n", SIZES)
