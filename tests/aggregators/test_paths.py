@@ -154,3 +154,22 @@ def test_monna_blocks_give_the_distances_of_one_pass(d: int, monkeypatch: pytest
     whole = torch.linalg.vector_norm(x - x[3], dim=1)
     monkeypatch.setattr(monna, "BLOCK_NUMEL", 40 * 7)  # 7 columns per block
     assert torch.allclose(monna.distances_to_row(x, x[3]), whole, rtol=1e-12, atol=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 2**31 - 1), st.booleans(), st.data())
+def test_nearest_mask_is_the_head_of_a_stable_argsort(
+    n: int, seed: int, ties: bool, data: st.DataObject
+) -> None:
+    from robustfl.aggregators._distances import nearest_mask, sorted_rows
+
+    g = torch.Generator().manual_seed(seed)
+    dist = (
+        torch.randint(0, 4, (n, n), generator=g).double() if ties else torch.rand(n, n, generator=g).double()
+    )
+    dist[torch.rand(n, n, generator=g) < 0.1] = float("inf")
+    k = data.draw(st.integers(1, n))
+    expected = torch.zeros(n, n, dtype=torch.bool)
+    expected.scatter_(1, torch.sort(dist, dim=1, stable=True).indices[:, :k], True)
+    assert torch.equal(nearest_mask(dist, k), expected)
+    assert torch.equal(sorted_rows(dist), dist.sort(dim=1).values)
