@@ -173,3 +173,37 @@ def test_nearest_mask_is_the_head_of_a_stable_argsort(
     expected.scatter_(1, torch.sort(dist, dim=1, stable=True).indices[:, :k], True)
     assert torch.equal(nearest_mask(dist, k), expected)
     assert torch.equal(sorted_rows(dist), dist.sort(dim=1).values)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 30), st.integers(1, 3), st.integers(0, 2**31 - 1), st.booleans())
+def test_centered_clipping_direct_and_streaming_paths_agree(
+    n: int, d: int, L: int, seed: int, weights: bool
+) -> None:
+    from robustfl.aggregators import CenteredClipping, clipping
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) * 3
+    if weights:  # model weights: a large common part
+        x = x * 1e-3 + torch.randn(d, generator=g, dtype=torch.float64) * 100
+    v = torch.zeros(d, dtype=torch.float64)
+    for _ in range(L):  # the definition, seed 002
+        u = x - v
+        v = v + (u * torch.clamp(1.0 / u.norm(dim=1), max=1.0)[:, None]).mean(0)
+    assert n * d <= clipping.DIRECT_NUMEL
+    direct = CenteredClipping(L=L, tau=1.0)(x)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(clipping, "DIRECT_NUMEL", 0)
+        streaming = CenteredClipping(L=L, tau=1.0)(x)
+    assert torch.allclose(direct, v, rtol=1e-12, atol=1e-9)
+    assert torch.allclose(streaming, v, rtol=1e-9, atol=1e-6)
+
+
+def test_centered_clipping_small_path_falls_back_on_non_finite_rows() -> None:
+    from robustfl.aggregators import CenteredClipping
+
+    x = torch.randn(6, 10, generator=torch.Generator().manual_seed(0))
+    x[2] = float("nan")
+    out = CenteredClipping(tau=0.5)(x)
+    assert torch.isfinite(out).all()
+    assert (out - CenteredClipping(tau=0.5)(torch.cat([x[:2], x[3:]])) * 5 / 6).norm() <= 1e-5
