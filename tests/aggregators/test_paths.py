@@ -207,3 +207,21 @@ def test_centered_clipping_small_path_falls_back_on_non_finite_rows() -> None:
     out = CenteredClipping(tau=0.5)(x)
     assert torch.isfinite(out).all()
     assert (out - CenteredClipping(tau=0.5)(torch.cat([x[:2], x[3:]])) * 5 / 6).norm() <= 1e-5
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 9), st.integers(0, 2**31 - 1))
+def test_bucketing_matches_its_definition_bit_for_bit(n: int, s: int, seed: int) -> None:
+    from robustfl.aggregators import Bucketing
+    from robustfl.utils import make_generator
+
+    x = torch.randn(n, 7, generator=torch.Generator().manual_seed(seed))
+    perm = torch.randperm(n, generator=make_generator(5, "bucketing"))
+    expected = []
+    for b in range(-(-n // s)):
+        rows = perm[b * s : (b + 1) * s].sort().values  # added in row order, from zero
+        total = torch.zeros(7)
+        for r in rows:
+            total = total + x[r]
+        expected.append(total / len(rows))
+    assert torch.equal(Bucketing(s=s, seed=5)(x), torch.stack(expected))
