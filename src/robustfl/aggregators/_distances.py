@@ -190,8 +190,8 @@ def distances_to_point(x: Tensor, sq: Tensor, z: Tensor) -> Tensor:
 
 def sorted_rows(dist: Tensor) -> Tensor:
     """``dist.sort(dim=1).values`` for a distance matrix (no autograd): on CPU by NumPy, whose
-    AVX-512/AVX2 sort of float64 rows is several times faster than torch's (n = 1024: 12 ms against
-    73 ms on one thread). Sorted values are the same whichever sort produced them."""
+    AVX-512/AVX2 sort of float64 rows is several times faster than torch's (n = 1024: 5.3 ms against
+    48 ms of CPU time on one thread; ``docs/RESULTS.md``). Sorted values are the same whichever sort produced them."""
     if dist.device.type == "cpu" and not dist.requires_grad:
         return torch.from_numpy(np.sort(dist.numpy(), axis=1))
     return dist.sort(dim=1).values
