@@ -225,3 +225,19 @@ def test_bucketing_matches_its_definition_bit_for_bit(n: int, s: int, seed: int)
             total = total + x[r]
         expected.append(total / len(rows))
     assert torch.equal(Bucketing(s=s, seed=5)(x), torch.stack(expected))
+
+
+@pytest.mark.parametrize("shape", [(3, 1), (5, 1), (1, 4), (7, 9)])
+@pytest.mark.parametrize("width", [1, 2, None])
+def test_order_statistics_never_write_into_the_input(
+    shape: tuple[int, int], width: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if width is not None:
+        monkeypatch.setattr(cw, "BLOCK_NUMEL", width * shape[0])
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    before = x.clone()
+    n = shape[0]
+    order_statistics(x, 0, n)
+    coordinate_median(x)
+    Meamed((n - 1) // 2)(x)
+    assert torch.equal(x, before)

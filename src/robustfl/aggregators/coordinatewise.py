@@ -94,8 +94,8 @@ def _numpy_sorted_blocks(x: Tensor) -> Iterator[tuple[int, np.ndarray]]:
     src = x.detach().numpy()
     width = _block_width(x)
     for a in range(0, x.shape[1], width):
-        cols = np.ascontiguousarray(src[:, a : a + width].T)
-        cols.sort(axis=1)
+        cols = src[:, a : a + width].T.copy()  # always a copy (ascontiguousarray returns a view
+        cols.sort(axis=1)  # when the block is one column), so sorting never writes into x
         yield a, cols
 
 
