@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robustfl.aggregators import AGGREGATORS, Median, TrimmedMean
-from robustfl.aggregators.coordinatewise import NETWORK_MAX_N, order_statistics, pruned_network
+from robustfl.aggregators.coordinatewise import order_statistics
 
 X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
 
@@ -106,29 +106,26 @@ def test_registered_names() -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(st.integers(1, 40), st.data())
-def test_pruned_network_equals_sort(n: int, data: st.DataObject) -> None:
+def test_order_statistics_equal_sort(n: int, data: st.DataObject) -> None:
     lo = data.draw(st.integers(0, n - 1))
     hi = data.draw(st.integers(lo + 1, n))
     x = torch.randn(n, 3, generator=torch.Generator().manual_seed(n * 131 + lo), dtype=torch.float64)
     x[0] = x[-1]  # ties
-    expected = x.sort(dim=0).values[lo:hi]
-    assert torch.equal(order_statistics(x, lo, hi, exact=True), expected)
-    got = order_statistics(x, lo, hi, exact=False)
-    assert torch.equal(got.sort(dim=0).values, expected)
-    assert len(pruned_network(n, lo, hi, False)) <= len(pruned_network(n, lo, hi, True))
+    assert torch.equal(order_statistics(x, lo, hi), x.sort(dim=0).values[lo:hi])
 
 
-def test_network_nan_counts_as_plus_infinity_and_large_n_uses_sort() -> None:
+def test_nan_counts_as_plus_infinity() -> None:
     x = torch.tensor([[float("nan"), 1.0], [2.0, float("nan")], [0.0, -1.0], [1.0, 5.0], [3.0, 4.0]])
     assert torch.equal(
         order_statistics(x, 0, 4), torch.tensor([[0.0, -1.0], [1.0, 1.0], [2.0, 4.0], [3.0, 5.0]])
     )
-    big = torch.randn(NETWORK_MAX_N + 3, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(order_statistics(x, 4, 5), torch.tensor([[float("inf"), float("inf")]]))
+    big = torch.randn(131, 4, generator=torch.Generator().manual_seed(0))
     assert torch.equal(order_statistics(big, 5, 9), big.sort(dim=0).values[5:9])
-    assert torch.allclose(TrimmedMean(60)(big), big.sort(dim=0).values[60:-60].mean(0))
+    assert torch.equal(TrimmedMean(60)(big), big.sort(dim=0).values[60:-60].mean(0))
 
 
-def test_network_restores_the_thread_count() -> None:
+def test_small_inputs_restore_the_thread_count() -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -202,3 +202,19 @@ def test_slow_or_failing_peers_are_not_rerun_at_larger_d() -> None:
     assert not small.peers["Slow"].lower_bound and large.peers["Slow"].lower_bound
     assert "Broken failed: MemoryError: asked for 31 GB" in small.note
     assert "Broken" not in large.peers and "Broken not run" in large.note
+
+
+def test_cpu_clock_counts_work_not_sleep() -> None:
+    import time
+
+    x = torch.zeros(2, 2)
+    wall, cpu = Settings.quick(), Settings.quick()
+    cpu.clock = "cpu"
+    ((slept_wall, _),) = timed([lambda t: time.sleep(0.02)], x, wall)
+    ((slept_cpu, _),) = timed([lambda t: time.sleep(0.02)], x, cpu)
+    assert slept_wall >= 0.02 > 10 * slept_cpu
+
+
+def test_clock_option_is_validated() -> None:
+    result = CliRunner().invoke(app, ["bench", "aggregators", "--clock", "gpu"])
+    assert result.exit_code != 0 and "--clock must be 'wall' or 'cpu'" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import torch
@@ -44,9 +45,19 @@ class Bucketing(OneThreadWhenSmall, PreAggregator):
         m = -(-n // self.s)
         perm = torch.randperm(n, generator=self._gen)
         bucket = torch.empty(n, dtype=torch.long)
-        bucket[perm] = torch.arange(n) // self.s  # row perm[i] goes to bucket i // s
-        sizes = torch.bincount(bucket, minlength=m).to(x.dtype).to(x.device)
+        bucket[perm] = _slots(n, self.s)  # row perm[i] goes to bucket i // s
         # one scatter-add pass over x (no shuffled copy); a NaN row only reaches its own bucket
         out = torch.zeros(m, x.shape[1], dtype=x.dtype, device=x.device)
         out.index_add_(0, bucket.to(x.device), x)
-        return out / sizes.unsqueeze(1)
+        last = n - (m - 1) * self.s  # the last bucket's size (s when s divides n)
+        if last == self.s:
+            return out.div_(self.s)
+        out[:-1].div_(self.s)
+        out[-1].div_(last)
+        return out
+
+
+@cache
+def _slots(n: int, s: int) -> Tensor:
+    """``i // s`` for ``i < n`` (cached: the same for every call with this ``n``; never written)."""
+    return torch.arange(n) // s

@@ -10,7 +10,7 @@ from torch import Tensor
 from robustfl.aggregators._distances import centre_row, distances_to_point, row_sq_norms
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, check_int, check_positive
-from robustfl.aggregators.coordinatewise import mean_of_rows, order_statistics
+from robustfl.aggregators.coordinatewise import coordinate_median
 
 Init = Literal["median", "zero"]
 INITS: tuple[Init, ...] = ("median", "zero")
@@ -20,12 +20,6 @@ def check_init(init: object) -> Init:
     if init not in INITS:
         raise ValueError(f"init must be 'median' (coordinate-wise median) or 'zero' (ByzFL), got {init!r}")
     return init
-
-
-def coordinate_median(x: Tensor) -> Tensor:
-    """The coordinate-wise median of the rows (NaN counts as +inf), as ``Median`` computes it."""
-    n = x.shape[0]
-    return mean_of_rows(order_statistics(x, (n - 1) // 2, n // 2 + 1, exact=False))
 
 
 def smoothed_weiszfeld(x: Tensor, nu: float, T: int, tol: float | None = None, init: Init = "zero") -> Tensor:

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import pairwise_sq_distances
+from robustfl.aggregators._distances import pairwise_sq_distances, sorted_rows
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
@@ -38,7 +38,7 @@ def krum_scores(dist: Tensor, k: int) -> Tensor:
     Sorting row ``i`` puts its zero self-distance first, so the ``k + 1`` smallest entries are the
     self-distance plus the ``k`` nearest others. Rows at +inf distance give +inf scores.
     """
-    return dist.sort(dim=1).values[:, : k + 1].sum(dim=1)
+    return sorted_rows(dist)[:, : k + 1].sum(dim=1)
 
 
 def lowest_scores(scores: Tensor, m: int) -> Tensor:

@@ -15,12 +15,12 @@ class Meamed(OneThreadWhenSmall):
     """Per coordinate ``j``: average the ``n - f`` values nearest to the coordinate's median
     ``med_j`` (the midpoint of the two middle values when ``n`` is even, as ByzFL's ``quantile(0.5)``).
 
-    Computed from one sort of each coordinate (``order_statistics``: a sorting network over whole rows
-    on CPU): the ``n - f`` values nearest to the median are a contiguous window ``[s, s + n - f)`` of
-    the sorted column, ``s`` in ``0..f``, namely the window of smallest
-    ``max(med - S[s], S[s+n-f-1] - med)`` (lowest ``s`` on ties). Sorting puts NaN last (as +inf) and
-    +-Inf at the ends, so with at most ``f < n/2`` non-finite values in a column the median and the
-    chosen window are finite and the output lies inside the honest values' range.
+    Computed from one sort of each coordinate (``order_statistics``): the ``n - f`` values nearest to
+    the median are a contiguous window ``[s, s + n - f)`` of the sorted column, ``s`` in ``0..f``,
+    namely the window of smallest ``max(med - S[s], S[s+n-f-1] - med)`` (lowest ``s`` on ties).
+    Sorting puts NaN last (as +inf) and +-Inf at the ends, so with at most ``f < n/2`` non-finite
+    values in a column the median and the chosen window are finite and the output lies inside the
+    honest values' range.
     """
 
     breakdown = "needs n > 2f"
@@ -36,7 +36,7 @@ class Meamed(OneThreadWhenSmall):
         f, k = self.f, n - self.f
         if f == 0:
             return x.mean(dim=0)
-        s = order_statistics(x, 0, n)  # [n, d], each column sorted (a sorting network on CPU)
+        s = order_statistics(x, 0, n)  # [n, d], each column sorted
         med = 0.5 * (s[(n - 1) // 2] + s[n // 2])
         cost = torch.maximum(med - s[: f + 1], s[k - 1 :] - med)
         cost = torch.nan_to_num(cost, nan=float("inf"), posinf=float("inf"))

@@ -47,6 +47,12 @@ def aggregators(
         typer.Option("--min-time", min=0.0, help="Seconds spent timing each call (default 0.5)."),
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch intra-op threads.")] = 2,
+    clock: Annotated[
+        str,
+        typer.Option(
+            "--clock", help="'wall' (default) or 'cpu' (process CPU time: left out descheduled time)."
+        ),
+    ] = "wall",
 ) -> None:
     """Every registered aggregator on n in {16, 64, 256, 1024}, d in {10^3, 10^4, 65536, 10^6}
     (cells up to --max-numel), float32: time, passes over the input, and speed-up over ByzFL and
@@ -61,6 +67,9 @@ def aggregators(
 
     settings = Settings.quick() if quick else Settings()
     settings.threads = threads
+    if clock not in ("wall", "cpu"):
+        raise typer.BadParameter(f"--clock must be 'wall' or 'cpu', got {clock!r}")
+    settings.clock = clock
     if n:
         settings.ns = tuple(n)
     if d:
