@@ -213,6 +213,20 @@ def client_drift(
     workers: WorkersOption = 1,
     out: OutOption = None,
     quiet: QuietOption = False,
+    sweep_lr: Annotated[
+        bool,
+        typer.Option(
+            "--sweep-lr",
+            help="Sweep lr (and beta for Mime/MimeLite) on the clean runs; run each method's best under attack.",
+        ),
+    ] = False,
+    lr: Annotated[
+        list[float] | None,
+        typer.Option(help="--sweep-lr: the lrs (default 0.005 0.01 0.02 0.05); repeatable."),
+    ] = None,
+    beta: Annotated[
+        list[float] | None, typer.Option(help="--sweep-lr: Mime(Lite) betas (default 0.5 0.9); repeatable.")
+    ] = None,
 ) -> None:
     """FedAvg / FedProx / SCAFFOLD / Mime / MimeLite on a Dirichlet(0.1) split, clean and with Byzantine clients."""
     from rich.console import Console
@@ -222,6 +236,32 @@ def client_drift(
 
     overrides = with_rounds(set_, rounds)
     out_dir = out or default_out("client-drift")
+    if sweep_lr:
+        if scenario:
+            raise typer.BadParameter("--sweep-lr chooses the scenarios itself; drop --scenario")
+        lrs, betas = lr or list(cd.LRS), beta or list(cd.BETAS)
+        settings = cd.sweep_settings(algorithm or list(cd.ALGORITHMS), lrs, betas)
+        total = len(settings) + len({s.algorithm for s in settings})
+        with user_errors(), runs_progress(total, "client-drift sweep", quiet) as on_done:
+            sweep_rows, best_rows = cd.reproduce_sweep(
+                out_dir,
+                algorithms=algorithm,
+                lrs=lrs,
+                betas=betas,
+                overrides=overrides,
+                workers=workers,
+                on_done=on_done,
+            )
+        console = Console()
+        columns = ["method", *(f"lr={x:g}" for x in lrs)]
+        console.print(to_rich(sweep_rows, columns, title="clean: test accuracy % final / last three"))
+        console.print(to_rich(best_rows, ["algorithm", "lr", "beta", "clean", "byzantine"], title="best lr"))
+        typer.echo(f"tables: {out_dir / 'client_drift_sweep.md'}  {out_dir / 'client_drift_best.md'}")
+        return
+    if lr or beta:
+        raise typer.BadParameter(
+            "--lr and --beta belong to --sweep-lr (use --set training.lr=... for one run)"
+        )
     chosen = scenario or list(cd.SCENARIOS)
     total = len(algorithm or cd.ALGORITHMS) * len(chosen)
     with user_errors(), runs_progress(total, "client-drift", quiet) as on_done:
