@@ -227,6 +227,10 @@ def client_drift(
     beta: Annotated[
         list[float] | None, typer.Option(help="--sweep-lr: Mime(Lite) betas (default 0.5 0.9); repeatable.")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="--sweep-lr: reuse finished runs in --out, continue partial ones."),
+    ] = False,
 ) -> None:
     """FedAvg / FedProx / SCAFFOLD / Mime / MimeLite on a Dirichlet(0.1) split, clean and with Byzantine clients."""
     from rich.console import Console
@@ -251,6 +255,7 @@ def client_drift(
                 overrides=overrides,
                 workers=workers,
                 on_done=on_done,
+                resume=resume,
             )
         console = Console()
         columns = ["method", *(f"lr={x:g}" for x in lrs)]

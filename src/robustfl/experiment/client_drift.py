@@ -202,11 +202,13 @@ def reproduce_sweep(
     overrides: list[str] | tuple[str, ...] = (),
     workers: int = 1,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The lr sweep (module docstring): clean runs into ``out/sweep/``, then each method's best setting
     under the Byzantine scenario into ``out/best/``. Writes ``out/client_drift_sweep.csv`` / ``.md``
     (one row per method, one column per lr: final / last-three accuracy %) and
-    ``out/client_drift_best.csv`` / ``.md`` (the chosen lr and beta, clean and Byzantine accuracy)."""
+    ``out/client_drift_best.csv`` / ``.md`` (the chosen lr and beta, clean and Byzantine accuracy).
+    ``resume``: read finished runs back and continue partial ones (a sweep split over several calls)."""
     from robustfl.experiment.config import ConfigError, load_config
     from robustfl.experiment.sweep import run_many
     from robustfl.experiment.table import write_tables
@@ -225,7 +227,7 @@ def reproduce_sweep(
         load_config(config_dir() / f"{s.algorithm}_clean.toml", [*overrides, *s.overrides()])
         for s in settings
     ]
-    summaries = run_many(configs, dirs, workers=workers, on_done=on_done)
+    summaries = run_many(configs, dirs, workers=workers, on_done=on_done, resume=resume)
     scored = [score(d, summary) for d, summary in zip(dirs, summaries, strict=True)]
     table: dict[str, dict[str, Any]] = {}
     for s, (final, last3) in zip(settings, scored, strict=True):
@@ -240,8 +242,8 @@ def reproduce_sweep(
         load_config(config_dir() / f"{s.algorithm}_byzantine.toml", [*overrides, *s.overrides()])
         for s in chosen
     ]
-    byz = run_many(byz_configs, byz_dirs, workers=workers, on_done=on_done)
-    best_rows = []
+    byz = run_many(byz_configs, byz_dirs, workers=workers, on_done=on_done, resume=resume)
+    best_rows: list[dict[str, Any]] = []
     for a in algorithms:
         if a not in best:
             best_rows.append({"algorithm": a, "lr": None, "beta": None, "clean": "div (every lr)"})
