@@ -28,7 +28,7 @@ from typing import Any
 from robustfl.experiment.config import validate
 
 N, PER_ROUND, F = 20, 10, 2
-LRS = (0.005, 0.01, 0.02, 0.05)
+LRS = (0.01, 0.02, 0.05)
 """The client step sizes of the lr sweep."""
 BETAS = (0.5, 0.9)
 """The server-momentum weights of the sweep for Mime and MimeLite."""
