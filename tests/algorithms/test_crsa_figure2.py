@@ -35,6 +35,9 @@ def test_configs_set_b_krum_f_gamma_and_the_evaluation_rate() -> None:
         k: v for k, v in fig1.items() if k not in ("name", "training", "algorithm")
     }
     validate(c)
+    # the Fig. 1 tables are left alone
+    assert crsa.METHODS["c-rsa"]["algorithm"]["params"]["gamma"] == 0.5
+    assert crsa.METHODS["krum"]["aggregator"]["params"]["f"] == crsa.B
     with pytest.raises(ValueError, match="gamma is C-RSA's"):
         crsa.figure2_config(crsa.Fig2Cell("rsa", 2, 0.5))
     with pytest.raises(ValueError, match=r"b \(Byzantine workers\) must be in \[0, 10\)"):

@@ -242,7 +242,11 @@ def figure2_config(cell: Fig2Cell) -> dict[str, Any]:
         raise ValueError(f"b (Byzantine workers) must be in [0, {N}), got {cell.b}")
     if (cell.gamma is None) != (cell.method != "c-rsa"):
         raise ValueError(f"gamma is C-RSA's compression ratio: give it for c-rsa only, got {cell}")
-    config = crsa_config(cell.method, "gaussian" if cell.b else "clean")
+    import copy
+
+    config = copy.deepcopy(
+        crsa_config(cell.method, "gaussian" if cell.b else "clean")
+    )  # METHODS stays intact
     config["name"] = f"fig2_{cell.folder}"
     config["workers"]["f"] = cell.b
     config["training"]["eval_every"] = FIG2_EVAL_EVERY
