@@ -138,8 +138,24 @@ def crsa(
         Path | None, typer.Option(help="Only write the TOML configs into this folder and exit.")
     ] = None,
     quiet: QuietOption = False,
+    figure: Annotated[
+        int,
+        typer.Option(min=1, max=2, help="1: accuracy vs rounds and bits; 2: vs b and vs gamma (Gaussian)."),
+    ] = 1,
+    b: Annotated[
+        list[int] | None,
+        typer.Option("--b", help="--figure 2: Byzantine workers (default 0 1 2 3 4); repeatable."),
+    ] = None,
+    gamma: Annotated[
+        list[float] | None,
+        typer.Option(help="--figure 2: C-RSA's gamma values (default 0.1 0.25 0.5 0.75 1); repeatable."),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="--figure 2: reuse finished runs in --out, continue partial ones."),
+    ] = False,
 ) -> None:
-    """He, Zhu & Ling (C-RSA) Fig. 1: SGD-mean / median / Krum / RSA / C-RSA (gamma 0.5), 10 workers, b = 2, non-IID."""
+    """He, Zhu & Ling (C-RSA) Fig. 1 (or 2): SGD-mean / median / Krum / RSA / C-RSA, 10 workers, non-IID."""
     from rich.console import Console
 
     from robustfl.experiment import crsa as cr
@@ -153,6 +169,32 @@ def crsa(
     if data_dir is not None:
         overrides += ["data.name=cifar10", f"data.data_dir={str(data_dir)!r}"]
     out_dir = out or default_out("crsa")
+    if figure == 2:
+        if attack:
+            raise typer.BadParameter("--figure 2 runs the Gaussian attack only; drop --attack")
+        bs, gammas = b or list(cr.FIG2_BS), gamma or list(cr.FIG2_GAMMAS)
+        with user_errors():
+            cells = cr.figure2_cells(method or list(cr.METHODS), bs, gammas)
+        with user_errors(), runs_progress(len(cells), "crsa fig. 2", quiet) as on_done:
+            rows = cr.reproduce_figure2(
+                out_dir,
+                methods=method,
+                bs=bs,
+                gammas=gammas,
+                overrides=overrides,
+                workers=workers,
+                on_done=on_done,
+                resume=resume,
+            )
+        columns = ["method", "b", "gamma", "last10_acc", "final_acc", "bits_up", "diverged"]
+        title = (
+            f"C-RSA Fig. 2 (Gaussian attack): test accuracy %, mean of the last {cr.FIG2_LAST} evaluations"
+        )
+        Console().print(to_rich(rows, columns, title=title))
+        typer.echo(f"table: {out_dir / 'crsa_fig2.md'}  figure: {out_dir / 'crsa_fig2.png'}")
+        return
+    if b or gamma or resume:
+        raise typer.BadParameter("--b, --gamma and --resume belong to --figure 2")
     total = len(method or cr.METHODS) * len(attack or cr.DEFAULT_ATTACKS)
     with user_errors(), runs_progress(total, "crsa", quiet) as on_done:
         rows = cr.reproduce(
@@ -213,6 +255,24 @@ def client_drift(
     workers: WorkersOption = 1,
     out: OutOption = None,
     quiet: QuietOption = False,
+    sweep_lr: Annotated[
+        bool,
+        typer.Option(
+            "--sweep-lr",
+            help="Sweep lr (and beta for Mime/MimeLite) on the clean runs; run each method's best under attack.",
+        ),
+    ] = False,
+    lr: Annotated[
+        list[float] | None,
+        typer.Option(help="--sweep-lr: the lrs (default 0.01 0.02 0.05); repeatable."),
+    ] = None,
+    beta: Annotated[
+        list[float] | None, typer.Option(help="--sweep-lr: Mime(Lite) betas (default 0.5 0.9); repeatable.")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="--sweep-lr: reuse finished runs in --out, continue partial ones."),
+    ] = False,
 ) -> None:
     """FedAvg / FedProx / SCAFFOLD / Mime / MimeLite on a Dirichlet(0.1) split, clean and with Byzantine clients."""
     from rich.console import Console
@@ -222,6 +282,33 @@ def client_drift(
 
     overrides = with_rounds(set_, rounds)
     out_dir = out or default_out("client-drift")
+    if sweep_lr:
+        if scenario:
+            raise typer.BadParameter("--sweep-lr chooses the scenarios itself; drop --scenario")
+        lrs, betas = lr or list(cd.LRS), beta or list(cd.BETAS)
+        settings = cd.sweep_settings(algorithm or list(cd.ALGORITHMS), lrs, betas)
+        total = len(settings) + len({s.algorithm for s in settings})
+        with user_errors(), runs_progress(total, "client-drift sweep", quiet) as on_done:
+            sweep_rows, best_rows = cd.reproduce_sweep(
+                out_dir,
+                algorithms=algorithm,
+                lrs=lrs,
+                betas=betas,
+                overrides=overrides,
+                workers=workers,
+                on_done=on_done,
+                resume=resume,
+            )
+        console = Console()
+        columns = ["method", *(f"lr={x:g}" for x in lrs)]
+        console.print(to_rich(sweep_rows, columns, title="clean: test accuracy % final / last three"))
+        console.print(to_rich(best_rows, ["algorithm", "lr", "beta", "clean", "byzantine"], title="best lr"))
+        typer.echo(f"tables: {out_dir / 'client_drift_sweep.md'}  {out_dir / 'client_drift_best.md'}")
+        return
+    if lr or beta:
+        raise typer.BadParameter(
+            "--lr and --beta belong to --sweep-lr (use --set training.lr=... for one run)"
+        )
     chosen = scenario or list(cd.SCENARIOS)
     total = len(algorithm or cd.ALGORITHMS) * len(chosen)
     with user_errors(), runs_progress(total, "client-drift", quiet) as on_done:

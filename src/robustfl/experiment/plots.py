@@ -144,3 +144,36 @@ def plot_runs(
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def plot_xy(
+    panels: Sequence[tuple[str, str, dict[str, list[tuple[float, float]]]]],
+    out: str | Path,
+    *,
+    ylabel: str = "test accuracy",
+) -> Path:
+    """Summary figures (a result against a setting): one panel per ``(title, xlabel, {label: [(x, y)]})``,
+    one line per label, points sorted by ``x``, y from 0 to 1; save a PNG at ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (title, xlabel, lines) in zip(axes[0], panels, strict=True):
+        for label, points in lines.items():
+            xs, ys = zip(*sorted(points), strict=True) if points else ((), ())
+            ax.plot(xs, ys, marker="o", label=label)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        if lines:
+            ax.legend(fontsize="small", loc="best")
+    axes[0][0].set_ylabel(ylabel)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
