@@ -36,8 +36,11 @@ CONVERGE: dict[str, tuple[dict[str, Any], int, float]] = {
     "mimelite": ({"local_steps": 3, "beta": 0.5}, 300, 0.05),
     "fl-bgmd": ({"sync_every": 3}, 200, 0.05),
 }
-COVERED_ELSEWHERE = {"rsa", "c-rsa", "fedavg-pgd"}
-"""fedavg-pgd: its honest clients take FedAvg's steps (``test_fedavg_pgd.py``), so it converges as FedAvg."""
+COVERED_ELSEWHERE = {"rsa", "c-rsa", "fedavg-pgd", "masked", "gossip"}
+"""fedavg-pgd: its honest clients take FedAvg's steps (``test_fedavg_pgd.py``), so it converges as FedAvg;
+masked: FedAvg bit for bit with a full mask, and convergence when the mask covers the optimum's support
+(``test_masked.py``); gossip: decentralised, no server step; its nodes reach the optimum of a convex
+problem and clipped gossip stays bounded where plain gossip diverges (``tests/engine/test_gossip*.py``)."""
 
 
 def test_every_registered_algorithm_is_audited() -> None:
