@@ -295,7 +295,7 @@ class DistributedServer:
         switch = getattr(self.run, "switch", None)  # [model.low_rank]: PUFFERFISH's end of warm-up
         if switch is not None and 0 < switch.round == r:
             switch.apply(sim)
-            algo, self.shapes = sim.algorithm, self._message_shapes()
+            self.shapes = self._message_shapes()  # the hybrid's message widths
         lr = sim.lr_at(r)
         cohort = sim.plan(r)
         shared = algo.broadcast(sim.params, sim.server_state, r)
