@@ -184,9 +184,11 @@ def prepare_task(n: int, folder: Path) -> Path:
 
 
 def load_task(path: str | Path) -> dict[str, Any]:
+    """The task file, memory-mapped: a peer pages in only what it reads (robustfl reads ``init``
+    alone and loads its own copy of the data, which must not count twice in its peak memory)."""
     import torch
 
-    task: dict[str, Any] = torch.load(path, weights_only=True)
+    task: dict[str, Any] = torch.load(path, weights_only=True, mmap=True)
     return task
 
 

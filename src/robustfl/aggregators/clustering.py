@@ -7,8 +7,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
 from torch import Tensor
 
 from robustfl.aggregators._cosine import cosine_distances, row_norms, weighted_rows
@@ -23,6 +21,9 @@ def larger_cluster(dist: Tensor, method: Linkage = "average") -> Tensor:
     n = dist.shape[0]
     if n <= 2:
         return torch.arange(n)
+    from scipy.cluster.hierarchy import fcluster, linkage  # lazy: SciPy's import costs ~25 MiB and 0.5 s
+    from scipy.spatial.distance import squareform
+
     z = linkage(squareform(dist.detach().cpu().numpy(), checks=False), method=method)
     labels = fcluster(z, t=2, criterion="maxclust")
     sizes = {int(k): int((labels == k).sum()) for k in np.unique(labels)}

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.cluster.hierarchy import linkage
-from scipy.spatial.distance import squareform
 from torch import Tensor
 
 from robustfl.aggregators._cosine import cosine_distances, row_norms, weighted_rows
@@ -29,6 +27,9 @@ def majority_cluster(dist: Tensor) -> Tensor:
     need = n // 2 + 1
     if n <= 2:
         return torch.arange(n)
+    from scipy.cluster.hierarchy import linkage  # lazy: SciPy's import costs ~25 MiB and 0.5 s
+    from scipy.spatial.distance import squareform
+
     z = linkage(squareform(dist.detach().cpu().numpy(), checks=False), method="single")
     members: list[list[int]] = [[i] for i in range(n)]
     for a, b, _, _ in z:

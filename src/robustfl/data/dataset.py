@@ -117,11 +117,16 @@ def from_arrays(
             raise ValueError(
                 f"{name}: x_{split} must have shape [N, H, W] or [N, C, H, W], got {tuple(x.shape)}"
             )
-        xs.append(x.to(torch.float32) / 255.0 if not x.is_floating_point() else x.to(torch.float32))
+        # one float32 copy per split, normalised in place below (no further full-size temporaries)
+        xs.append(
+            x.to(torch.float32).div_(255.0) if not x.is_floating_point() else x.to(torch.float32, copy=True)
+        )
     xtr, xte = xs
     mean = xtr.mean(dim=(0, 2, 3), keepdim=True)
     std = xtr.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-8)
     ytr, yte = y_train.to(torch.int64).reshape(-1), y_test.to(torch.int64).reshape(-1)
     if num_classes is None:
         num_classes = int(torch.cat([ytr, yte]).max()) + 1
-    return Dataset(name, (xtr - mean) / std, ytr, (xte - mean) / std, yte, num_classes, groups_train)
+    xtr.sub_(mean).div_(std)
+    xte.sub_(mean).div_(std)
+    return Dataset(name, xtr, ytr, xte, yte, num_classes, groups_train)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from robustfl.algorithms.fedma.costs import BBPMAPCost, MatchingCost
@@ -59,6 +58,8 @@ def match_neurons(
     from the global statistics (dropping global neurons left empty) and matches it again. Stops after
     ``iterations`` sweeps or when a sweep changes nothing. The chapter gives no number of sweeps; 5 is ours.
     """
+    import scipy.optimize  # lazy: its import costs ~37 MiB and over a second
+
     cost = BBPMAPCost() if cost is None else cost
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
@@ -83,7 +84,7 @@ def match_neurons(
     def assign(j: int) -> None:
         nonlocal sums, counts
         size = counts.size
-        rows, cols = linear_sum_assignment(cost(vs[j], sums, counts, num_clients))
+        rows, cols = scipy.optimize.linear_sum_assignment(cost(vs[j], sums, counts, num_clients))
         a = np.empty(vs[j].shape[0], dtype=np.int64)
         a[rows] = cols
         opened = np.sort(cols[cols >= size])
