@@ -180,11 +180,9 @@ class MaskedTraining(FedAvg):
         bitmap = params.numel() if bool(shared["masked"]) else 0
         return 8 * params.element_size() * params.numel() + bitmap
 
-    def upload_bits(self, parts: dict[str, Tensor], shared: State) -> int | None:
-        if not bool(shared["masked"]):
-            return None
-        support = int(shared["mask"].sum())
-        return sum(8 * v.element_size() * v.shape[0] * support for v in parts.values())
+    def upload_support(self, shared: State) -> Tensor | None:
+        """The core mask in masked rounds (the client sends its ``K`` support values); all in dense ones."""
+        return shared["mask"] if bool(shared["masked"]) else None
 
     def evaluation_params(self, params: Tensor, server_state: State) -> dict[str, Tensor]:
         return {"core": torch.where(server_state[MASK], params, torch.zeros_like(params))}
