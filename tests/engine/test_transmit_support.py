@@ -5,6 +5,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import Tensor
 
 from robustfl import compressors as C
@@ -128,3 +130,18 @@ def test_the_support_is_the_core_in_masked_rounds_only_and_is_checked() -> None:
 def test_expand_refuses_a_row_of_another_width() -> None:
     with pytest.raises(ValueError, match="part 'update' has 4 values, the support 9"):
         phases.expand({"update": torch.zeros(1, 4)}, support(9, 9), {"update": D})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=30), st.integers(1, 3), st.integers(0, 2**31 - 1))
+def test_restrict_then_expand_keeps_the_support_and_zeroes_the_rest(
+    bits: list[bool], m: int, seed: int
+) -> None:
+    mask = torch.tensor(bits)
+    x = torch.randn(m, len(bits), generator=torch.Generator().manual_seed(seed))
+    other = torch.randn(m, len(bits) + 1)  # a part of another width goes whole
+    sent = phases.restrict({"a": x, "b": other}, mask)
+    assert sent["a"].shape == (m, int(mask.sum())) and sent["b"] is other
+    back = phases.expand(sent, mask, {"a": len(bits), "b": len(bits) + 1})
+    assert torch.equal(back["a"], torch.where(mask, x, torch.zeros_like(x))) and back["b"] is other
+    assert phases.sent_width(mask, len(bits)) == int(mask.sum()) and phases.sent_width(None, 7) == 7
