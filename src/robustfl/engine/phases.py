@@ -11,8 +11,8 @@ The compressor's per-client state stays ``d`` wide: entries as wide as the part 
 support before the encode and scattered back after it, so the state off the support is kept unchanged
 (error-feedback memory off the core waits for the next round that sends those coordinates). A
 compressor that reads the layer structure of the flat vector (a ``shapes`` parameter: PowerSGD, ATOMO's
-SVD atoms, ``LayerWise``) cannot encode a bare support vector; it encodes the ``d``-wide message (zero
-off the support) as before (:func:`upload_support`).
+SVD atoms, ``LayerWise``) cannot encode a bare support vector; it encodes the ``d``-wide message as
+before (:func:`upload_support`; an honest one is zero off the support).
 
 Every function is a function of tensors plus the run's :class:`~robustfl.streams.Streams`, so two
 runtimes that call them with the same arguments compute the same numbers. Client state is a dict of
@@ -163,7 +163,7 @@ def reads_layers(compressor: Compressor) -> bool:
 def upload_support(algorithm: Algorithm, compressor: Compressor | None, shared: State) -> Tensor | None:
     """The round's upload support (``algorithm.upload_support(shared)``, a bool ``Tensor[d]``), or
     ``None`` when every coordinate goes on the wire: no support, a full one, or a compressor that reads
-    layers (:func:`reads_layers`: it encodes the ``d``-wide message, zero off the support)."""
+    layers (:func:`reads_layers`: it encodes the ``d``-wide message)."""
     support = algorithm.upload_support(shared)
     if support is None:
         return None
