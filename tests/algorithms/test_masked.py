@@ -210,6 +210,70 @@ def test_bits_count_the_support_and_the_bitmap_in_masked_rounds() -> None:
     assert (dense.bits_up, dense.bits_down) == (5 * 32 * d, 5 * 32 * d)
 
 
+@pytest.mark.parametrize("kind", ["topk", "qsgd"])
+def test_a_compressor_encodes_only_the_support_in_masked_rounds(kind: str) -> None:
+    from robustfl import compressors as C
+
+    comp = C.TopK(k=4) if kind == "topk" else C.QSGD(s=4, coding="fixed")
+
+    def cost(width: int) -> int:  # the compressors' documented bits per sender for a width-wide row
+        if kind == "topk":
+            return 4 * (math.ceil(math.log2(width)) + 32)
+        return 32 + width * (1 + math.ceil(math.log2(4 + 1)))
+
+    alg = MaskedTraining(density=0.3, masked_rounds=1, dense_rounds=1)
+    sim = make_simulator(algorithm=alg, compressor=comp, per_round=5)
+    d, k = sim.params.numel(), int(sim.server_state[MASK].sum())
+    assert k < d
+    masked, dense = sim.step(), sim.step()
+    assert masked.metrics["masked_round"] == 1.0 and dense.metrics["masked_round"] == 0.0
+    assert masked.bits_up == 5 * cost(k)
+    assert dense.bits_up == 5 * cost(d)
+
+
+def test_dense_rounds_and_a_full_mask_with_error_feedback_equal_fedavg_bit_for_bit() -> None:
+    from robustfl import compressors as C
+
+    runs = [
+        make_simulator(algorithm=alg, compressor=C.ErrorFeedback(C.TopK(ratio=0.2)), per_round=6)
+        for alg in (
+            FedAvg(local_steps=2),
+            MaskedTraining(density=1.0, masked_rounds=2, dense_rounds=1, local_steps=2),
+            MaskedTraining(density=0.3, masked_rounds=0, dense_rounds=1, local_steps=2),
+        )
+    ]
+    for _ in range(3):
+        bits = {run.step().bits_up for run in runs}
+        assert len(bits) == 1
+    assert all(torch.equal(run.params, runs[0].params) for run in runs[1:])
+
+
+def test_error_feedback_memory_off_the_core_waits_through_masked_rounds_and_mask_changes() -> None:
+    from robustfl import compressors as C
+    from robustfl.compressors.error_feedback import MEMORY
+    from robustfl.engine.phases import COMPRESSOR_STATE
+
+    alg = MaskedTraining(density=0.3, masked_rounds=1, dense_rounds=1)  # M D M D: a new mask each phase
+    sim = make_simulator(algorithm=alg, compressor=C.ErrorFeedback(C.TopK(ratio=0.2)))
+    key = f"{COMPRESSOR_STATE}.update.{MEMORY}"
+    masks = []
+    for _ in range(4):
+        masked = alg.is_masked(sim.round)
+        mask = sim.server_state[MASK].clone()
+        before = sim.client_state.get(key, torch.zeros(1)).clone()
+        sim.step()
+        memory = sim.client_state[key]
+        assert memory.shape == (10, sim.params.numel())
+        if masked:
+            masks.append(mask)
+            if before.shape == memory.shape:  # the state exists from the first message on
+                assert torch.equal(memory[:, ~mask], before[:, ~mask])
+            else:
+                assert not bool(memory[:, ~mask].any())
+        assert bool(torch.isfinite(sim.params).all())
+    assert not torch.equal(masks[0], masks[1])
+
+
 def test_simulator_reports_core_accuracy_and_q_and_paths_agree() -> None:
     alg = MaskedTraining(density=0.3, masked_rounds=2, dense_rounds=2, prune=True)
     loop, vmap = make_simulator(algorithm=alg, vectorise=False), make_simulator(algorithm=alg, vectorise=True)
@@ -297,8 +361,10 @@ def test_runs_with_compressors_robust_rules_and_attacks_and_freezes_the_off_core
 
     model = tiny_cnn()
     shapes = ParameterLayout.of(model).shapes
+    # top-k keeps 30% of the K = 148 support values in masked rounds (10% would leave the coordinate-wise
+    # median of 10 sparse rows at zero nearly everywhere)
     comp = (
-        C.ErrorFeedback(C.TopK(ratio=0.1)) if compressor == "top-k+ef" else C.PowerSGD(rank=1, shapes=shapes)
+        C.ErrorFeedback(C.TopK(ratio=0.3)) if compressor == "top-k+ef" else C.PowerSGD(rank=1, shapes=shapes)
     )
     alg = MaskedTraining(density=0.3, masked_rounds=2, dense_rounds=1, shapes=shapes, local_steps=2)
     sim = make_simulator(

@@ -230,3 +230,46 @@ def test_a_reply_whose_width_differs_from_most_is_dropped() -> None:
     ]
     arrays, metrics = strategy.aggregate_train(1, answers)
     assert arrays is not None and metrics["robustfl-dropped"] == 1 and metrics["robustfl-replies"] == 3
+
+
+def test_masked_rounds_send_the_support_only_with_the_engines_bytes() -> None:
+    """Masked training through Flower (round 1 dense, round 2 masked) with top-3 and error feedback:
+    the client sends the K support values, byte for byte what the engine's encode sends."""
+    from robustfl.algorithms import MaskedTraining
+    from robustfl.algorithms.masked import MASK
+    from robustfl.compressors import COMPRESSORS, ErrorFeedback
+    from robustfl.compressors.base import Message as WireMessage
+    from robustfl.engine import phases
+    from robustfl.integrations.flower.arrays import wire_bytes
+    from robustfl.streams import Streams
+
+    alg = MaskedTraining(density=0.5, masked_rounds=1, dense_rounds=1, track_alignment=False)
+    comp = ErrorFeedback(COMPRESSORS.get("topk", k=3))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    x, y = torch.randn(40, 4), torch.randint(3, (40,))
+    start = ArrayRecord(torch_state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
+    strategy = RobustStrategy(
+        "mean", algorithm=alg, compressor=comp, min_train_nodes=1, min_available_nodes=1
+    )
+    packed = RobustClient(copy_of(model), x, y, algorithm=alg, compressor=comp, batch_size=8, client_id=2)
+    raw = RobustClient(copy_of(model), x, y, algorithm=alg, batch_size=8, client_id=2)
+    contexts = [Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={}) for _ in "ab"]
+    d, ids, state = 15, torch.tensor([2]), phases.init_compressor_state(comp, {"update": torch.zeros(15)}, 1)
+    for r in (1, 2):
+        instruction = next(iter(strategy.configure_train(r, start, ConfigRecord(), Grid(1))))
+        mask = strategy.server_state[MASK]
+        support = mask if alg.is_masked(r) else None
+        answer, plain = packed.train(instruction, contexts[0]), raw.train(instruction, contexts[1])
+        sent = torch.from_numpy(plain.content["arrays"][UPDATE_KEY].numpy())
+        assert sent.numel() == (int(mask.sum()) if support is not None else d)
+        row = phases.expand({"update": sent.unsqueeze(0)}, support, {"update": d})
+        messages, state = phases.encode_parts(comp, row, ids, state, Streams(0), r, support)
+        data = wire_bytes(answer.content["arrays"][WIRE_KEY])
+        assert data == messages["update"].row(0).to_bytes()
+        assert WireMessage.from_bytes(data).d == (8 if support is not None else d)
+        arrays, metrics = strategy.aggregate_train(r, [answer])
+        assert arrays is not None and metrics["robustfl-dropped"] == 0
+        moved = flatten(arrays)[0] != flatten(start)[0]
+        assert 0 < int(moved.sum()) <= 3 and (support is None or not bool(moved[~mask].any()))
+    assert alg.is_masked(2) and not alg.is_masked(1)

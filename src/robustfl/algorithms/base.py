@@ -129,14 +129,21 @@ class Algorithm(Configurable, ABC):
     def message_bits(self, parts: dict[str, Tensor]) -> int | None:
         """Exact uplink bits of the round's stacked parts when the algorithm fixes its own wire format
         (C-RSA's 2-bit ternary signs); ``None`` (default): without a compressor every value counts at
-        its dtype's width. Only consulted when no compressor is configured."""
+        its dtype's width. Only consulted when no compressor is configured; ``parts`` holds what goes on
+        the wire (the support's columns when :meth:`upload_support` gives one)."""
         return None
 
-    def upload_bits(self, parts: dict[str, Tensor], shared: State) -> int | None:
-        """Exact uplink bits of the round whose broadcast was ``shared`` when the algorithm fixes its own
-        wire format (masked training's support values); default :meth:`message_bits`. Only consulted
-        when no compressor is configured."""
-        return self.message_bits(parts)
+    def upload_support(self, shared: State) -> Tensor | None:
+        """The coordinates a client uploads in the round whose broadcast was ``shared``: a bool
+        ``Tensor[d]`` (``d`` = the model's size), or ``None`` (default) for all of them.
+
+        Contract: the support is a function of the broadcast, so the server and every client know it
+        and it costs no uplink bits. Of every uploaded part ``d`` wide, only the columns in the support
+        go on the wire, raw (``32 K`` bits for ``K`` float32 values) or through the compressor (which
+        then encodes the ``[m, K]`` matrix: its bits are those of ``K`` values); the server receives zeros
+        off the support, whatever the client step put there (``robustfl.engine.phases.transmit``).
+        Masked training returns its core mask in masked rounds."""
+        return None
 
     def evaluation_params(self, params: Tensor, server_state: State) -> dict[str, Tensor]:
         """Further parameter vectors to evaluate beside ``params``, by name (masked training's core

@@ -48,13 +48,20 @@ Readings the seed leaves open, written down:
 * wire: the broadcast is the parent (32 bits per value, it is needed for ``g``) plus, in masked rounds,
   the mask as a ``d``-bit bitmap (a client sampled mid-phase cannot recompute it); in dense rounds the
   mask is the top-k of the broadcast model, which a client can compute itself, and costs nothing.
-  Without a compressor a masked round's upload is the ``K = |m|`` support values (``32 K`` bits per
-  client, Byzantine clients included: the server reads the support only). A configured compressor
-  encodes the ``d``-wide message (zero off the support): its bits are exact for that encoding, which
-  spends what the compressor spends on the zeros (index bits over ``d`` for top-k) — not support-only.
-* the server reads only the support in masked rounds (``m (.) agg``), so a Byzantine client's off-core
-  values and any error-feedback memory left off-core are dropped; with a server optimizer that keeps
-  momentum the off-core weights are still frozen (the step is applied on the support only).
+  A masked round's upload is the ``K = |m|`` support values only (:meth:`upload_support`: both ends
+  know the mask): ``32 K`` bits per client without a compressor, and a configured compressor encodes
+  the ``K``-vector (top-k's indices are over ``K``, a quantiser's levels count ``K`` values), Byzantine
+  clients included. The server puts what it decodes back into zeros ``[d]``, so its aggregator and
+  step see ``d``-wide rows. The compressor's per-client state stays ``d`` wide: error-feedback memory
+  on the core is updated, the memory off the core is kept as it is through the masked phase (nothing
+  is lost, only delayed: the next dense round sends it); a new core at the next masked phase is
+  simply another support of the same ``d``-wide memory. A compressor that reads the layer structure
+  (PowerSGD, ATOMO's SVD atoms, ``LayerWise``: a ``shapes`` parameter) cannot encode a bare support
+  vector; it encodes the ``d``-wide message as before (an honest one is zero off the support), at its
+  own exact bits, and the server step reads the aggregate's support only.
+* the server reads only the support in masked rounds (``m (.) agg``), so nothing a Byzantine client
+  puts off the core reaches the server; with a server optimizer that keeps momentum the off-core
+  weights are still frozen (the step is applied on the support only).
 """
 
 from __future__ import annotations
@@ -180,11 +187,9 @@ class MaskedTraining(FedAvg):
         bitmap = params.numel() if bool(shared["masked"]) else 0
         return 8 * params.element_size() * params.numel() + bitmap
 
-    def upload_bits(self, parts: dict[str, Tensor], shared: State) -> int | None:
-        if not bool(shared["masked"]):
-            return None
-        support = int(shared["mask"].sum())
-        return sum(8 * v.element_size() * v.shape[0] * support for v in parts.values())
+    def upload_support(self, shared: State) -> Tensor | None:
+        """The core mask in masked rounds (the client sends its ``K`` support values); all in dense ones."""
+        return shared["mask"] if bool(shared["masked"]) else None
 
     def evaluation_params(self, params: Tensor, server_state: State) -> dict[str, Tensor]:
         return {"core": torch.where(server_state[MASK], params, torch.zeros_like(params))}

@@ -81,6 +81,7 @@ class DistributedServer:
         self.events: list[dict[str, Any]] = []
         self.totals = {"wire_bytes_up": 0, "wire_bytes_down": 0, "observed_bytes": 0}
         self.shapes = self._message_shapes()
+        self.support: Tensor | None = None  # the round's upload support (phases.upload_support)
 
     # ------------------------------------------------------------------------------ runner protocol
     @property
@@ -185,9 +186,15 @@ class DistributedServer:
             self._event(r, "missing", rank, stage=kind.name, waited=False)
         return replies
 
-    def _row(self, name: str, entry: Any, blobs: list[bytes], compressed: bool) -> tuple[Tensor, int, int]:
-        """One decoded row of part ``name``: ``(row, own bits, shared bits)``; raises ``WireError``."""
-        d, dtype = self.shapes[name]
+    def _row(
+        self, name: str, entry: Any, blobs: list[bytes], compressed: bool, upload: bool
+    ) -> tuple[Tensor, int, int]:
+        """One decoded row of part ``name``: ``(row, own bits, shared bits)``; raises ``WireError``.
+        ``upload``: the row is a client's upload (field ``wire``), which carries only the round's upload
+        support when there is one (``K`` values, put back into zeros ``[d]``); else a full raw row (the
+        rows the attacker observes and the Byzantine clients' own)."""
+        full, dtype = self.shapes[name]
+        d = phases.sent_width(self.support, full) if upload else full
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int)):
             raise wire.WireError(f"bad entry for part {name!r}")
         index, form = entry
@@ -216,6 +223,8 @@ class DistributedServer:
             raise wire.WireError(f"part {name!r} has {row.numel()} values, expected {d}")
         if not bool(torch.isfinite(row).all()):
             raise wire.WireError(f"part {name!r} has NaN/Inf values")
+        if d != full:
+            row = phases.expand({name: row}, self.support, {name: full})[name]
         return row.to(self.sim.device), bits, shared
 
     def _decode(
@@ -239,7 +248,8 @@ class DistributedServer:
                             f"client {cid!r} may not send {field!r} from this rank this round"
                         )
                     value = {
-                        name: self._row(name, c[field].get(name), blobs, compressed) for name in self.shapes
+                        name: self._row(name, c[field].get(name), blobs, compressed, field == "wire")
+                        for name in self.shapes
                     }
                 except (wire.WireError, AttributeError, TypeError, KeyError) as err:
                     self._event(
@@ -299,6 +309,7 @@ class DistributedServer:
         lr = sim.lr_at(r)
         cohort = sim.plan(r)
         shared = algo.broadcast(sim.params, sim.server_state, r)
+        self.support = phases.upload_support(algo, sim.compressor, shared)
         specs, blobs = wire.encode_tensors(shared)
         full = wire.pack({"round": r, "tensors": specs}, blobs)
         empty = wire.pack({"round": r, "tensors": None})
@@ -337,7 +348,10 @@ class DistributedServer:
         parts = {name: torch.stack([rows[i][name][0] for i in ids.tolist()]) for name in self.shapes}
         bits_up = sum(rows[i][name][1] for i in ids.tolist() for name in self.shapes)
         bits_up += sum(max((rows[i][name][2] for i in ids.tolist()), default=0) for name in self.shapes)
-        if sim.compressor is None and (own_bits := algo.upload_bits(parts, shared)) is not None:
+        if (
+            sim.compressor is None
+            and (own_bits := algo.message_bits(phases.restrict(parts, self.support))) is not None
+        ):
             bits_up = own_bits  # the algorithm's own wire format (C-RSA's ternary signs), as the simulator
         seconds["compress"] = time.perf_counter() - t
 
@@ -398,10 +412,12 @@ class DistributedServer:
         crafted = phases.inject(sim.attack, parts, mask, sim.streams, r)
         byz_ids = [i for i in ids if i in own]
         rows = {name: crafted[name][mask] for name in self.shapes}
-        if sim.compressor is None:  # the crafted rows are what the Byzantine clients send
+        if sim.compressor is None:  # the crafted rows (on the upload support) are what they send
+            sent = phases.restrict(rows, self.support)
+            received = phases.expand(sent, self.support, {name: w for name, (w, _) in self.shapes.items()})
             return {
                 i: {
-                    name: (rows[name][j], 8 * rows[name][j].element_size() * rows[name][j].numel(), 0)
+                    name: (received[name][j], 8 * sent[name][j].element_size() * sent[name][j].numel(), 0)
                     for name in self.shapes
                 }
                 for j, i in enumerate(byz_ids)

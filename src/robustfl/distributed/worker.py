@@ -136,6 +136,7 @@ class Worker:
             return
         shared = {k: v.to(sim.device) for k, v in wire.decode_tensors(meta["tensors"], blobs).items()}
         lr = sim.lr_at(r)
+        support = phases.upload_support(sim.algorithm, sim.compressor, shared)
         # a coded scheme's worker computes the partitions it encodes (DRACO, DETOX), others their own
         computed, flags = ids, byz
         if sim.coding is not None:
@@ -163,7 +164,7 @@ class Worker:
         blobs_out: list[bytes] = []
         send = ~own
         if bool(send.any()):
-            self._encode(parts, ids, send, records, blobs_out, r)
+            self._encode(parts, ids, send, records, blobs_out, r, support)
         for j in torch.nonzero(own).flatten().tolist():
             records[j]["own"] = self._raw(parts, j, blobs_out)
         if attacked and sim.compressor is not None:  # what the omniscient attacker observes
@@ -177,7 +178,7 @@ class Worker:
         meta_out = {"round": r, "clients": records, "stats": specs, "stat_ids": computed.tolist()}
         payload = wire.pack(meta_out, blobs_out)
         if bool(own.any()):
-            self.pending = {"round": r, "ids": ids[own]}
+            self.pending = {"round": r, "ids": ids[own], "support": support}
         else:
             self.done = r + 1
             self._save(self.done)
@@ -220,21 +221,24 @@ class Worker:
         records: list[dict[str, Any]],
         blobs: list[bytes],
         r: int,
+        support: Tensor | None,
     ) -> None:
-        """Each selected client's upload (wire bytes, or raw float bytes without a compressor)."""
+        """Each selected client's upload (wire bytes, or raw float bytes without a compressor), of the
+        round's upload ``support`` only when there is one (``phases.upload_support``)."""
         sim = self.sim
         rows = torch.nonzero(select).flatten().tolist()
         chosen = {name: v[select] for name, v in parts.items()}
         cids = ids[select]
         if sim.compressor is None:
+            sent = phases.restrict(chosen, support)
             for pos, j in enumerate(rows):
                 records[j]["wire"] = {
-                    name: [len(blobs) + k, wire.dtype_name(v)] for k, (name, v) in enumerate(chosen.items())
+                    name: [len(blobs) + k, wire.dtype_name(v)] for k, (name, v) in enumerate(sent.items())
                 }
-                blobs.extend(wire.tensor_bytes(v[pos]) for v in chosen.values())
+                blobs.extend(wire.tensor_bytes(v[pos]) for v in sent.values())
             return
         state = sim._compressor_state(chosen, cids)
-        messages, state = phases.encode_parts(sim.compressor, chosen, cids, state, sim.streams, r)
+        messages, state = phases.encode_parts(sim.compressor, chosen, cids, state, sim.streams, r, support)
         phases.scatter_rows(sim.client_state, cids, state)
         for pos, j in enumerate(rows):
             records[j]["wire"] = {name: [len(blobs) + k, "wire"] for k, name in enumerate(messages)}
@@ -254,7 +258,8 @@ class Worker:
         }
         records: list[dict[str, Any]] = [{"id": int(i), "byz": True} for i in ids]
         out: list[bytes] = []
-        self._encode(parts, ids, torch.ones(len(ids), dtype=torch.bool), records, out, frame.round)
+        select = torch.ones(len(ids), dtype=torch.bool)
+        self._encode(parts, ids, select, records, out, frame.round, pending["support"])
         self.done, self.pending = frame.round + 1, None
         self._save(self.done)
         self._send(Kind.FINAL, frame.round, wire.pack({"round": frame.round, "clients": records}, out))

@@ -3,6 +3,17 @@
     plan (cohort, Byzantine ids) → broadcast → data (sample, augment) → local compute (an executor)
     → Byzantine injection (attack) → transmit (compress, exact bits) → aggregate and update
 
+Upload support (``Algorithm.upload_support``, masked training's core in masked rounds): when the round's
+broadcast fixes a support ``s`` of ``K`` of the ``d`` coordinates, a client sends of each ``d``-wide
+part only the columns ``s`` (:func:`restrict`), raw or compressed as a ``[m, K]`` matrix, and the server
+puts what it decodes back into zeros ``[m, d]`` (:func:`expand`), so the server step sees ``d``-wide rows.
+The compressor's per-client state stays ``d`` wide: entries as wide as the part are gathered on the
+support before the encode and scattered back after it, so the state off the support is kept unchanged
+(error-feedback memory off the core waits for the next round that sends those coordinates). A
+compressor that reads the layer structure of the flat vector (a ``shapes`` parameter: PowerSGD, ATOMO's
+SVD atoms, ``LayerWise``) cannot encode a bare support vector; it encodes the ``d``-wide message as
+before (:func:`upload_support`; an honest one is zero off the support).
+
 Every function is a function of tensors plus the run's :class:`~robustfl.streams.Streams`, so two
 runtimes that call them with the same arguments compute the same numbers. Client state is a dict of
 ``Tensor[n, ...]`` indexed by client id; a phase reads and writes only the rows of the round's cohort.
@@ -17,7 +28,15 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators.base import Aggregator
-from robustfl.algorithms.base import Aggregators, Algorithm, Cohort, Messages, ServerOutput, State
+from robustfl.algorithms.base import (
+    Aggregators,
+    Algorithm,
+    Cohort,
+    Messages,
+    ServerOutput,
+    State,
+    tensor_bits,
+)
 from robustfl.compressors.base import Compressor, Message, RowStreams
 from robustfl.streams import Streams
 
@@ -129,6 +148,77 @@ def decode_coded(
     return {name: estimate.unsqueeze(0).to(dtype)}, report.metrics()
 
 
+def reads_layers(compressor: Compressor) -> bool:
+    """Whether ``compressor`` (or one it wraps) reads the layer structure of the flat vector: a
+    ``shapes`` parameter that is set (PowerSGD, ATOMO's SVD atoms, ``LayerWise``)."""
+    for key, value in compressor.params().items():
+        values = value if isinstance(value, list | tuple) else [value]
+        if key == "shapes" and value is not None:
+            return True
+        if any(isinstance(v, Compressor) and reads_layers(v) for v in values):
+            return True
+    return False
+
+
+def upload_support(algorithm: Algorithm, compressor: Compressor | None, shared: State) -> Tensor | None:
+    """The round's upload support (``algorithm.upload_support(shared)``, a bool ``Tensor[d]``), or
+    ``None`` when every coordinate goes on the wire: no support, a full one, or a compressor that reads
+    layers (:func:`reads_layers`: it encodes the ``d``-wide message)."""
+    support = algorithm.upload_support(shared)
+    if support is None:
+        return None
+    if not isinstance(support, Tensor) or support.dtype != torch.bool or support.dim() != 1:
+        raise ValueError(
+            f"{type(algorithm).__name__}.upload_support must return a bool Tensor[d] or None, got "
+            f"{getattr(support, 'dtype', type(support).__name__)} of shape {tuple(getattr(support, 'shape', ()))}"
+        )
+    if bool(support.all()) or (compressor is not None and reads_layers(compressor)):
+        return None
+    return support
+
+
+def _columns(support: Tensor | None, width: int) -> Tensor | None:
+    """The support's coordinates for a part ``width`` wide (``None``: the part goes whole)."""
+    if support is None or support.numel() != width:
+        return None
+    return torch.nonzero(support).flatten()
+
+
+def sent_width(support: Tensor | None, width: int) -> int:
+    """How many values of a part ``width`` wide go on the wire: ``K`` on the support, else ``width``."""
+    cols = _columns(support, width)
+    return width if cols is None else cols.numel()
+
+
+def restrict(parts: Mapping[str, Tensor], support: Tensor | None) -> dict[str, Tensor]:
+    """What goes on the wire: of each part as wide as ``support`` (last dimension) its support's
+    columns ``[..., K]``; other parts whole."""
+    out = {}
+    for name, rows in parts.items():
+        cols = _columns(support, rows.shape[-1])
+        out[name] = rows if cols is None else rows[..., cols.to(rows.device)]
+    return out
+
+
+def expand(
+    sent: Mapping[str, Tensor], support: Tensor | None, widths: Mapping[str, int]
+) -> dict[str, Tensor]:
+    """Inverse of :func:`restrict` on the server: each part whose full width ``widths[part]`` is the
+    support's, received as ``[..., K]``, put back into zeros ``[..., d]`` on the support; the other
+    parts are returned as they are."""
+    out = dict(sent)
+    for name, values in sent.items():
+        cols = _columns(support, widths[name])
+        if cols is None:
+            continue
+        if values.shape[-1] != cols.numel():
+            raise ValueError(f"part {name!r} has {values.shape[-1]} values, the support {cols.numel()}")
+        full = values.new_zeros((*values.shape[:-1], widths[name]))
+        full[..., cols.to(values.device)] = values
+        out[name] = full
+    return out
+
+
 def init_compressor_state(compressor: Compressor | None, parts: Mapping[str, Tensor], n: int) -> State:
     """Per-client compressor state for ``n`` clients (error-feedback memory, PowerSGD's warm start)."""
     if compressor is None:
@@ -147,6 +237,7 @@ def encode_parts(
     state: State,
     streams: Streams,
     round: int,
+    support: Tensor | None = None,
 ) -> tuple[dict[str, Message], State]:
     """Compress every part of the clients ``ids`` (rows in that order); return the messages and the
     clients' new compressor state.
@@ -155,6 +246,10 @@ def encode_parts(
     ``streams.shared("compress-shared", round)`` (one per part for multi-part algorithms), so row ``i``
     of the result is the message client ``i`` sends alone: the simulator encodes the whole cohort at
     once, a distributed worker its own share, and both produce the same bytes.
+
+    With ``support`` (:func:`upload_support`) a ``d``-wide part is encoded on its support's columns only
+    (messages ``K`` wide); the state entries ``[m, d]`` are gathered on the support and scattered back,
+    so the state off the support is returned unchanged (module docstring).
     """
     messages, new_state = {}, {}
     for name, rows in parts.items():
@@ -165,7 +260,18 @@ def encode_parts(
         )
         prefix = f"{COMPRESSOR_STATE}.{name}."
         own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        msg, own = compressor.encode(rows, rng, own)
+        cols = _columns(support, rows.shape[1])
+        if cols is None:
+            msg, own = compressor.encode(rows, rng, own)
+        else:
+            wide = {k for k, v in own.items() if v.dim() == 2 and tuple(v.shape) == tuple(rows.shape)}
+            gathered = {k: v[:, cols.to(v.device)] if k in wide else v for k, v in own.items()}
+            msg, encoded = compressor.encode(rows[:, cols.to(rows.device)], rng, gathered)
+            for k in wide:
+                full = own[k].clone()
+                full[:, cols.to(full.device)] = encoded[k].to(full)
+                encoded[k] = full
+            own = encoded
         messages[name] = msg
         new_state.update({prefix + k: v for k, v in own.items()})
     return messages, new_state
@@ -178,17 +284,22 @@ def transmit(
     state: State,
     streams: Streams,
     round: int,
+    support: Tensor | None = None,
 ) -> tuple[dict[str, Tensor], int, State]:
     """Compress and decode every part (:func:`encode_parts`); return what the server decodes, the exact
     uplink bits and the clients' new compressor state (rows of the cohort).
 
-    Without a compressor every value travels at its dtype's width (32 bits for float32).
+    Without a compressor every value sent travels at its dtype's width (32 bits for float32). With
+    ``support`` (:func:`upload_support`) only its columns of each ``d``-wide part are sent, and the
+    server's rows are zero off the support (module docstring).
     """
+    widths = {name: rows.shape[1] for name, rows in parts.items()}
     if compressor is None:
-        return parts, sum(8 * v.element_size() * v.numel() for v in parts.values()), state
-    messages, new_state = encode_parts(compressor, parts, ids, state, streams, round)
+        sent = restrict(parts, support)
+        return expand(sent, support, widths), tensor_bits(sent), state
+    messages, new_state = encode_parts(compressor, parts, ids, state, streams, round, support)
     decoded = {name: compressor.decompress(msg).to(parts[name].dtype) for name, msg in messages.items()}
-    return decoded, sum(int(msg.bits) for msg in messages.values()), new_state
+    return expand(decoded, support, widths), sum(int(msg.bits) for msg in messages.values()), new_state
 
 
 def aggregators_for(aggregator: Aggregator, parts: tuple[str, ...]) -> Aggregators:
@@ -249,11 +360,16 @@ __all__ = [
     "decode_coded",
     "encode_coded",
     "encode_parts",
+    "expand",
     "from_parts",
     "gather_rows",
     "honest_mean",
     "init_compressor_state",
     "inject",
+    "reads_layers",
+    "restrict",
     "scatter_rows",
+    "sent_width",
     "transmit",
+    "upload_support",
 ]

@@ -431,12 +431,16 @@ class Simulator:
 
         t = time.perf_counter()
         comp_state = self._compressor_state(parts, cohort.ids)
+        support = phases.upload_support(self.algorithm, self.compressor, shared)
         parts, bits_up, comp_state = phases.transmit(
-            self.compressor, parts, cohort.ids, comp_state, self.streams, r
+            self.compressor, parts, cohort.ids, comp_state, self.streams, r, support
         )
         phases.scatter_rows(self.client_state, cohort.ids, comp_state)
-        if self.compressor is None and (own_bits := self.algorithm.upload_bits(parts, shared)) is not None:
-            bits_up = own_bits
+        if (
+            self.compressor is None
+            and (own_bits := self.algorithm.message_bits(phases.restrict(parts, support))) is not None
+        ):
+            bits_up = own_bits  # the algorithm's own wire format (C-RSA's ternary signs)
         seconds["compress"] = time.perf_counter() - t
 
         aggregators, server_cohort = self.aggregators, cohort

@@ -115,10 +115,12 @@ class RobustClient:
         parts = phases.as_parts(out.message, self.algorithm.parts)
         names = self.algorithm.parts
         new_state = dict(out.state)
+        support = phases.upload_support(self.algorithm, self.compressor, shared)  # masked training's core
         if self.compressor is None:
+            sent = phases.restrict(parts, support)
             arrays = ArrayRecord(
                 array_dict={
-                    part_key(UPDATE_KEY, p, names): Array(v[0].float().numpy()) for p, v in parts.items()
+                    part_key(UPDATE_KEY, p, names): Array(v[0].float().numpy()) for p, v in sent.items()
                 }
             )
         else:
@@ -126,7 +128,9 @@ class RobustClient:
             if not comp:
                 comp = phases.init_compressor_state(self.compressor, {p: v[0] for p, v in parts.items()}, 1)
             ids = torch.tensor([self.client_id])
-            messages, comp = phases.encode_parts(self.compressor, parts, ids, comp, self.streams, round)
+            messages, comp = phases.encode_parts(
+                self.compressor, parts, ids, comp, self.streams, round, support
+            )
             new_state |= comp
             arrays = ArrayRecord(
                 array_dict={

@@ -13,6 +13,8 @@ A training round:
    * ``robustfl.update`` (float32): an uncompressed robustfl message (the client helper's);
    * for an algorithm with several parts (SCAFFOLD, Mime), one such array per part, keyed
      ``robustfl.wire/<part>`` or ``robustfl.update/<part>``;
+   * in a round with an upload support (``Algorithm.upload_support``: masked training's core in masked
+     rounds) these carry the ``K`` support values only, put back into zeros ``[d]`` here;
    * otherwise (one-part algorithms) the reply's arrays are new weights ``y``, and the row is FedAvg's
      message ``x - y`` (the delta ``y - x`` with robustfl's sign: FedAvg's server step is
      ``x - lr * agg(x - y)``).
@@ -107,6 +109,7 @@ class RobustStrategy(FedAvg):
         self.f, self.lr = f, float(lr)
         self.server_state: State | None = None
         self._global: tuple[Tensor, Layout] | None = None
+        self._support: Tensor | None = None  # the round's upload support (masked training's core)
         self._clients: dict[int, int] = {}
 
     def summary(self) -> None:
@@ -138,6 +141,7 @@ class RobustStrategy(FedAvg):
         if self.server_state is None:
             self.server_state = self.algorithm.init_server_state(params)
         shared = self.algorithm.broadcast(params, self.server_state, server_round)
+        self._support = phases.upload_support(self.algorithm, self.compressor, shared)
         config[PARAMS_FLAG] = "params" in shared
         extra = {k: Array(v.detach().cpu().numpy()) for k, v in shared.items() if k != "params"}
         messages = list(super().configure_train(server_round, arrays, config, grid))
@@ -163,7 +167,8 @@ class RobustStrategy(FedAvg):
         expected = {part_key(base, p, parts) for p in parts for base in (WIRE_KEY, UPDATE_KEY)}
         if unknown := sorted(set(record.keys()) - expected):
             raise ValueError(f"unexpected arrays {unknown} for parts {list(parts)}")
-        return {part: self._part(record, part) for part in parts}
+        rows = {part: self._part(record, part) for part in parts}
+        return phases.expand(rows, self._support, dict.fromkeys(parts, params.numel()))
 
     def _part(self, record: Any, part: str) -> Tensor:
         """The row of ``part``: wire bytes through the compressor, or a float32 message."""
