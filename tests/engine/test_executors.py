@@ -24,6 +24,7 @@ from robustfl.algorithms import get as get_algorithm
 from robustfl.algorithms.optim import ClientOptimizer
 from robustfl.engine import FlatModel
 from robustfl.engine.executors import LoopExecutor, MessageBuffer, VmapExecutor
+from robustfl.engine.inputs import CohortInputs
 from robustfl.utils import flatten, unflatten
 
 ALGORITHMS = {
@@ -57,14 +58,23 @@ def cat_loop_grad_fn(flat: FlatModel) -> GradFn:
 
 
 class CatVmap:
-    """The vmap executor as it was: chunked ``vmap`` and ``torch.cat``."""
+    """The vmap executor as it was: the whole cohort's inputs gathered at once, chunked ``vmap`` and
+    ``torch.cat``."""
 
     def __init__(self, clients_per_call: int) -> None:
         self.clients_per_call = clients_per_call
 
     def run(
-        self, algorithm: Any, flat: FlatModel, shared: State, xs: Tensor, ys: Tensor, states: State, lr: float
+        self,
+        algorithm: Any,
+        flat: FlatModel,
+        shared: State,
+        xs: Tensor | CohortInputs,
+        ys: Tensor,
+        states: State,
+        lr: float,
     ) -> ClientOutput:
+        xs = xs.gather() if isinstance(xs, CohortInputs) else xs
         step = functools.partial(algorithm.client_step, lr=lr, grad_fn=cat_vmap_grad_fn(flat))
         batched = vmap(
             step, in_dims=(None, 0, 0, 0), randomness="different", chunk_size=self.clients_per_call

@@ -35,6 +35,7 @@ from robustfl.distributed import wire
 from robustfl.distributed.faults import Faults
 from robustfl.distributed.transport import Frame, Kind, recv_frame, send_frame
 from robustfl.engine import phases
+from robustfl.engine.inputs import CohortInputs
 from robustfl.engine.participation import draw_cohort
 from robustfl.experiment.config import ExperimentConfig
 from robustfl.experiment.rundir import atomic_write
@@ -145,7 +146,7 @@ class Worker:
             byz_of[cohort_ids] = cohort_byz
             flags = byz_of[computed]
         idx = sim.sampler.sample(computed, r, sim.algorithm.local_steps, sim.batch_size).to(sim.device)
-        xs = sim.augment(sim.x_store[idx], computed, sim.streams, r)
+        xs = CohortInputs(sim.x_store, idx, computed, sim.augment, sim.streams, r)
         states = sim._round_states(computed, flags)
         sim.model.train()
         with sim._model_rng(r):

@@ -1,9 +1,9 @@
 """Image augmentation inside the vectorised data path: random crop with padding and horizontal flip.
 
 The standard CIFAR recipe (He et al., CVPR 2016, §4.2: pad 4, random 32x32 crop, random horizontal
-flip), applied to every client's minibatches of a round at once by one gather. The crop offsets and
-flips of client ``i`` in round ``t`` come from ``streams.client("augment", i, t)``, so they depend on
-nothing else. Padding is with zeros (on the normalised image).
+flip), applied to the minibatches of a chunk of clients at once by one gather (``engine/inputs.py``).
+The crop offsets and flips of client ``i`` in round ``t`` come from ``streams.client("augment", i, t)``,
+so they depend on nothing else. Padding is with zeros (on the normalised image).
 """
 
 from __future__ import annotations

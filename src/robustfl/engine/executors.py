@@ -1,6 +1,7 @@
 """Executors: run one algorithm's client step for a batch of clients (the local-compute phase).
 
-An executor takes the broadcast ``shared``, the clients' minibatches ``xs: Tensor[m, steps, B, ...]``,
+An executor takes the broadcast ``shared``, the clients' minibatches ``xs: Tensor[m, steps, B, ...]``
+(or a :class:`~robustfl.engine.inputs.CohortInputs` that gathers the rows of each chunk as it is read),
 ``ys: Tensor[m, steps, B]`` and their states (each ``Tensor[m, ...]``) and returns the batched
 :class:`~robustfl.algorithms.base.ClientOutput`: every message part ``Tensor[m, d]``, the new states,
 the losses ``Tensor[m]`` and the per-client metrics ``Tensor[m]``.
@@ -34,6 +35,7 @@ from torch.func import vmap
 from robustfl.algorithms.base import Algorithm, ClientOutput, State
 from robustfl.checks import check_int
 from robustfl.engine.functional import FlatModel
+from robustfl.engine.inputs import CohortInputs
 
 
 class Executor(Protocol):
@@ -44,7 +46,7 @@ class Executor(Protocol):
         algorithm: Algorithm,
         flat: FlatModel,
         shared: State,
-        xs: Tensor,
+        xs: Tensor | CohortInputs,
         ys: Tensor,
         states: State,
         lr: float,
@@ -174,7 +176,7 @@ class VmapExecutor:
         algorithm: Algorithm,
         flat: FlatModel,
         shared: State,
-        xs: Tensor,
+        xs: Tensor | CohortInputs,
         ys: Tensor,
         states: State,
         lr: float,
@@ -208,7 +210,7 @@ class LoopExecutor:
         algorithm: Algorithm,
         flat: FlatModel,
         shared: State,
-        xs: Tensor,
+        xs: Tensor | CohortInputs,
         ys: Tensor,
         states: State,
         lr: float,

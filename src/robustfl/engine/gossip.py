@@ -43,6 +43,7 @@ from robustfl.algorithms.base import Algorithm
 from robustfl.checks import check_int, check_positive
 from robustfl.compressors.base import Compressor, RowStreams
 from robustfl.engine import phases
+from robustfl.engine.inputs import CohortInputs
 from robustfl.engine.neighbours import NeighbourRule
 from robustfl.engine.simulator import DatasetLike, RoundStats, Simulator
 from robustfl.streams import Streams
@@ -287,7 +288,7 @@ class GossipSimulator(Simulator):
         ids = torch.arange(self.n)
         shared = self.algorithm.broadcast(self.params, self.server_state, r)
         idx = self.sampler.sample(ids, r, self.algorithm.local_steps, self.batch_size).to(self.device)
-        xs = self.augment(self.x_store[idx], ids, self.streams, r)
+        xs = CohortInputs(self.x_store, idx, ids, self.augment, self.streams, r)
         states = self._round_states(ids, self.byz)
         seconds["plan"] = time.perf_counter() - t
 

@@ -52,6 +52,7 @@ from robustfl.engine import phases
 from robustfl.engine.augment import Augment
 from robustfl.engine.executors import Executor, LoopExecutor, VmapExecutor
 from robustfl.engine.functional import FlatModel, vmap_blocker
+from robustfl.engine.inputs import CohortInputs
 from robustfl.engine.participation import ByzantineSchedule, draw_cohort
 from robustfl.engine.sampling import ClientSampler
 from robustfl.streams import Streams
@@ -409,7 +410,7 @@ class Simulator:
         cohort = self.plan(r)
         shared = self.algorithm.broadcast(self.params, self.server_state, r)
         idx = self.sampler.sample(cohort.ids, r, self.algorithm.local_steps, self.batch_size).to(self.device)
-        xs = self.augment(self.x_store[idx], cohort.ids, self.streams, r)
+        xs = CohortInputs(self.x_store, idx, cohort.ids, self.augment, self.streams, r)  # read by chunks
         states = self._round_states(cohort.ids, cohort.byzantine)
         seconds["plan"] = time.perf_counter() - t
 
