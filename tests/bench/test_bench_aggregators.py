@@ -9,7 +9,17 @@ import torch
 from typer.testing import CliRunner
 
 from robustfl.aggregators import AGGREGATORS
-from robustfl.bench.aggregators import PeerTime, Row, Settings, build, checks, rule_classes, run, timed
+from robustfl.bench.aggregators import (
+    PeerTime,
+    Row,
+    Settings,
+    build,
+    checks,
+    row_labels,
+    rule_classes,
+    run,
+    timed,
+)
 from robustfl.bench.byzfl_loader import find_package
 from robustfl.bench.peers import BYZPY_OMITTED
 from robustfl.cli import app
@@ -26,7 +36,7 @@ def test_quick_run_writes_valid_json(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["peers"] == {}
     rows = report["rows"]
-    names = {c.__name__ for c in rule_classes()}
+    names = {label for c in rule_classes() for label in row_labels(c)}
     assert {r["rule"] for r in rows} == names
     assert len(rows) == len(names) * len(Settings.quick().ns) * len(Settings.quick().ds)
     for r in rows:

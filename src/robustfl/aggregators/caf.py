@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse.linalg
 import torch
@@ -18,30 +20,47 @@ class CAF(OneThreadWhenSmall):
     """Iterative spectral filtering with soft weights ``c`` (ByzFL's definition), starting from ``c = 1``:
 
     while ``sum(c) > n - 2f``: ``mu = sum_i c_i x_i / sum(c)``; ``(lambda, v)`` = top eigenpair of the
-    weighted covariance ``sum_i c_i (x_i - mu)(x_i - mu)^T / sum(c)``; ``tau_i = <x_i - mu, v>^2``;
+    weighted covariance ``Sigma = sum_i c_i (x_i - mu)(x_i - mu)^T / sum(c)``; ``tau_i = <x_i - mu, v>^2``;
     ``c_i <- c_i (1 - tau_i / max_{j: c_j > 0} tau_j)``. Return the ``mu`` seen with the smallest
     ``lambda``.
 
-    All of it runs on ``n x n`` matrices: the weighted centred Gram ``K = -1/2 (I - 1w^T) D (I - w1^T)``
-    (``D`` the squared distances, ``w = c / sum(c)``) has the covariance's non-zero spectrum through
-    ``W^1/2 K W^1/2``, and ``<x_i - mu, v>`` is proportional to ``(K W^1/2 u)_i`` for its top
-    eigenvector ``u``. So ``x`` is read twice (distances, final weighted mean) however many rounds run.
+    ``power_steps`` chooses the eigenpair. ``None`` (default): exact to rounding, by a dense eigensolver
+    below ``LANCZOS_MIN_M`` rows, else by Lanczos to machine precision warm-started at the previous
+    round's direction. ``k >= 1``: ``k`` power steps ``v <- Sigma v`` per round, the first round from a
+    fixed pseudo-random combination of rows, every later round from the previous round's ``v`` (so the
+    rounds together are one power iteration on the slowly changing ``Sigma``); ``lambda`` is the
+    Rayleigh quotient ``v^T Sigma v / v^T v`` of the last ``v``. ByzFL estimates with one power step
+    from a fresh random vector per round, ByzPy with three: ``power_steps=1`` and ``3`` are their
+    estimates, warm-started. A power estimate that finds ``v`` orthogonal to every weighted row takes
+    the exact eigenpair for that round.
 
-    Choices where ByzFL is loose: the eigenpair is exact (ByzFL: one power step from a random vector;
-    ByzPy: three power steps), by a dense eigensolver, or by Lanczos to machine precision on large
-    supports (``top_eigenpair``);
-    ``tau_max`` is taken over rows still weighted (a zeroed far outlier would otherwise stall the loop),
-    so each round zeroes at least one row and at most ``n`` rounds run; the loop stops early when
-    ``lambda = 0`` (all weighted rows equal); with ``f = 0`` the loop never runs and the plain mean is
-    returned (ByzFL returns ``None``). Unusable rows start with weight 0: NaN/Inf rows and finite rows
-    whose squared distances overflow float64 (1e200, ``-finfo.max``): a row that far is bad, never near.
-    The weights are computed without autograd; the output ``w @ x`` is differentiable in ``x``.
+    All of it runs on the ``[n, n]`` squared distances ``D``: with ``w = c / sum(c)`` and ``v = X^T a``
+    (``sum(a) = 0``), the projections are ``g = (x_i - mu, v)_i = -1/2 (I - 1 w^T) D a``,
+    ``Sigma v = X^T (w * g)``, ``|v|^2 = a . g`` and ``v^T Sigma v = w . g^2``: one ``D`` matrix-vector
+    product per power or Lanczos step, the ``n x n`` Gram never formed (the exact solver works on
+    ``W^1/2 K W^1/2``, ``K = -1/2 (I - 1w^T) D (I - w1^T)``, which has ``Sigma``'s non-zero spectrum).
+    So ``x`` is read twice (distances, final weighted mean) however many rounds run.
+
+    Choices where ByzFL is loose: ``tau_max`` is taken over rows still weighted (a zeroed far outlier
+    would otherwise stall the loop), so each round zeroes at least one row and at most ``n`` rounds
+    run; the loop stops early when ``lambda = 0`` (all weighted rows equal); with ``f = 0`` the loop
+    never runs and the plain mean is returned (ByzFL returns ``None``). Unusable rows start with
+    weight 0: NaN/Inf rows and finite rows whose squared distances overflow float64 (1e200,
+    ``-finfo.max``): a row that far is bad, never near. The weights are computed without autograd;
+    the output ``w @ x`` is differentiable in ``x``.
     """
 
     breakdown = "needs n > 2f"
 
-    def __init__(self, f: int = 0) -> None:
+    def __init__(self, f: int = 0, power_steps: int | None = None) -> None:
         self.f = check_int("f", f)
+        if power_steps is not None and (
+            isinstance(power_steps, bool) or not isinstance(power_steps, int) or power_steps < 1
+        ):
+            raise ValueError(
+                f"power_steps must be None (exact eigenpair) or an integer >= 1, got {power_steps!r}"
+            )
+        self.power_steps = power_steps
 
     def check_n(self, n: int) -> None:
         require_n("CAF", n, self.f, n > 2 * self.f, "n > 2f")
@@ -53,80 +72,140 @@ class CAF(OneThreadWhenSmall):
         # +inf entries are zeroed only so the arithmetic on the support stays finite
         dist = torch.where(torch.isinf(dist), 0.0, dist)
         with single_thread(torch.device("cpu")):
-            weights = filter_weights(dist.cpu().numpy(), ok.cpu().numpy(), n - 2 * self.f)
+            weights = filter_weights(dist.cpu().numpy(), ok.cpu().numpy(), n - 2 * self.f, self.power_steps)
         if not bool(ok.all()):
             x = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
         return torch.from_numpy(weights).to(device=x.device, dtype=x.dtype) @ x
 
 
 LANCZOS_MIN_M = 128
-"""From this support size on, the top eigenpair comes from Lanczos iterations (ARPACK) warm-started at
-the previous round's eigenvector instead of a dense ``O(m^3)`` eigensolver."""
+"""From this support size on, the exact top eigenpair comes from Lanczos iterations (ARPACK) warm-started
+at the previous round's direction instead of a dense ``O(m^3)`` eigensolver; from this size on the
+``D`` products also run in torch (see ``_Products``)."""
 
 
-def top_eigenpair(a: np.ndarray, start: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """The largest eigenvalue of the symmetric ``a`` and a unit eigenvector.
+class _Products:
+    """``D @ v`` for the squared distances ``D``. From ``LANCZOS_MIN_M`` rows on through torch, which
+    runs on the caller's one thread (NumPy's OpenBLAS threads its own matrix-vector products above
+    about 100 rows and busy-waits: on a machine whose cores are shared that made CAF at n = 1024 about
+    10x slower); below, NumPy (a few microseconds per call against tens for torch)."""
 
-    Below ``LANCZOS_MIN_M`` rows: a dense ``torch.linalg.eigh`` (on the caller's one thread). From
-    ``LANCZOS_MIN_M`` rows on: implicitly restarted Lanczos (``scipy.sparse.linalg.eigsh``, ``k = 1``)
-    converged to machine precision (``tol = 0``) from ``start``, its matrix-vector products in torch;
-    a round then costs ``O(m^2)`` times a few dozen instead of ``O(m^3)``. Both are exact to rounding:
-    this is not the few-power-steps estimate of ByzFL or ByzPy.
-    """
-    m = a.shape[0]
-    if m < LANCZOS_MIN_M:
-        vals, vecs = torch.linalg.eigh(torch.from_numpy(a))
-        return float(vals[-1]), vecs[:, -1].numpy()
+    def __init__(self, dist: np.ndarray) -> None:
+        self.dist = dist
+        self.torch = torch.from_numpy(dist) if dist.shape[0] >= LANCZOS_MIN_M else None
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        if self.torch is None:
+            return self.dist @ v
+        return torch.mv(self.torch, torch.from_numpy(np.ascontiguousarray(v))).numpy()
+
+
+def _projections(y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``g = -1/2 (I - 1 w^T) y`` for ``y = D a``: the rows' projections ``<x_i - mu, X^T a>``."""
+    return -0.5 * (y - w @ y)
+
+
+def top_eigenpair(
+    op: scipy.sparse.linalg.LinearOperator, start: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """The largest eigenvalue of the symmetric operator ``op`` and a unit eigenvector, by implicitly
+    restarted Lanczos (``scipy.sparse.linalg.eigsh``, ``k = 1``) converged to machine precision
+    (``tol = 0``) from ``start``: exact to rounding, ``O(m^2)`` times a few dozen per call instead
+    of a dense ``O(m^3)``. This is not the few-power-steps estimate of ByzFL or ByzPy."""
+    m = op.shape[0]
     if start is None or not np.any(start):
         # a fixed pseudo-random start (not ones: the all-ones direction is near the null space of a
         # centred Gram matrix), so every run takes the same iterations
-        start = np.asarray(np.random.default_rng(0).standard_normal(m))
-    op = scipy.sparse.linalg.LinearOperator(a.shape, matvec=lambda v: _mv(a, v), dtype=a.dtype)
+        start = np.random.default_rng(0).standard_normal(m)
     vals, vecs = scipy.sparse.linalg.eigsh(op, k=1, which="LA", v0=start, tol=0)
     return float(vals[0]), vecs[:, 0]
 
 
-def _mv(a: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``a @ v``; from ``LANCZOS_MIN_M`` rows on through torch, which runs on the caller's one thread.
-    (NumPy's OpenBLAS threads its own matrix-vector products above about 100 rows and busy-waits:
-    on a machine whose cores are shared that made CAF at n = 1024 about 10x slower.)"""
-    if a.shape[0] < LANCZOS_MIN_M:
-        return a @ v
-    return torch.mv(torch.from_numpy(a), torch.from_numpy(np.ascontiguousarray(v).reshape(-1))).numpy()
+def _exact(dmv: _Products, w: np.ndarray, g: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """The exact top eigenvalue of ``Sigma`` and the rows' projections ``g`` on its eigenvector, from the
+    top eigenpair ``(lambda, u)`` of ``S = W^1/2 K W^1/2`` (``v = X^T W^1/2 u``); ``g``, the previous
+    round's projections, gives Lanczos its start ``W^1/2 g``."""
+    sw = np.sqrt(w)
+    m = w.size
+    if m < LANCZOS_MIN_M:
+        dw = dmv(w)
+        gram = -0.5 * (dmv.dist - dw[None, :] - dw[:, None] + w @ dw)
+        vals, vecs = torch.linalg.eigh(torch.from_numpy(sw[:, None] * gram * sw[None, :]))
+        return float(vals[-1]), gram @ (sw * vecs[:, -1].numpy())
+
+    def centred_products(u: np.ndarray) -> np.ndarray:  # K (W^1/2 u), K's right factor applied as a shift
+        a = sw * u.reshape(-1)
+        return _projections(dmv(a - w * a.sum()), w)
+
+    op = scipy.sparse.linalg.LinearOperator(
+        (m, m), matvec=lambda u: sw * centred_products(u), dtype=np.float64
+    )
+    top, u = top_eigenpair(op, None if g is None else sw * g)
+    return top, centred_products(u)
 
 
-def filter_weights(dist: np.ndarray, ok: np.ndarray, stop: int) -> np.ndarray:
+def filter_weights(dist: np.ndarray, ok: np.ndarray, stop: int, power_steps: int | None = None) -> np.ndarray:
     """CAF's rounds on the ``[n, n]`` squared distances; returns the weights ``w`` (summing to 1) of
-    the mean with the smallest top eigenvalue. Rows with weight 0 add nothing to the mean or the
-    covariance and keep weight 0, so each round works on the support only.
+    the mean with the smallest top eigenvalue (exact, or ``power_steps`` warm-started power steps).
 
-    The rounds are tiny dense linear algebra (at most ``n`` of them, each an ``m x m`` eigenproblem
-    with ``m <= n``), run in NumPy/SciPy (a few microseconds per op, against tens for torch ops on such
-    small tensors) on one thread (the caller's ``single_thread``).
+    Rows that reach weight 0 stay in ``D`` with weight 0 (they add nothing to the mean, the covariance
+    or the products; at most ``2f`` weight is removed, so the support rarely shrinks by much);
+    only unusable rows are cut out, once. The rounds are tiny dense linear algebra (a few ``D``
+    products each; ``m x m`` eigenproblems in the exact mode), run in NumPy/SciPy on one thread (the
+    caller's ``single_thread``).
     """
     c = ok.astype(np.float64)
-    best_w, best_val = c / c.sum(), np.inf
     keep = np.flatnonzero(c > 0)
-    sub = dist[np.ix_(keep, keep)]
-    vec: np.ndarray | None = None
-    while c.sum() > stop:
-        w = c / c.sum()
-        ws = w[keep]
-        dw = _mv(sub, ws)
-        gram = -0.5 * (sub - dw[None, :] - dw[:, None] + ws @ dw)
-        sw = np.sqrt(ws)
-        top, vec = top_eigenpair(sw[:, None] * gram * sw[None, :], vec)
+    dmv = _Products(dist if keep.size == c.size else np.ascontiguousarray(dist[np.ix_(keep, keep)]))
+    ck = c[keep]
+    best_w, best_val = ck / ck.sum(), np.inf
+    g: np.ndarray | None = None  # the rows' projections on the current direction
+    a: np.ndarray | None = None  # power mode: the direction v = X^T a (sum(a) = 0) ...
+    y: np.ndarray | None = None  # ... and D a
+    while (total := ck.sum()) > stop:
+        w = ck / total
+        weighted = ck > 0
+        top = np.nan
+        if power_steps is not None:
+            if a is None or y is None:
+                a = _start(w.size)
+                y = dmv(a)
+            for _ in range(power_steps):
+                a = w * _projections(y, w)
+                scale = np.abs(a).max()
+                if not scale > 0:
+                    break
+                a /= scale
+                y = dmv(a)
+            g = _projections(y, w)
+            norm2 = a @ g  # |v|^2
+            if norm2 > 0 and np.any(g[weighted]):
+                top = float(w @ np.square(g) / norm2)
+        if top != top:  # exact mode, or a power estimate that found no direction
+            top, g = _exact(dmv, w, g)
+            a = y = None
+        assert g is not None
         if top < best_val:
             best_val, best_w = top, w
         if top <= 0.0:
             break
-        tau = np.square(_mv(gram, sw * vec))
-        tau_max = tau.max()
+        tau = np.square(g)
+        tau_max = tau[weighted].max()
         if not tau_max > 0:
             break
-        c[keep] = np.clip(c[keep] * (1.0 - tau / tau_max), 0.0, None)
-        alive = c[keep] > 0
-        if not alive.all():
-            keep, vec = keep[alive], vec[alive]
-            sub = sub[np.ix_(alive, alive)]
-    return best_w
+        ck = np.maximum(ck * (1.0 - tau / tau_max), 0.0)
+    if keep.size == c.size:
+        return best_w
+    out = np.zeros_like(c)
+    out[keep] = best_w
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _start(m: int) -> np.ndarray:
+    """The power iteration's first direction ``X^T a``: a fixed pseudo-random ``a`` with ``sum(a) = 0``
+    (not a row's direction: the start should not favour any row), the same every run."""
+    a = np.random.default_rng(0).standard_normal(m)
+    a -= a.mean()
+    a.flags.writeable = False
+    return a
