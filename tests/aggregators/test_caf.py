@@ -52,13 +52,14 @@ def test_f_zero_is_the_mean() -> None:
     d=st.integers(1, 5),
     seed=st.integers(0, 2**16),
     bad=st.sampled_from([1e6, -1e6, math.nan, math.inf, 1e38]),
+    steps=st.sampled_from([None, 1, 3]),
 )
-def test_bad_rows_get_zero_weight(n: int, d: int, seed: int, bad: float) -> None:
+def test_bad_rows_get_zero_weight(n: int, d: int, seed: int, bad: float, steps: int | None) -> None:
     # the stated distance: the output is a weighted mean of honest rows, inside their bounding box
     f = (n - 1) // 2
     x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
     x[:f] = bad
-    out = CAF(f)(x)
+    out = CAF(f, power_steps=steps)(x)
     honest = x[f:]
     assert (out >= honest.min(0).values - 1e-4).all() and (out <= honest.max(0).values + 1e-4).all()
 
@@ -90,3 +91,72 @@ def test_large_support_uses_lanczos_and_matches_direct_computation() -> None:
     x = torch.randn(140, 6, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     x[:20] += 5.0
     assert torch.allclose(CAF(30)(x), direct_caf(x, 30), atol=1e-8)
+
+
+def shifted(n: int, d: int, f: int, seed: int, base: float, noise: float, shift: float) -> torch.Tensor:
+    """``n`` rows ``base + noise * N(0, diag(1, 2, 4, ...))`` (a spectrum with gaps, so the top
+    eigenvector is well conditioned) whose first ``f`` rows are moved ``shift * noise`` along every axis."""
+    gen = torch.Generator().manual_seed(seed)
+    scales = 2.0 ** (torch.arange(d, dtype=torch.float64) % 6)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64) * scales * noise
+    x[:f] += shift * noise
+    return x + base
+
+
+@pytest.mark.parametrize("n", [12, 140])  # dense eigensolver / Lanczos
+@pytest.mark.parametrize(("base", "noise"), [(0.0, 1.0), (1e3, 1e-2)])  # gradients / model weights
+def test_exact_mode_matches_direct_computation(n: int, base: float, noise: float) -> None:
+    f = n // 4
+    x = shifted(n, 6, f, seed=n, base=base, noise=noise, shift=6.0)
+    assert torch.allclose(CAF(f)(x), direct_caf(x, f), rtol=0, atol=1e-9 * max(1.0, base))
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("n", [20, 140])
+@pytest.mark.parametrize(("base", "noise"), [(0.0, 1.0), (1e3, 1e-2)])
+def test_power_steps_remove_the_same_outliers_as_the_exact_eigenpair(
+    steps: int, n: int, base: float, noise: float
+) -> None:
+    from robustfl.aggregators._distances import pairwise_sq_distances_and_usable
+    from robustfl.aggregators.caf import filter_weights
+
+    f = n // 5
+    x = shifted(n, 8, f, seed=steps + n, base=base, noise=noise, shift=200.0)
+    dist, ok = pairwise_sq_distances_and_usable(x)
+    exact = filter_weights(dist.numpy(), ok.numpy(), n - 2 * f)
+    power = filter_weights(dist.numpy(), ok.numpy(), n - 2 * f, power_steps=steps)
+    assert power.sum() == pytest.approx(1.0) and (power >= 0).all()
+    assert exact[:f].sum() < 1e-2 and power[:f].sum() < 1e-2
+    # both are means of (almost only) the honest rows, close on the scale of their spread (plus what
+    # an outlier weight up to 2.5e-3 adds: 0.5 noise)
+    honest = x[f:]
+    out = CAF(f, power_steps=steps)(x)
+    assert ((out - CAF(f)(x)).abs() <= 0.25 * honest.std(0) + 0.5 * noise).all()
+    assert (out >= honest.min(0).values).all() and (out <= honest.max(0).values).all()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1"])
+def test_power_steps_is_validated(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"^power_steps must be None \(exact eigenpair\) or an integer >= 1"):
+        CAF(1, power_steps=bad)  # type: ignore[arg-type]
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n=st.sampled_from([5, 16, 127, 128, 129]),  # around LANCZOS_MIN_M
+    steps=st.sampled_from([None, 1, 3]),
+    seed=st.integers(0, 2**16),
+    nan_rows=st.integers(0, 2),
+)
+def test_weighted_mean_of_honest_rows_around_the_thresholds(
+    n: int, steps: int | None, seed: int, nan_rows: int
+) -> None:
+    f = (n - 1) // 4
+    x = shifted(n, 5, f, seed=seed, base=1e3, noise=1e-2, shift=200.0)
+    x[: min(nan_rows, f)] = math.nan  # some of the f bad rows unusable: cut out before the rounds
+    out = CAF(f, power_steps=steps)(x)
+    honest = x[f:]
+    margin = 0.02  # outliers keep weights below 1e-2 (times their distance, 2)
+    assert (out >= honest.min(0).values - margin).all() and (out <= honest.max(0).values + margin).all()
+    if steps is None and nan_rows == 0:
+        assert torch.allclose(out, direct_caf(x, f), rtol=0, atol=1e-6)

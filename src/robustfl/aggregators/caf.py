@@ -68,12 +68,12 @@ class CAF(OneThreadWhenSmall):
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         dist, ok = pairwise_sq_distances_and_usable(x.detach())
-        # an unusable row (NaN/Inf, or distances that overflow float64) starts with weight 0; its
-        # +inf entries are zeroed only so the arithmetic on the support stays finite
-        dist = torch.where(torch.isinf(dist), 0.0, dist)
+        # an unusable row (NaN/Inf, or distances that overflow float64) starts with weight 0 and is
+        # left out of the rounds (its +inf entries never enter the arithmetic)
+        usable = ok.cpu().numpy()
         with single_thread(torch.device("cpu")):
-            weights = filter_weights(dist.cpu().numpy(), ok.cpu().numpy(), n - 2 * self.f, self.power_steps)
-        if not bool(ok.all()):
+            weights = filter_weights(dist.cpu().numpy(), usable, n - 2 * self.f, self.power_steps)
+        if not usable.all():
             x = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
         return torch.from_numpy(weights).to(device=x.device, dtype=x.dtype) @ x
 
@@ -101,7 +101,8 @@ class _Products:
 
 
 def _projections(y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``g = -1/2 (I - 1 w^T) y`` for ``y = D a``: the rows' projections ``<x_i - mu, X^T a>``."""
+    """``g = -1/2 (I - 1 w^T) y`` for ``y = D a`` (``sum(a) = 0``): the rows' projections
+    ``<x_i - mu, X^T a>``."""
     return -0.5 * (y - w @ y)
 
 
@@ -156,41 +157,41 @@ def filter_weights(dist: np.ndarray, ok: np.ndarray, stop: int, power_steps: int
     """
     c = ok.astype(np.float64)
     keep = np.flatnonzero(c > 0)
+    if keep.size == 0:  # no usable row: no weighted mean (NaN, as 0 / 0)
+        return np.full_like(c, np.nan)
     dmv = _Products(dist if keep.size == c.size else np.ascontiguousarray(dist[np.ix_(keep, keep)]))
     ck = c[keep]
     best_w, best_val = ck / ck.sum(), np.inf
-    g: np.ndarray | None = None  # the rows' projections on the current direction
+    g: np.ndarray | None = None  # exact mode: the rows' projections on the last eigenvector
     a: np.ndarray | None = None  # power mode: the direction v = X^T a (sum(a) = 0) ...
     y: np.ndarray | None = None  # ... and D a
     while (total := ck.sum()) > stop:
         w = ck / total
-        weighted = ck > 0
         top = np.nan
         if power_steps is not None:
             if a is None or y is None:
-                a = _start(w.size)
+                a = _start(w.size).copy()
                 y = dmv(a)
             for _ in range(power_steps):
-                a = w * _projections(y, w)
+                a = w * (y - w @ y)  # Sigma v = X^T (w * g), up to the factor -1/2 of g
                 scale = np.abs(a).max()
-                if not scale > 0:
-                    break
-                a /= scale
+                if scale > 0:
+                    a /= scale
                 y = dmv(a)
-            g = _projections(y, w)
-            norm2 = a @ g  # |v|^2
-            if norm2 > 0 and np.any(g[weighted]):
-                top = float(w @ np.square(g) / norm2)
-        if top != top:  # exact mode, or a power estimate that found no direction
+            h = y - w @ y  # -2 g
+            tau = h * h
+            norm2 = -(a @ h)  # 2 |v|^2
+            if norm2 > 0:
+                top = float(w @ tau) / (2.0 * norm2)  # (w . g^2) / |v|^2
+        if not top > 0:  # exact mode, or a power estimate that found no direction
             top, g = _exact(dmv, w, g)
+            tau = g * g
             a = y = None
-        assert g is not None
         if top < best_val:
             best_val, best_w = top, w
         if top <= 0.0:
             break
-        tau = np.square(g)
-        tau_max = tau[weighted].max()
+        tau_max = tau[ck > 0].max()
         if not tau_max > 0:
             break
         ck = np.maximum(ck * (1.0 - tau / tau_max), 0.0)
@@ -204,8 +205,7 @@ def filter_weights(dist: np.ndarray, ok: np.ndarray, stop: int, power_steps: int
 @functools.lru_cache(maxsize=8)
 def _start(m: int) -> np.ndarray:
     """The power iteration's first direction ``X^T a``: a fixed pseudo-random ``a`` with ``sum(a) = 0``
-    (not a row's direction: the start should not favour any row), the same every run."""
+    (not a row's direction: the start should not favour any row), the same every run; callers copy it."""
     a = np.random.default_rng(0).standard_normal(m)
     a -= a.mean()
-    a.flags.writeable = False
     return a
