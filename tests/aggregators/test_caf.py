@@ -160,3 +160,46 @@ def test_weighted_mean_of_honest_rows_around_the_thresholds(
     assert (out >= honest.min(0).values - margin).all() and (out <= honest.max(0).values + margin).all()
     if steps is None and nan_rows == 0:
         assert torch.allclose(out, direct_caf(x, f), rtol=0, atol=1e-6)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    steps_n=st.sampled_from([(1, 119), (1, 120), (1, 121), (3, 279), (3, 280)]),  # around ROWS_PER_READ
+    seed=st.integers(0, 2**16),
+    common=st.booleans(),
+    nan_row=st.booleans(),
+)
+def test_rows_route_matches_the_distance_route(
+    steps_n: tuple[int, int], seed: int, common: bool, nan_row: bool
+) -> None:
+    import numpy as np
+
+    from robustfl.aggregators._distances import pairwise_sq_distances_and_usable
+    from robustfl.aggregators.caf import filter_weights, power_weights_on_rows
+
+    steps, n = steps_n
+    f = n // 5
+    noise = 1e-2 if common else 1.0
+    x = shifted(n, 7, f, seed=seed, base=1e3 if common else 0.0, noise=noise, shift=30.0)
+    if nan_row:
+        x[0, 3] = math.nan
+    dist, ok = pairwise_sq_distances_and_usable(x)
+    by_distances = filter_weights(dist.numpy(), ok.numpy(), n - 2 * f, power_steps=steps)
+    on_rows = power_weights_on_rows(x, n - 2 * f, steps)
+    if nan_row:
+        assert on_rows is None  # the caller takes the distance route
+    else:
+        assert on_rows is not None and np.allclose(on_rows, by_distances, rtol=0, atol=1e-9)
+    expected = by_distances @ torch.nan_to_num(x).numpy()
+    assert np.allclose(CAF(f, power_steps=steps)(x).numpy(), expected, rtol=0, atol=1e-9 * (1 + 1e3 * common))
+
+
+@pytest.mark.parametrize("steps", [None, 1, 3])
+def test_float32_model_weights_stay_accurate(steps: int | None) -> None:
+    # rows 1e3 + 1e-2 noise in float32 (the rows route from n = 120 / 280, the distances below) agree
+    # with the same rows in float64 to a few float32 ulps of 1e3 (6e-5 each)
+    n = 300 if steps else 40
+    x = shifted(n, 16, n // 5, seed=3, base=1e3, noise=1e-2, shift=30.0).float()
+    out = CAF(n // 5, power_steps=steps)(x)
+    assert out.dtype == torch.float32
+    assert (out.double() - CAF(n // 5, power_steps=steps)(x.double())).abs().max() < 5e-4

@@ -9,7 +9,7 @@ import scipy.sparse.linalg
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import pairwise_sq_distances_and_usable
+from robustfl.aggregators._distances import centre_row, pairwise_sq_distances_and_usable
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
@@ -67,6 +67,10 @@ class CAF(OneThreadWhenSmall):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
+        if self.power_steps is not None and n >= ROWS_PER_READ * (2 * self.power_steps + 1):
+            w = power_weights_on_rows(x.detach(), n - 2 * self.f, self.power_steps)
+            if w is not None:
+                return torch.from_numpy(w).to(device=x.device, dtype=x.dtype) @ x
         dist, ok = pairwise_sq_distances_and_usable(x.detach())
         # an unusable row (NaN/Inf, or distances that overflow float64) starts with weight 0 and is
         # left out of the rounds (its +inf entries never enter the arithmetic)
@@ -209,3 +213,57 @@ def _start(m: int) -> np.ndarray:
     a = np.random.default_rng(0).standard_normal(m)
     a -= a.mean()
     return a
+
+
+ROWS_PER_READ = 40
+"""The power-step mode works on the rows themselves (``power_weights_on_rows``) from
+``ROWS_PER_READ * (2 power_steps + 1)`` rows on (120 for one step, 280 for three): a round then reads
+``x`` ``2 power_steps + 1`` times (``O(n d)`` each) where the distances cost ``n^2 d / 2``
+multiply-adds once, and a handful of rounds run (measured on one thread, float32: at n = 1024,
+d = 10^4, 60 ms against 187 ms for one step; below the threshold the distances are as fast or faster,
+e.g. n = 64, d = 10^4: 1.9 ms against 3.0 ms)."""
+
+_ROWS_MODERATE = {torch.float32: 1e15, torch.float64: 1e75}
+"""Largest centred row norm for which the rows route cannot overflow (its squares stay below 1e30
+in float32, 1e150 in float64); beyond it, or with a NaN/Inf row, the distance route runs."""
+
+
+def power_weights_on_rows(x: Tensor, stop: int, steps: int) -> np.ndarray | None:
+    """``filter_weights(..., power_steps=steps)`` computed on the rows ``y = x - x_c`` (``c`` the
+    median-norm row, so rows sharing a large common part lose it) instead of their distances: the same
+    rounds from the same start ``v = y^T a`` with the same warm start, up to rounding. Per step
+    ``g = y v - <mu, v>`` and ``Sigma v = y^T (w * g) - mu sum(w * g)`` (two ``[n, d]``
+    matrix-vector products), per round ``mu = w^T y`` (one). Returns ``None`` (the caller takes the
+    distance route) when a row is NaN/Inf or too large for the working dtype, or when the estimate
+    finds no direction."""
+    y = x - x[centre_row(x)]
+    norms = torch.linalg.vector_norm(y, dim=1)
+    if not bool((norms < _ROWS_MODERATE.get(y.dtype, 0.0)).all()):
+        return None
+    n = y.shape[0]
+    ck = np.ones(n)
+    best_w, best_val = ck / n, np.inf
+    v = torch.from_numpy(_start(n)).to(device=y.device, dtype=y.dtype) @ y
+    yv = y @ v
+    while (total := ck.sum()) > stop:
+        w = ck / total
+        wt = torch.from_numpy(w).to(device=y.device, dtype=y.dtype)
+        mu = wt @ y
+        for _ in range(steps):
+            wg = wt * (yv - mu @ v)
+            v = wg @ y - wg.sum() * mu
+            scale = v.abs().max()
+            if scale > 0:
+                v = v / scale
+            yv = y @ v
+        g = (yv - mu @ v).cpu().double().numpy()
+        tau = g * g
+        norm2 = float(v @ v)
+        top = float(w @ tau) / norm2 if norm2 > 0 else np.nan
+        if not top > 0:
+            return None
+        if top < best_val:
+            best_val, best_w = top, w
+        tau_max = tau[ck > 0].max()
+        ck = np.maximum(ck * (1.0 - tau / tau_max), 0.0)
+    return best_w
