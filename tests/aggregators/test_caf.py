@@ -203,3 +203,34 @@ def test_float32_model_weights_stay_accurate(steps: int | None) -> None:
     out = CAF(n // 5, power_steps=steps)(x)
     assert out.dtype == torch.float32
     assert (out.double() - CAF(n // 5, power_steps=steps)(x.double())).abs().max() < 5e-4
+
+
+@pytest.mark.parametrize("numpy_max", [0, 1 << 30])  # the rows route's products in torch / NumPy
+def test_rows_route_products_in_torch_and_numpy(numpy_max: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from robustfl.aggregators import caf
+    from robustfl.aggregators._distances import pairwise_sq_distances_and_usable
+
+    monkeypatch.setattr(caf, "NUMPY_MAX_NUMEL", numpy_max)
+    x = shifted(150, 9, 30, seed=5, base=1e3, noise=1e-2, shift=30.0)
+    dist, ok = pairwise_sq_distances_and_usable(x)
+    for steps in (1, 3):
+        on_rows = caf.power_weights_on_rows(x, 90, steps)
+        assert on_rows is not None
+        assert np.allclose(
+            on_rows, caf.filter_weights(dist.numpy(), ok.numpy(), 90, steps), rtol=0, atol=1e-9
+        )
+
+
+@pytest.mark.parametrize("d", [4096, 4097])  # n d = 2^18 = NUMPY_MAX_NUMEL: rows route / distances
+def test_power_steps_results_agree_across_the_size_switch(d: int) -> None:
+    import numpy as np
+
+    from robustfl.aggregators._distances import pairwise_sq_distances_and_usable
+    from robustfl.aggregators.caf import filter_weights
+
+    x = shifted(64, d, 12, seed=d, base=1e3, noise=1e-2, shift=30.0)
+    dist, ok = pairwise_sq_distances_and_usable(x)
+    expected = filter_weights(dist.numpy(), ok.numpy(), 40, power_steps=1) @ x.numpy()
+    assert np.allclose(CAF(12, power_steps=1)(x).numpy(), expected, rtol=0, atol=1e-9)

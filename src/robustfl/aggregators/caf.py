@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse.linalg
@@ -67,7 +68,9 @@ class CAF(OneThreadWhenSmall):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
-        if self.power_steps is not None and n >= ROWS_PER_READ * (2 * self.power_steps + 1):
+        if self.power_steps is not None and (
+            x.numel() <= NUMPY_MAX_NUMEL or n >= ROWS_PER_READ * (2 * self.power_steps + 1)
+        ):
             w = power_weights_on_rows(x.detach(), n - 2 * self.f, self.power_steps)
             if w is not None:
                 return torch.from_numpy(w).to(device=x.device, dtype=x.dtype) @ x
@@ -216,12 +219,36 @@ def _start(m: int) -> np.ndarray:
 
 
 ROWS_PER_READ = 40
-"""The power-step mode works on the rows themselves (``power_weights_on_rows``) from
-``ROWS_PER_READ * (2 power_steps + 1)`` rows on (120 for one step, 280 for three): a round then reads
-``x`` ``2 power_steps + 1`` times (``O(n d)`` each) where the distances cost ``n^2 d / 2``
-multiply-adds once, and a handful of rounds run (measured on one thread, float32: at n = 1024,
-d = 10^4, 60 ms against 187 ms for one step; below the threshold the distances are as fast or faster,
-e.g. n = 64, d = 10^4: 1.9 ms against 3.0 ms)."""
+"""The power-step mode works on the rows themselves (``power_weights_on_rows``) up to
+``NUMPY_MAX_NUMEL`` elements and from ``ROWS_PER_READ * (2 power_steps + 1)`` rows on (120 for one
+step, 280 for three). A round reads ``x`` ``2 power_steps + 1`` times (``O(n d)`` each) where the
+distances cost ``n^2 d / 2`` multiply-adds once, and a handful of rounds run; small inputs save the
+distance computation's fixed costs. In between (e.g. n = 64, d = 10^4: 1.9 ms by the distances
+against 3.0 ms on the rows, one step, one thread) the distance route runs. Measured on one thread,
+float32, n = 1024, d = 10^4: 60 ms on the rows against 187 ms by the distances."""
+
+NUMPY_MAX_NUMEL = 1 << 18
+"""Up to this many elements the rows route's ``[n, d]`` matrix-vector products run in NumPy (about
+1 us per call against several for torch); above, in torch on the caller's threads. NumPy's OpenBLAS
+threads ``gemv`` from about 4.6e5 elements on, and its busy-waiting threads made a ``[512, 1000]``
+product take 2 ms instead of 10 us on the shared 2-core machine."""
+
+Products = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
+
+
+def _numpy_products(y: np.ndarray) -> Products:
+    """``(a -> a^T y, v -> y v)`` in NumPy."""
+    return (lambda a: a @ y), (lambda v: y @ v)
+
+
+def _torch_products(y: np.ndarray) -> Products:
+    """``(a -> a^T y, v -> y v)`` through torch (on the caller's intra-op threads)."""
+    yt = torch.from_numpy(y)
+    return (
+        lambda a: torch.mv(yt.T, torch.from_numpy(a)).numpy(),
+        lambda v: torch.mv(yt, torch.from_numpy(v)).numpy(),
+    )
+
 
 _ROWS_MODERATE = {torch.float32: 1e15, torch.float64: 1e75}
 """Largest centred row norm for which the rows route cannot overflow (its squares stay below 1e30
@@ -233,32 +260,37 @@ def power_weights_on_rows(x: Tensor, stop: int, steps: int) -> np.ndarray | None
     median-norm row, so rows sharing a large common part lose it) instead of their distances: the same
     rounds from the same start ``v = y^T a`` with the same warm start, up to rounding. Per step
     ``g = y v - <mu, v>`` and ``Sigma v = y^T (w * g) - mu sum(w * g)`` (two ``[n, d]``
-    matrix-vector products), per round ``mu = w^T y`` (one). Returns ``None`` (the caller takes the
-    distance route) when a row is NaN/Inf or too large for the working dtype, or when the estimate
-    finds no direction."""
-    y = x - x[centre_row(x)]
-    norms = torch.linalg.vector_norm(y, dim=1)
-    if not bool((norms < _ROWS_MODERATE.get(y.dtype, 0.0)).all()):
+    matrix-vector products, in torch), per round ``mu = w^T y`` (one); the ``[n]`` and ``[d]`` vectors
+    live in NumPy (about 1 us per op against several for torch: the whole call at n = 16 is a tenth of
+    a millisecond). CPU tensors only. Returns ``None`` (the caller takes the distance route) when a
+    row is NaN/Inf or too large for the working dtype, or when the estimate finds no direction."""
+    if x.device.type != "cpu":
         return None
+    yt = x - x[centre_row(x)]
+    if not bool((torch.linalg.vector_norm(yt, dim=1) < _ROWS_MODERATE.get(yt.dtype, 0.0)).all()):
+        return None
+    y = yt.numpy()
+    times, times_v = (_numpy_products if y.size <= NUMPY_MAX_NUMEL else _torch_products)(y)
+
     n = y.shape[0]
     ck = np.ones(n)
     best_w, best_val = ck / n, np.inf
-    v = torch.from_numpy(_start(n)).to(device=y.device, dtype=y.dtype) @ y
-    yv = y @ v
+    v = times(_start(n).astype(y.dtype))
+    yv = times_v(v)
     while (total := ck.sum()) > stop:
         w = ck / total
-        wt = torch.from_numpy(w).to(device=y.device, dtype=y.dtype)
-        mu = wt @ y
+        wy = w.astype(y.dtype)
+        mu = times(wy)
         for _ in range(steps):
-            wg = wt * (yv - mu @ v)
-            v = wg @ y - wg.sum() * mu
-            scale = v.abs().max()
+            wg = wy * (yv - mu @ v)
+            v = times(wg) - wg.sum() * mu
+            scale = np.abs(v).max()
             if scale > 0:
-                v = v / scale
-            yv = y @ v
-        g = (yv - mu @ v).cpu().double().numpy()
+                v /= scale
+            yv = times_v(v)
+        g = (yv - mu @ v).astype(np.float64)
         tau = g * g
-        norm2 = float(v @ v)
+        norm2 = float(v.astype(np.float64) @ v)
         top = float(w @ tau) / norm2 if norm2 > 0 else np.nan
         if not top > 0:
             return None
