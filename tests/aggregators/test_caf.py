@@ -234,3 +234,15 @@ def test_power_steps_results_agree_across_the_size_switch(d: int) -> None:
     dist, ok = pairwise_sq_distances_and_usable(x)
     expected = filter_weights(dist.numpy(), ok.numpy(), 40, power_steps=1) @ x.numpy()
     assert np.allclose(CAF(12, power_steps=1)(x).numpy(), expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("dtype", "big"), [(torch.float32, 1e13), (torch.float64, 1e61)])
+def test_rows_too_large_for_the_rows_route_take_the_distances(dtype: torch.dtype, big: float) -> None:
+    from robustfl.aggregators.caf import power_weights_on_rows
+
+    x = torch.randn(20, 6, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    assert power_weights_on_rows(x, 12, 1) is not None
+    x[:3] = big
+    assert power_weights_on_rows(x, 12, 1) is None
+    out = CAF(4, power_steps=1)(x)
+    assert (out >= x[3:].min(0).values - 1e-4).all() and (out <= x[3:].max(0).values + 1e-4).all()

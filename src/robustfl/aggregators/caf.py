@@ -35,12 +35,17 @@ class CAF(OneThreadWhenSmall):
     estimates, warm-started. A power estimate that finds ``v`` orthogonal to every weighted row takes
     the exact eigenpair for that round.
 
-    All of it runs on the ``[n, n]`` squared distances ``D``: with ``w = c / sum(c)`` and ``v = X^T a``
-    (``sum(a) = 0``), the projections are ``g = (x_i - mu, v)_i = -1/2 (I - 1 w^T) D a``,
-    ``Sigma v = X^T (w * g)``, ``|v|^2 = a . g`` and ``v^T Sigma v = w . g^2``: one ``D`` matrix-vector
-    product per power or Lanczos step, the ``n x n`` Gram never formed (the exact solver works on
-    ``W^1/2 K W^1/2``, ``K = -1/2 (I - 1w^T) D (I - w1^T)``, which has ``Sigma``'s non-zero spectrum).
-    So ``x`` is read twice (distances, final weighted mean) however many rounds run.
+    Two routes compute the same rounds (up to rounding). By the ``[n, n]`` squared distances ``D``
+    (the exact mode always): with ``w = c / sum(c)`` and ``v = X^T a`` (``sum(a) = 0``), the
+    projections are ``g = (<x_i - mu, v>)_i = -1/2 (I - 1 w^T) D a``, ``Sigma v = X^T (w * g)``,
+    ``|v|^2 = a . g`` and ``v^T Sigma v = w . g^2``: one ``D`` product per power step; the exact solver
+    works on ``S = W^1/2 K W^1/2``, ``K = -1/2 (I - 1w^T) D (I - w1^T)``, which has ``Sigma``'s
+    non-zero spectrum, formed once per round. ``x`` is read twice (distances, final mean) however
+    many rounds run, for ``n^2 d / 2`` multiply-adds. On the rows (``power_steps`` on CPU tensors, up
+    to ``NUMPY_MAX_NUMEL`` elements or from ``ROWS_PER_READ * (2 power_steps + 1)`` rows on; see
+    ``power_weights_on_rows``): ``2 power_steps + 1`` reads of ``x - x_c`` per round, no ``O(n^2 d)``
+    term. Both centre the rows first (on a median-norm row), so rows sharing a large common part
+    (model weights) lose it before any product.
 
     Choices where ByzFL is loose: ``tau_max`` is taken over rows still weighted (a zeroed far outlier
     would otherwise stall the loop), so each round zeroes at least one row and at most ``n`` rounds
@@ -261,16 +266,17 @@ def _torch_products(y: np.ndarray) -> Products:
     )
 
 
-_ROWS_MODERATE = {torch.float32: 1e15, torch.float64: 1e75}
-"""Largest centred row norm for which the rows route cannot overflow (its squares stay below 1e30
-in float32, 1e150 in float64); beyond it, or with a NaN/Inf row, the distance route runs."""
+_ROWS_MODERATE = {torch.float32: 1e12, torch.float64: 1e60}
+"""Largest centred row norm ``r`` for the rows route: ``v`` stays below ``n r`` and ``y v`` below
+``n^2 r^2`` (1e24 n^2 in float32, whose range ends at 3e38; ``g^2`` then in float64), so nothing
+overflows for any practical ``n``; beyond it, or with a NaN/Inf row, the distance route runs."""
 
 
 def power_weights_on_rows(x: Tensor, stop: int, steps: int) -> np.ndarray | None:
     """``filter_weights(..., power_steps=steps)`` computed on the rows ``y = x - x_c`` (``c`` the
     median-norm row, so rows sharing a large common part lose it) instead of their distances: the same
     rounds from the same start ``v = y^T a`` with the same warm start, up to rounding. Per step
-    ``g = y v - <mu, v>`` and ``Sigma v = y^T (w * g) - mu sum(w * g)`` (two ``[n, d]``
+    ``g = y v - <mu, v>`` and ``Sigma v = y^T (w * g)`` (``sum(w * g) = 0``; two ``[n, d]``
     matrix-vector products, in torch), per round ``mu = w^T y`` (one); the ``[n]`` and ``[d]`` vectors
     live in NumPy (about 1 us per op against several for torch: the whole call at n = 16 is a tenth of
     a millisecond). CPU tensors only. Returns ``None`` (the caller takes the distance route) when a
@@ -294,10 +300,10 @@ def power_weights_on_rows(x: Tensor, stop: int, steps: int) -> np.ndarray | None
         mu = times(wy)
         for _ in range(steps):
             wg = wy * (yv - mu @ v)
-            v = times(wg) - wg.sum() * mu
-            scale = np.abs(v).max()
+            scale = np.abs(wg).max()  # keeps v at the scale of the rows (no overflow over the steps)
             if scale > 0:
-                v /= scale
+                wg /= scale
+            v = times(wg)  # y^T (w * g) = Sigma v (times 1/scale): mu^T sum(w * g) = 0
             yv = times_v(v)
         g = (yv - mu @ v).astype(np.float64)
         tau = g * g
