@@ -98,9 +98,10 @@ at the previous round's direction instead of a dense ``O(m^3)`` eigensolver; fro
 
 class _Products:
     """``D @ v`` for the squared distances ``D``. From ``LANCZOS_MIN_M`` rows on through torch, which
-    runs on the caller's one thread (NumPy's OpenBLAS threads its own matrix-vector products above
-    about 100 rows and busy-waits: on a machine whose cores are shared that made CAF at n = 1024 about
-    10x slower); below, NumPy (a few microseconds per call against tens for torch)."""
+    runs on the caller's one thread (NumPy's OpenBLAS threads its own matrix-vector products on large
+    matrices and busy-waits: on a machine whose cores are shared that made CAF at n = 1024 about 10x
+    slower; see ``NUMPY_MAX_NUMEL``); below, NumPy (about a microsecond per call against several for
+    torch)."""
 
     def __init__(self, dist: np.ndarray) -> None:
         self.dist = dist
