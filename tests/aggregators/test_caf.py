@@ -247,3 +247,11 @@ def test_rows_too_large_for_the_rows_route_take_the_distances(dtype: torch.dtype
     assert power_weights_on_rows(x, 12, 1) is None
     out = CAF(4, power_steps=1)(x)
     assert (out >= x[3:].min(0).values - 1e-4).all() and (out <= x[3:].max(0).values + 1e-4).all()
+
+
+@pytest.mark.parametrize("steps", [None, 1, 3])
+@pytest.mark.parametrize("n", [5, 300])
+def test_identical_rows(steps: int | None, n: int) -> None:
+    # Sigma = 0 in the first round: the loop stops (with Lanczos, ARPACK used to fail on it)
+    x = torch.full((n, 3), 7.0)
+    assert torch.allclose(CAF(n // 4, power_steps=steps)(x), x[0])

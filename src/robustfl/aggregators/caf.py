@@ -154,6 +154,8 @@ def _exact(dmv: _Products, w: np.ndarray, g: np.ndarray | None, buf: np.ndarray)
     if w.size < LANCZOS_MIN_M:
         vals, vecs = torch.linalg.eigh(torch.from_numpy(s))
         top, u = float(vals[-1]), vecs[:, -1].numpy()
+    elif not s.any():  # every weighted row equal: Sigma = 0 (ARPACK would fail on its zero Krylov vector)
+        return 0.0, np.zeros_like(w)
     else:
         st = torch.from_numpy(s)
         op = scipy.sparse.linalg.LinearOperator(
