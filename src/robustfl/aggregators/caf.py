@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse.linalg
 import torch
 from torch import Tensor
 
@@ -14,6 +14,9 @@ from robustfl.aggregators._distances import centre_row, pairwise_sq_distances_an
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
+
+if TYPE_CHECKING:
+    import scipy.sparse.linalg
 
 
 @AGGREGATORS.register("caf")
@@ -126,6 +129,8 @@ def top_eigenpair(
     restarted Lanczos (``scipy.sparse.linalg.eigsh``, ``k = 1``) converged to machine precision
     (``tol = 0``) from ``start``: exact to rounding, ``O(m^2)`` times a few dozen per call instead
     of a dense ``O(m^3)``. This is not the few-power-steps estimate of ByzFL or ByzPy."""
+    import scipy.sparse.linalg  # lazy: SciPy's import costs ~25 MiB and 0.5 s
+
     m = op.shape[0]
     if start is None or not np.any(start):
         # a fixed pseudo-random start (not ones: the all-ones direction is near the null space of a
@@ -157,6 +162,8 @@ def _exact(dmv: _Products, w: np.ndarray, g: np.ndarray | None, buf: np.ndarray)
     elif not s.any():  # every weighted row equal: Sigma = 0 (ARPACK would fail on its zero Krylov vector)
         return 0.0, np.zeros_like(w)
     else:
+        import scipy.sparse.linalg  # lazy, as in top_eigenpair
+
         st = torch.from_numpy(s)
         op = scipy.sparse.linalg.LinearOperator(
             s.shape,
