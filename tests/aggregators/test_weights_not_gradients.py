@@ -75,6 +75,8 @@ RULES: list[tuple[str, dict[str, object]]] = [
     ("mda", {"f": 3}),
     ("monna", {"f": 3}),
     ("caf", {"f": 3}),
+    ("caf", {"f": 3, "power_steps": 1}),
+    ("caf", {"f": 3, "power_steps": 3}),
     ("smea", {"f": 3}),
     ("geometric-median", {}),
     ("geometric-median", {"nu": 0.1, "T": 3, "tol": None, "init": "zero"}),

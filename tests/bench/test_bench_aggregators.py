@@ -9,7 +9,17 @@ import torch
 from typer.testing import CliRunner
 
 from robustfl.aggregators import AGGREGATORS
-from robustfl.bench.aggregators import PeerTime, Row, Settings, build, checks, rule_classes, run, timed
+from robustfl.bench.aggregators import (
+    PeerTime,
+    Row,
+    Settings,
+    build,
+    checks,
+    row_labels,
+    rule_classes,
+    run,
+    timed,
+)
 from robustfl.bench.byzfl_loader import find_package
 from robustfl.bench.peers import BYZPY_OMITTED
 from robustfl.cli import app
@@ -26,7 +36,7 @@ def test_quick_run_writes_valid_json(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["peers"] == {}
     rows = report["rows"]
-    names = {c.__name__ for c in rule_classes()}
+    names = {label for c in rule_classes() for label in row_labels(c)}
     assert {r["rule"] for r in rows} == names
     assert len(rows) == len(names) * len(Settings.quick().ns) * len(Settings.quick().ds)
     for r in rows:
@@ -218,3 +228,24 @@ def test_cpu_clock_counts_work_not_sleep() -> None:
 def test_clock_option_is_validated() -> None:
     result = CliRunner().invoke(app, ["bench", "aggregators", "--clock", "gpu"])
     assert result.exit_code != 0 and "--clock must be 'wall' or 'cpu'" in result.output
+
+
+def test_caf_variants_are_compared_like_with_like() -> None:
+    from robustfl.bench.aggregators import _measure_all
+    from robustfl.bench.peers import Peer
+
+    def peer_caf(params: dict, n: int):  # type: ignore[no-untyped-def]
+        return lambda x: x.mean(0)
+
+    peers = [Peer("ByzFL", "1", {"CAF": peer_caf}), Peer("ByzPy", "1", {"CAF": peer_caf})]
+    settings = Settings(ns=(8,), ds=(10,), min_time=0.0, min_repeats=1, max_repeats=1)
+    rows, _ = _measure_all(settings, peers, ["caf"], lambda _: None)
+    by_label = {r.rule: r for r in rows}
+    assert set(by_label) == {"CAF (exact)", "CAF (power_steps=1)", "CAF (power_steps=3)"}
+    assert by_label["CAF (exact)"].peers == {} and "timed alone" in by_label["CAF (exact)"].note
+    assert set(by_label["CAF (power_steps=1)"].peers) == {"ByzFL"}
+    assert set(by_label["CAF (power_steps=3)"].peers) == {"ByzPy"}
+    assert by_label["CAF (power_steps=3)"].params["power_steps"] == "3"
+    names = [c["name"] for c in checks(rows, ["ByzFL", "ByzPy"])]
+    assert "CAF (power_steps=1) vs ByzFL (both one power step per round) (worst cell)" in names
+    assert not any(name.startswith("CAF (exact)") for name in names)

@@ -6,7 +6,9 @@ of ``x.sum(0)`` on the same tensor (one read of the input: the memory bandwidth 
 peer library given as a source folder (``--byzfl PATH`` / ``$ROBUSTFL_BYZFL``, ``--byzpy PATH`` /
 ``$ROBUSTFL_BYZPY``), ``peer time / our time`` for the same rule on the same tensor. Rules are taken
 from the registry, so a newly registered rule is benchmarked without editing this file;
-``BENCH_PARAMS`` holds the few constructor arguments a rule needs beyond ``f``.
+``BENCH_PARAMS`` holds the few constructor arguments a rule needs beyond ``f``, and ``VARIANTS`` the
+rules timed in several configurations (one row each, compared only with the peer computing the same
+thing: CAF's exact default alone, its power-step estimates against the peer with as many steps).
 
 Choices: ``f = n // 4``, lowered until the rule's bound on ``n`` holds (e.g. Bulyan's ``n >= 4f+3``);
 a rule that refuses the size by design (MDA/SMEA's subset count at ``n = 64``) is reported as
@@ -49,6 +51,29 @@ BENCH_PARAMS: dict[str, dict[str, Any]] = {
 """Constructor arguments (besides ``f``) per rule class: BGMD at ``k = d/10``, buckets of 2, and the
 geometric median at ByzFL's settings (``GeometricMedian.byzfl()``), so both libraries run the same
 three Weiszfeld steps."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One benchmark row of a rule built with ``params`` (besides ``BENCH_PARAMS``), labelled ``label``,
+    timed against the peers in ``peers`` only, each with a line saying what the ratio compares."""
+
+    label: str
+    params: dict[str, Any]
+    peers: dict[str, str]
+
+
+VARIANTS: dict[str, tuple[Variant, ...]] = {
+    "CAF": (
+        Variant("CAF (exact)", {}, {}),
+        Variant("CAF (power_steps=1)", {"power_steps": 1}, {"ByzFL": "both one power step per round"}),
+        Variant("CAF (power_steps=3)", {"power_steps": 3}, {"ByzPy": "both three power steps per round"}),
+    ),
+}
+"""Rules benchmarked as several configurations, each compared like with like: CAF's default (the exact
+top eigenpair, which no peer computes) is timed alone; its power-step estimates are timed against
+the peer with the same number of power steps per round (ours warm-started, theirs from a random
+vector)."""
 
 NOT_A_TARGET = {"Average": "both libraries call x.mean(0): the ratio is 1 by construction"}
 """Rules shown with their peer ratios but left out of the speed targets, with the reason."""
@@ -141,9 +166,12 @@ def rule_classes() -> list[type[Aggregator]]:
     return [seen[k] for k in sorted(seen)]
 
 
-def build(cls: type[Aggregator], n: int) -> tuple[Aggregator | None, str]:
-    """Our rule for ``n`` rows with ``f = n // 4`` lowered to fit its bound; ``(None, why)`` if refused."""
-    params = dict(BENCH_PARAMS.get(cls.__name__, {}))
+def build(
+    cls: type[Aggregator], n: int, extra: dict[str, Any] | None = None
+) -> tuple[Aggregator | None, str]:
+    """Our rule for ``n`` rows with ``f = n // 4`` lowered to fit its bound (and the constructor
+    arguments ``extra``, e.g. a ``Variant``'s); ``(None, why)`` if refused."""
+    params = {**BENCH_PARAMS.get(cls.__name__, {}), **(extra or {})}
     takes_f = "f" in inspect.signature(cls).parameters
     last = ""
     for f in range(n // 4, -1, -1) if takes_f else [None]:
@@ -215,9 +243,10 @@ def checks(
                 per_rule.setdefault(r.rule, []).append(r.peers[peer].speedup)
         for rule, speedups in sorted(per_rule.items()):
             worst = min(speedups)
+            like = _LIKE_FOR_LIKE.get((rule, peer))
             out.append(
                 {
-                    "name": f"{rule} vs {peer} (worst cell)",
+                    "name": f"{rule} vs {peer}{f' ({like})' if like else ''} (worst cell)",
                     "value": worst,
                     "target": TARGET_EACH,
                     "ok": worst >= TARGET_EACH,
@@ -249,6 +278,14 @@ def checks(
     return out
 
 
+_LIKE_FOR_LIKE = {(v.label, p): why for vs in VARIANTS.values() for v in vs for p, why in v.peers.items()}
+
+
+def row_labels(cls: type[Aggregator]) -> list[str]:
+    """The labels of ``cls``'s benchmark rows: its class name, or its ``VARIANTS``' labels."""
+    return [v.label for v in VARIANTS.get(cls.__name__, ())] or [cls.__name__]
+
+
 def _measure_all(
     settings: Settings, peers: list[Peer], only: list[str] | None, echo: Callable[[str], None]
 ) -> tuple[list[Row], list[dict[str, Any]]]:
@@ -274,7 +311,8 @@ def _measure_all(
         for n in settings.ns:
             if n * d > settings.max_numel:
                 for cls in classes:
-                    rows.append(Row(cls.__name__, n, d, "skipped", note=f"n*d = {n * d:,} above max_numel"))
+                    for label in row_labels(cls):
+                        rows.append(Row(label, n, d, "skipped", note=f"n*d = {n * d:,} above max_numel"))
                 echo(
                     f"{'(all rules)':<22}{n:>5}{d:>9}    skipped: n*d = {n * d:,} above max_numel={settings.max_numel:,}"
                 )
@@ -282,7 +320,8 @@ def _measure_all(
             x = torch.randn(n, d, generator=make_generator(0, "bench-aggregators", n, d))
             ((floor, _),) = timed([lambda t: t.sum(0)], x, settings)
             for cls in classes:
-                rows.append(_measure_rule(cls, x, floor, peers, settings, previous, echo))
+                for variant in VARIANTS.get(cls.__name__, (None,)):
+                    rows.append(_measure_rule(cls, x, floor, peers, settings, previous, echo, variant))
             if with_block and n * d <= settings.gm_max_numel:
                 block.extend(_block_vs_full(x, settings, echo))
             del x
@@ -297,16 +336,18 @@ def _measure_rule(
     settings: Settings,
     previous: dict[tuple[str, str, int], tuple[float, int]],
     echo: Callable[[str], None],
+    variant: Variant | None = None,
 ) -> Row:
     n, d = x.shape
-    rule, why = build(cls, n)
+    label = cls.__name__ if variant is None else variant.label
+    rule, why = build(cls, n, None if variant is None else variant.params)
     if rule is None:
-        echo(f"{cls.__name__:<22}{n:>5}{d:>9}    {why[:70]}")
-        return Row(cls.__name__, n, d, why.split(":")[0], note=why)
+        echo(f"{label:<22}{n:>5}{d:>9}    {why[:70]}")
+        return Row(label, n, d, why.split(":")[0], note=why)
     if isinstance(rule, ReferenceRule):
         rule.set_reference(x.mean(0))  # FLTrust: a server update (its cost is the rule's)
     params = rule.params()
-    row = Row(cls.__name__, n, d, "ok", f=params.get("f"), params={k: repr(v) for k, v in params.items()})
+    row = Row(label, n, d, "ok", f=params.get("f"), params={k: repr(v) for k, v in params.items()})
     fns: list[Callable[[Tensor], object]] = [rule]
     copies = [False]
     theirs: list[Peer] = []
@@ -314,7 +355,7 @@ def _measure_rule(
     failed: dict[str, str] = {}
     for peer in peers:
         fn = peer.make(rule, n)
-        if fn is None:
+        if fn is None or (variant is not None and peer.name not in variant.peers):
             continue
         before = previous.get((peer.name, row.rule, n))
         if before is not None and before[0] == math.inf:
@@ -339,6 +380,8 @@ def _measure_rule(
     for name, t in bounded.items():
         row.peers[name] = PeerTime(t, None, t / ours, lower_bound=True)
         row.note += f"{name} not run: it took {t:.1f} s at a smaller d, so it would exceed peer_limit here (a lower bound). "
+    if variant is not None and not variant.peers:
+        row.note += "no peer computes this configuration: timed alone. "
     cells = ""
     for peer in peers:
         pt = row.peers.get(peer.name)
@@ -410,6 +453,15 @@ def run(
     )
     for rule, why in NOT_A_TARGET.items():
         echo(f"not a target: {rule} ({why})")
+    labels = {r.rule for r in rows}
+    for v in (v for vs in VARIANTS.values() for v in vs if v.label in labels):
+        echo(
+            f"{v.label}: "
+            + (
+                ", ".join(f"vs {p}: {why}" for p, why in v.peers.items())
+                or "no peer computes it, timed alone"
+            )
+        )
     for c in results:
         if c["target"] is None:
             echo(f"info  {c['name']}: {c['value']:.2f}x")

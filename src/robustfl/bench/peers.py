@@ -154,7 +154,8 @@ def load_byzpy(path: str) -> Peer:
         "MDA": agg(c["MDA"], f="f"),
         "SMEA": agg(c["SMEA"], f="f"),
         "MoNNA": agg(c["MoNNA"], f="f", reference_index="idx"),
-        "CAF": agg(c["CAF"], f="f"),
+        # three power steps per round (ByzPy's default, pinned): compared with our CAF(power_steps=3)
+        "CAF": agg(c["CAF"], f="f", power_iters=lambda p, n: 3),
         # ByzPy restarts from a fixed point each call (init="zero"); ours from the last output: same L steps
         "CenteredClipping": agg(c["CenteredClipping"], c_tau="tau", M="L", init=lambda p, n: "zero"),
         "ARC": pre(c["ARC"], f="f"),
