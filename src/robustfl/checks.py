@@ -18,6 +18,13 @@ def check_int(name: str, value: object, minimum: int = 0) -> int:
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    """``True`` or ``False`` (not 0/1 or a string)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def check_positive(name: str, value: object, allow_zero: bool = False) -> float:
     """A finite real ``> 0`` (or ``>= 0`` with ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, int | float):

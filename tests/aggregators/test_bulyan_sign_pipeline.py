@@ -92,7 +92,7 @@ def test_pipeline_composes_and_resets() -> None:
     pipe = Pipeline(Clipping(c=1.0), Krum(f=1))
     assert torch.equal(pipe(x), Krum(f=1)(Clipping(c=1.0)(x)))
     assert pipe.breakdown == Krum.breakdown
-    assert repr(pipe) == "Pipeline(Clipping(c=1.0), Krum(f=1, neighbours='byzfl'))"
+    assert repr(pipe) == "Pipeline(Clipping(c=1.0, in_place=False), Krum(f=1, neighbours='byzfl'))"
     matrix = Pipeline(Clipping(c=1.0), Clipping(c=0.5))(x)
     assert matrix.shape == x.shape and (matrix.norm(dim=1) <= 0.5 + 1e-6).all()
     cc = CenteredClipping(tau=0.1)

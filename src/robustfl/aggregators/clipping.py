@@ -8,8 +8,10 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import distances_to_point
+from robustfl.aggregators._in_place import scale_rows_in_place, writable
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, check_positive
+from robustfl.checks import check_bool
 
 
 @AGGREGATORS.register("clipping", "clip")
@@ -19,12 +21,16 @@ class Clipping(OneThreadWhenSmall, PreAggregator):
     Every output row has norm at most ``c``. A row whose norm is undefined (NaN/Inf entries) has no
     direction to keep and becomes the zero vector; a finite row whose squared norm overflows (e.g.
     1e38 in float32) is clipped exactly, its norm computed after rescaling by its largest entry.
+
+    ``in_place=True`` lets the rule overwrite its input, as ByzFL's ``Clipping`` does: only rows above
+    ``c`` (and undefined ones) are rewritten and the input is returned (see ``ARC``).
     """
 
     breakdown = "bounds each row's norm; robust only when followed by a robust rule"
 
-    def __init__(self, c: float = 2.0) -> None:
+    def __init__(self, c: float = 2.0, in_place: bool = False) -> None:
         self.c = check_positive("c", c)
+        self.in_place = check_bool("in_place", in_place)
 
     def _aggregate(self, x: Tensor) -> Tensor:
         norms = torch.linalg.vector_norm(x, dim=1)
@@ -39,8 +45,10 @@ class Clipping(OneThreadWhenSmall, PreAggregator):
             norms = norms.clone()
             norms[idx] = torch.where(finite, rescaled, torch.full_like(rescaled, float("nan")))
         scale = torch.where(norms > self.c, self.c / norms, torch.ones_like(norms))
-        out = x * scale.unsqueeze(1)
         defined = torch.isfinite(norms)
+        if writable(x, self.in_place):
+            return scale_rows_in_place(x, scale.to(x.dtype), defined)
+        out = x * scale.unsqueeze(1)
         if not bool(defined.all()):
             out[~defined] = 0.0
         return out
