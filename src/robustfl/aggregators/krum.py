@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
-from robustfl.aggregators._distances import pairwise_sq_distances, sorted_rows
+from robustfl.aggregators._distances import sq_distance_matrix
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
@@ -32,18 +34,30 @@ def krum_bound(n: int, f: int, neighbours: Neighbours) -> tuple[bool, str]:
     return n > 2 * f + 2, "n > 2f + 2"
 
 
-def krum_scores(dist: Tensor, k: int) -> Tensor:
-    """``score_i = sum of the k smallest ||x_i - x_j||^2 over j != i`` from ``D = pairwise_sq_distances``.
+def krum_scores_np(dist: NDArray[np.float64], k: int) -> NDArray[np.float64]:
+    """``score_i = sum of the k smallest ||x_i - x_j||^2 over j != i`` from ``D = sq_distance_matrix``.
 
     Sorting row ``i`` puts its zero self-distance first, so the ``k + 1`` smallest entries are the
-    self-distance plus the ``k`` nearest others. Rows at +inf distance give +inf scores.
+    self-distance plus the ``k`` nearest others, summed in ascending order (rows holding the same
+    distances get bit-identical scores, so exact ties stay ties). Rows at +inf distance score +inf.
+    NumPy's vectorised sort of float64 rows is several times faster than torch's (``docs/RESULTS.md``).
     """
-    return sorted_rows(dist)[:, : k + 1].sum(dim=1)
+    return np.sort(dist, axis=1)[:, : k + 1].sum(axis=1)
+
+
+def krum_scores(dist: Tensor, k: int) -> Tensor:
+    """``krum_scores_np`` of a ``pairwise_sq_distances`` tensor, on its device."""
+    return torch.from_numpy(krum_scores_np(dist.detach().cpu().numpy(), k)).to(dist.device)
+
+
+def lowest_scores_np(scores: NDArray[np.float64], m: int) -> NDArray[np.intp]:
+    """Indices of the ``m`` smallest scores, ties broken by the lowest index."""
+    return np.argsort(scores, kind="stable")[:m]
 
 
 def lowest_scores(scores: Tensor, m: int) -> Tensor:
-    """Indices of the ``m`` smallest scores, ties broken by the lowest index."""
-    return torch.sort(scores, stable=True).indices[:m]
+    """``lowest_scores_np`` of a score tensor, on its device."""
+    return torch.from_numpy(lowest_scores_np(scores.detach().cpu().numpy(), m)).to(scores.device)
 
 
 @AGGREGATORS.register("krum")
@@ -70,9 +84,9 @@ class Krum(OneThreadWhenSmall):
         require_n("Krum", n, self.f, ok, bound)
 
     def _aggregate(self, x: Tensor) -> Tensor:
-        n = x.shape[0]
-        scores = krum_scores(pairwise_sq_distances(x), neighbour_count(n, self.f, self.neighbours))
-        return x[int(torch.argmin(scores))].clone()
+        dist, _ = sq_distance_matrix(x)
+        scores = krum_scores_np(dist, neighbour_count(x.shape[0], self.f, self.neighbours))
+        return x[int(np.argmin(scores))].clone()
 
 
 @AGGREGATORS.register("multi-krum", "multikrum")
@@ -100,6 +114,6 @@ class MultiKrum(OneThreadWhenSmall):
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         m = n - self.f if self.m is None else self.m
-        scores = krum_scores(pairwise_sq_distances(x), neighbour_count(n, self.f, self.neighbours))
-        chosen = lowest_scores(scores, m).to(x.device)
-        return x.index_select(0, chosen).mean(dim=0)
+        dist, _ = sq_distance_matrix(x)
+        chosen = lowest_scores_np(krum_scores_np(dist, neighbour_count(n, self.f, self.neighbours)), m)
+        return x.index_select(0, torch.from_numpy(chosen).to(x.device)).mean(dim=0)
