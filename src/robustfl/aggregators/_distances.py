@@ -65,12 +65,6 @@ def row_sq_norms(x: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x, dim=1).square()
 
 
-def _row_norms(x: Tensor) -> NDArray[np.floating]:
-    """``|x_i|`` as a NumPy vector (float32 for half input)."""
-    norms = torch.linalg.vector_norm(x.detach(), dim=1, dtype=torch.float32 if x.itemsize < 4 else None)
-    return norms.cpu().numpy()
-
-
 def _median_index(norms: NDArray[np.floating]) -> int:
     """Index of the lower median of ``norms``, NaN counted as +inf, ties to the lower index."""
     key = np.where(np.isnan(norms), np.inf, norms)
@@ -86,23 +80,8 @@ def centre_row(x: Tensor) -> int:
     sort last and are never picked while finite rows remain. Gradients have no common part and gain
     nothing, model weights lose ``W`` entirely.
     """
-    return _median_index(_row_norms(x))
-
-
-def _worth_centring(x: Tensor, norms: NDArray[np.floating], c: int) -> bool:
-    """Whether centring on row ``c`` shrinks the rows: the median of ``|x_i - x_c|^2`` (from
-    ``|x_i|^2 - 2 <x_i, x_c> + |x_c|^2``, one matrix-vector product; its own rounding error is far
-    below the margin) is below ``_CENTRE_GAIN`` times the median of ``|x_i|^2``. Half-precision input
-    is always centred."""
-    if x.itemsize < 4:
-        return True
-    s = norms.astype(np.float64) ** 2
-    with np.errstate(over="ignore", invalid="ignore"):
-        e = s - 2.0 * torch.mv(x, x[c]).cpu().numpy().astype(np.float64) + s[c]
-    ok = np.isfinite(s) & np.isfinite(e)
-    if not ok.any():
-        return True
-    return bool(_lower_median(e[ok]) < _CENTRE_GAIN * _lower_median(s[ok]))
+    norms = torch.linalg.vector_norm(x.detach(), dim=1, dtype=torch.float32 if x.itemsize < 4 else None)
+    return _median_index(norms.cpu().numpy())
 
 
 def _lower_median(v: NDArray[np.float64]) -> float:
@@ -111,9 +90,40 @@ def _lower_median(v: NDArray[np.float64]) -> float:
     return float(np.partition(v, h)[h])
 
 
+def _shared_part_is_large(head: Tensor) -> bool:
+    """Whether the rows share a large common part, judged from the uncentred Gram matrix ``head`` of
+    (a first block of) their columns: centring on the median-norm row ``c`` would bring the median of
+    ``|x_i - x_c|^2 = |x_i|^2 - 2 <x_i, x_c> + |x_c|^2`` below ``_CENTRE_GAIN`` times the median of
+    ``|x_i|^2`` (rows whose terms are not finite left out; their own rounding error is far below that
+    margin). Model weights: yes; gradients: no (centring on a row roughly doubles their norms)."""
+    g = head.cpu().numpy().astype(np.float64)
+    s = g.diagonal()
+    c = _median_index(s)
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = s - 2.0 * g[:, c] + s[c]
+    ok = np.isfinite(s) & np.isfinite(e)
+    return bool(ok.any()) and _lower_median(e[ok]) < _CENTRE_GAIN * _lower_median(s[ok])
+
+
+def _robust_centre(x: Tensor) -> Tensor | None:
+    """``x[centre_row(x)]``, or the first finite row when over half the rows hold NaN/Inf (None: none)."""
+    c = centre_row(x)
+    if not bool(torch.isfinite(x[c]).all()):
+        ok = finite_rows(x).cpu().numpy()
+        if not ok.any():
+            return None
+        c = int(np.flatnonzero(ok)[0])
+    return x[c]
+
+
+def _block_width(m: int) -> int:
+    """Columns per block of the Gram accumulation for ``m`` rows."""
+    return max(1, _BLOCK_NUMEL // max(m, 1))
+
+
 def _block(x: Tensor, cols: slice, rows: Tensor | None, centre: Tensor | None, dtype: torch.dtype) -> Tensor:
     """``x[rows, cols] - centre[cols]`` in ``dtype``; a view of ``x`` when there is nothing to do."""
-    y = x[:, cols] if cols.start or cols.stop < x.shape[1] else x
+    y = x if cols == slice(0, x.shape[1]) else x[:, cols]
     if rows is not None:
         y = y.index_select(0, rows)
     if y.dtype != dtype:
@@ -121,19 +131,30 @@ def _block(x: Tensor, cols: slice, rows: Tensor | None, centre: Tensor | None, d
     return y if centre is None else y - centre[cols].to(dtype)
 
 
-def _gram(x: Tensor, centre: Tensor | None, rows: Tensor | None, dtype: torch.dtype) -> Tensor:
-    """``G = (x[rows] - centre)(x[rows] - centre)^T`` in ``dtype`` (``centre=None``: ``x[rows] x[rows]^T``),
-    accumulated over column blocks; from ``_STRIP_MIN`` rows on only the upper block triangle is
-    multiplied and the rest mirrored (``G`` is then exactly symmetric)."""
-    m, d = (x.shape[0] if rows is None else rows.numel()), x.shape[1]
-    width = max(1, _BLOCK_NUMEL // max(m, 1))
-    if m < _STRIP_MIN and d <= width:  # one product (the common small case: fewest torch calls)
-        y = _block(x, slice(0, d), rows, centre, dtype)
+def _gram(
+    x: Tensor,
+    centre: Tensor | None,
+    rows: Tensor | None,
+    dtype: torch.dtype,
+    start: int = 0,
+    stop: int | None = None,
+    gram: Tensor | None = None,
+) -> Tensor:
+    """``G = (x[rows] - centre)(x[rows] - centre)^T`` in ``dtype`` (``centre=None``: ``x[rows] x[rows]^T``)
+    over the columns ``start:stop``, added to ``gram`` when given; accumulated over column blocks.
+    From ``_STRIP_MIN`` rows on only the upper block triangle is multiplied and the rest mirrored
+    (``G`` is then exactly symmetric)."""
+    m = x.shape[0] if rows is None else rows.numel()
+    stop = x.shape[1] if stop is None else stop
+    width = _block_width(m)
+    if gram is None and m < _STRIP_MIN and stop - start <= width:  # one product: fewest torch calls
+        y = _block(x, slice(start, stop), rows, centre, dtype)
         return torch.mm(y, y.T)
     step = m if m < _STRIP_MIN else max(_STRIP_ROWS, m // 8)
-    gram = torch.zeros(m, m, dtype=dtype, device=x.device)
-    for a in range(0, d, width):
-        y = _block(x, slice(a, a + width), rows, centre, dtype)
+    if gram is None:
+        gram = torch.zeros(m, m, dtype=dtype, device=x.device)
+    for a in range(start, stop, width):
+        y = _block(x, slice(a, min(a + width, stop)), rows, centre, dtype)
         for i in range(0, m, step):
             gram[i : i + step, i:].addmm_(y[i : i + step], y[i:].T)
     for i in range(step, m, step):
@@ -155,18 +176,20 @@ def _gram_to_distances(gram: Tensor) -> tuple[NDArray[np.floating], NDArray[np.f
 
 
 def _distances_around(
-    x: Tensor, centre: Tensor | None, rows: Tensor | None
+    x: Tensor, centre: Tensor | None, rows: Tensor | None, gram: Tensor | None = None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], torch.dtype]:
-    """``(D, sq, dtype)`` as float64 for ``x[rows]`` around ``centre``, and the dtype the work ran in:
-    float32 while that is safe (float32 or half input, every ``|y_i|^2`` of a row without NaN/Inf
-    below 1e30), float64 otherwise. A row with a NaN/Inf entry only spoils its own row and column of
+    """``(D, sq, dtype)`` as float64 for ``x[rows]`` around ``centre`` (None: the origin), and the dtype
+    the work ran in: float32 while that is safe (float32 or half input, every ``|y_i|^2`` of a row
+    without NaN/Inf below 1e30), float64 otherwise. ``gram``: the Gram matrix in the input's working
+    dtype, when already computed. A row with a NaN/Inf entry only spoils its own row and column of
     the Gram matrix: its ``sq`` is not finite."""
     if x.dtype != torch.float64:
-        dist, sq = _gram_to_distances(_gram(x, centre, rows, torch.float32))
+        dist, sq = _gram_to_distances(_gram(x, centre, rows, torch.float32) if gram is None else gram)
         big = ~(sq < _F32_MODERATE)
         if not big.any() or not bool(finite_rows(x.index_select(0, _rows_of(x, rows, big))).any()):
             return dist.astype(np.float64), sq.astype(np.float64), torch.float32  # nothing overflowed
-    dist, sq = _gram_to_distances(_gram(x, centre, rows, torch.float64))
+        gram = None
+    dist, sq = _gram_to_distances(_gram(x, centre, rows, torch.float64) if gram is None else gram)
     return dist.astype(np.float64, copy=False), sq.astype(np.float64, copy=False), torch.float64
 
 
@@ -202,20 +225,22 @@ def _refine(
 
 def sq_distance_matrix(x: Tensor) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """``pairwise_sq_distances_and_usable`` as NumPy arrays on the host (the form the selection
-    stages of Krum and NNM work on)."""
+    stages of Krum and NNM work on).
+
+    The uncentred Gram matrix of the first column block decides whether to centre
+    (``_shared_part_is_large``); for gradients it is kept and completed, so the common case costs one
+    ``n x n x d`` product and no extra pass over ``x``."""
     x = x.detach()
-    n = x.shape[0]
-    norms = _row_norms(x)
-    c = _median_index(norms)
-    if not np.isfinite(norms[c]) and not bool(torch.isfinite(x[c]).all()):  # over half the rows NaN/Inf
-        ok = finite_rows(x).cpu().numpy()
-        if not ok.any():
-            dist = np.full((n, n), np.inf)
-            np.fill_diagonal(dist, 0.0)
-            return dist, ok
-        c = int(np.flatnonzero(ok)[0])
-    centre = x[c] if _worth_centring(x, norms, c) else None
-    dist, sq, work = _distances_around(x, centre, None)
+    d = x.shape[1]
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    head_stop = min(d, _block_width(x.shape[0]))
+    head = _gram(x, None, None, work, stop=head_stop)
+    centre = _robust_centre(x) if _shared_part_is_large(head) else None
+    if centre is not None:
+        gram = _gram(x, centre, None, work)
+    else:
+        gram = head if head_stop == d else _gram(x, None, None, work, start=head_stop, gram=head)
+    dist, sq, work = _distances_around(x, centre, None, gram)
     usable = np.isfinite(sq)
     _refine(x, dist, sq[:, None] + sq[None, :], usable, _CANCELLATION[work])
     if not usable.all():
