@@ -95,7 +95,8 @@ class MultiKrum(OneThreadWhenSmall):
 
     ``m`` defaults to ``n - f`` (ByzFL, and seed 004 §8's setting); scores and ``neighbours`` as in
     ``Krum``; ties go to the lowest index. Non-finite rows score +inf, so with at most ``f`` of them
-    and ``m <= n - f`` they are never averaged.
+    and ``m <= n - f`` they are never averaged. When every row is finite the mean is ``x^T w`` with
+    ``w_i = 1/m`` on the chosen rows: one matrix-vector product that copies no rows.
     """
 
     breakdown = "n > 2f (neighbours='paper': n > 2f + 2)"
@@ -114,6 +115,10 @@ class MultiKrum(OneThreadWhenSmall):
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         m = n - self.f if self.m is None else self.m
-        dist, _ = sq_distance_matrix(x)
+        dist, usable = sq_distance_matrix(x)
         chosen = lowest_scores_np(krum_scores_np(dist, neighbour_count(n, self.f, self.neighbours)), m)
+        if usable.all():  # every entry finite: sum_i w_i x_i reads x once and copies no rows
+            w = np.zeros(n)
+            w[chosen] = 1.0 / m
+            return torch.mv(x.T, torch.from_numpy(w).to(device=x.device, dtype=x.dtype))
         return x.index_select(0, torch.from_numpy(chosen).to(x.device)).mean(dim=0)
