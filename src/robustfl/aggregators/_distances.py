@@ -312,6 +312,9 @@ def nearest_mask_np(dist: NDArray[np.float64], k: int) -> NDArray[np.bool_]:
     ``t``, then the first ``k - #{< t}`` entries equal to ``t`` in column order.
     """
     t = np.partition(dist, k - 1, axis=1)[:, k - 1 : k]
+    upto = dist <= t
+    if (upto.sum(axis=1) == k).all():  # no tie straddles the k-th place: the common case
+        return upto
     below = dist < t
     tied = dist == t
     room = k - below.sum(axis=1, keepdims=True)
