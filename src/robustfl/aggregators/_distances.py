@@ -40,9 +40,11 @@ _CANCELLATION = {torch.float16: 1e-1, torch.bfloat16: 1e-1, torch.float32: 1e-2,
 _CENTRE_GAIN = 0.5
 
 # The Gram matrix is accumulated over column blocks of about this many elements (4 MiB of float32):
-# a centred block is a temporary that stays in cache (memory O(n d) with no second [n, d] copy),
-# an uncentred one is a view of the input that the row strips below re-read from cache.
+# a centred block is a temporary that stays in cache (memory O(n d) with no second [n, d] copy).
+# An uncentred block is a view of the input, blocked only so that the row strips below re-read it
+# from cache: blocks four times wider mean fewer BLAS calls (each a fork/join on several threads).
 _BLOCK_NUMEL = 1 << 20
+_VIEW_BLOCKS = 4
 
 # From this many rows on, only the upper block triangle of the symmetric Gram matrix is multiplied,
 # in row strips of ``max(_STRIP_ROWS, m // 8)`` rows (about 5/8 of the multiply-adds at n = 1024);
@@ -146,7 +148,8 @@ def _gram(
     (``G`` is then exactly symmetric)."""
     m = x.shape[0] if rows is None else rows.numel()
     stop = x.shape[1] if stop is None else stop
-    width = _block_width(m)
+    view = centre is None and rows is None and dtype == x.dtype
+    width = _block_width(m) * (_VIEW_BLOCKS if view else 1)
     if gram is None and m < _STRIP_MIN and stop - start <= width:  # one product: fewest torch calls
         y = _block(x, slice(start, stop), rows, centre, dtype)
         return torch.mm(y, y.T)
@@ -308,17 +311,19 @@ def nearest_mask_np(dist: NDArray[np.float64], k: int) -> NDArray[np.bool_]:
     """Boolean ``[n, n]``: row ``i`` marks its ``k`` smallest entries of ``dist`` (no NaN), ties going to
     the lower column index: the first ``k`` of a stable argsort of the row, without the argsort.
 
-    Per row, with ``t`` its ``k``-th smallest value (``np.partition``, linear time): every entry below
-    ``t``, then the first ``k - #{< t}`` entries equal to ``t`` in column order.
+    Per row, with ``t`` its ``k``-th smallest value (``np.partition``, linear time): every entry up to
+    ``t`` when there are exactly ``k`` of them (no tie straddles the ``k``-th place: almost every
+    row), else every entry below ``t`` and the first ``k - #{< t}`` entries equal to ``t``.
     """
     t = np.partition(dist, k - 1, axis=1)[:, k - 1 : k]
-    upto = dist <= t
-    if (upto.sum(axis=1) == k).all():  # no tie straddles the k-th place: the common case
-        return upto
-    below = dist < t
-    tied = dist == t
-    room = k - below.sum(axis=1, keepdims=True)
-    return below | (tied & (np.cumsum(tied, axis=1) <= room))
+    mask = dist <= t
+    tied_rows = np.flatnonzero(mask.sum(axis=1) != k)
+    if tied_rows.size:
+        sub, ts = dist[tied_rows], t[tied_rows]
+        below, tied = sub < ts, sub == ts
+        room = k - below.sum(axis=1, keepdims=True)
+        mask[tied_rows] = below | (tied & (np.cumsum(tied, axis=1) <= room))
+    return mask
 
 
 def nearest_mask(dist: Tensor, k: int) -> Tensor:
