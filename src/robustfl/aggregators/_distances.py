@@ -98,11 +98,11 @@ def _shared_part_is_large(head: Tensor) -> bool:
     ``|x_i - x_c|^2 = |x_i|^2 - 2 <x_i, x_c> + |x_c|^2`` below ``_CENTRE_GAIN`` times the median of
     ``|x_i|^2`` (rows whose terms are not finite left out; their own rounding error is far below that
     margin). Model weights: yes; gradients: no (centring on a row roughly doubles their norms)."""
-    g = head.cpu().numpy().astype(np.float64)
-    s = g.diagonal()
+    g = head.cpu().numpy()
+    s = g.diagonal().astype(np.float64)
     c = _median_index(s)
     with np.errstate(over="ignore", invalid="ignore"):
-        e = s - 2.0 * g[:, c] + s[c]
+        e = s - 2.0 * g[:, c].astype(np.float64) + s[c]
     ok = np.isfinite(s) & np.isfinite(e)
     return bool(ok.any()) and _lower_median(e[ok]) < _CENTRE_GAIN * _lower_median(s[ok])
 
