@@ -100,7 +100,7 @@ def _shared_part_is_large(head: Tensor) -> bool:
     margin). Model weights: yes; gradients: no (centring on a row roughly doubles their norms)."""
     g = head.cpu().numpy()
     s = g.diagonal().astype(np.float64)
-    c = _median_index(s)
+    c = int(np.argsort(s)[(s.shape[0] - 1) // 2])  # NumPy sorts NaN last
     with np.errstate(over="ignore", invalid="ignore"):
         e = s - 2.0 * g[:, c].astype(np.float64) + s[c]
     ok = np.isfinite(s) & np.isfinite(e)
