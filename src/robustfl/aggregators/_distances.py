@@ -203,15 +203,23 @@ def _rows_of(x: Tensor, rows: Tensor | None, mask: NDArray[np.bool_]) -> Tensor:
 
 
 def _refine(
-    x: Tensor, dist: NDArray[np.float64], scale: NDArray[np.float64], usable: NDArray[np.bool_], tol: float
+    x: Tensor, dist: NDArray[np.float64], sq: NDArray[np.float64], usable: NDArray[np.bool_], tol: float
 ) -> None:
-    """Recompute, in place, every pair whose distance is below ``tol`` times its ``scale``
-    (``|y_i|^2 + |y_j|^2`` around the centre it was computed with).
+    """Recompute, in place, every pair whose distance is below ``tol`` times its scale
+    ``|y_i|^2 + |y_j|^2`` (``sq``: the ``|y_i|^2`` around the centre it was computed with).
 
-    Each round takes the row with the most such pairs as the new centre and recomputes the Gram
-    matrix of it and its suspect partners only; the pairs with that row are then exact to rounding
-    (their scale equals their distance), so at most ``n`` rounds run, each over a subset of rows.
+    Nothing to do when the smallest distance is at least ``tol`` times twice the largest ``|y_i|^2``
+    (gradients: two reductions, no ``[n, n]`` temporaries). Else each round takes the row with the
+    most suspect pairs as the new centre and recomputes the Gram matrix of it and its suspect
+    partners only; the pairs with that row are then exact to rounding (their scale equals their
+    distance), so at most ``n`` rounds run, each over a subset of rows.
     """
+    np.fill_diagonal(dist, np.inf)
+    nearest = dist.min()
+    np.fill_diagonal(dist, 0.0)
+    if nearest >= tol * 2.0 * sq.max():  # False when either is NaN
+        return
+    scale = sq[:, None] + sq[None, :]
     off = usable[:, None] & usable[None, :]
     np.fill_diagonal(off, False)
     for _ in range(x.shape[0]):
@@ -245,7 +253,7 @@ def sq_distance_matrix(x: Tensor) -> tuple[NDArray[np.float64], NDArray[np.bool_
         gram = head if head_stop == d else _gram(x, None, None, work, start=head_stop, gram=head)
     dist, sq, work = _distances_around(x, centre, None, gram)
     usable = np.isfinite(sq)
-    _refine(x, dist, sq[:, None] + sq[None, :], usable, _CANCELLATION[work])
+    _refine(x, dist, sq, usable, _CANCELLATION[work])
     if not usable.all():
         dist[~usable, :] = np.inf
         dist[:, ~usable] = np.inf
