@@ -118,7 +118,7 @@ class MultiKrum(OneThreadWhenSmall):
         dist, usable = sq_distance_matrix(x)
         chosen = lowest_scores_np(krum_scores_np(dist, neighbour_count(n, self.f, self.neighbours)), m)
         if usable.all():  # every entry finite: sum_i w_i x_i reads x once and copies no rows
-            w = np.zeros(n)
+            w = np.zeros(n, dtype=np.float64 if x.dtype == torch.float64 else np.float32)
             w[chosen] = 1.0 / m
-            return torch.mv(x.T, torch.from_numpy(w).to(device=x.device, dtype=x.dtype))
+            return torch.mv(x.T, torch.from_numpy(w).to(x.device))
         return x.index_select(0, torch.from_numpy(chosen).to(x.device)).mean(dim=0)
