@@ -17,7 +17,7 @@ class NNM(OneThreadWhenSmall, PreAggregator):
     (Euclidean, ``x_i`` itself included). Output ``Tensor[n, d]``; ByzFL's definition and parameter name.
 
     The mixing is one ``[n, n] @ [n, d]`` product with a 0 / ``1/(n-f)`` matrix. Ties in distance go to
-    the lower row index (``nearest_mask``). Non-finite rows (NaN/Inf) are infinitely far from every row, so
+    the lower row index (``nearest_mask_np``). Non-finite rows (NaN/Inf) are infinitely far from every row, so
     with at most ``f`` of them no finite row's neighbourhood contains one; a non-finite row's own
     distances are undefined, and its output is the mean of the first ``n - f`` usable rows (a finite row
     whose distances overflow float64, e.g. 1e200, counts as non-finite).
