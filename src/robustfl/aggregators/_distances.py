@@ -34,8 +34,8 @@ _F32_MODERATE = 1e30
 # ``distances_to_point`` from the row difference.
 _CANCELLATION = {torch.float16: 1e-1, torch.bfloat16: 1e-1, torch.float32: 1e-2, torch.float64: 1e-8}
 
-# Rows are centred on ``c`` only when that shrinks the typical squared norm below this fraction of
-# the uncentred one (rows sharing a large common part); gradients, whose squared norms centring on a
+# Rows are centred on ``c`` only when that shrinks most squared norms below this fraction of the
+# uncentred ones (rows sharing a large common part); gradients, whose squared norms centring on a
 # row roughly doubles, are used as they are.
 _CENTRE_GAIN = 0.5
 
@@ -86,25 +86,19 @@ def centre_row(x: Tensor) -> int:
     return _median_index(norms.cpu().numpy())
 
 
-def _lower_median(v: NDArray[np.float64]) -> float:
-    """The lower median of a non-empty vector (``np.partition``: linear time, no NaN handling)."""
-    h = (v.shape[0] - 1) // 2
-    return float(np.partition(v, h)[h])
-
-
 def _shared_part_is_large(head: Tensor) -> bool:
     """Whether the rows share a large common part, judged from the uncentred Gram matrix ``head`` of
-    (a first block of) their columns: centring on the median-norm row ``c`` would bring the median of
-    ``|x_i - x_c|^2 = |x_i|^2 - 2 <x_i, x_c> + |x_c|^2`` below ``_CENTRE_GAIN`` times the median of
-    ``|x_i|^2`` (rows whose terms are not finite left out; their own rounding error is far below that
-    margin). Model weights: yes; gradients: no (centring on a row roughly doubles their norms)."""
+    (a first block of) their columns: centring on the median-norm row ``c`` would bring
+    ``|x_i - x_c|^2 = |x_i|^2 - 2 <x_i, x_c> + |x_c|^2`` below ``_CENTRE_GAIN`` times ``|x_i|^2`` for
+    more than half the rows (a row with non-finite terms counts as no). The identity's own rounding
+    error is far below that margin. Model weights: yes; gradients: no (centring on a row roughly
+    doubles their norms)."""
     g = head.cpu().numpy()
     s = g.diagonal().astype(np.float64)
     c = int(np.argsort(s)[(s.shape[0] - 1) // 2])  # NumPy sorts NaN last
     with np.errstate(over="ignore", invalid="ignore"):
-        e = s - 2.0 * g[:, c].astype(np.float64) + s[c]
-    ok = np.isfinite(s) & np.isfinite(e)
-    return bool(ok.any()) and _lower_median(e[ok]) < _CENTRE_GAIN * _lower_median(s[ok])
+        shrunk = s - 2.0 * g[:, c].astype(np.float64) + s[c] < _CENTRE_GAIN * s
+    return 2 * int(np.count_nonzero(shrunk)) > s.shape[0]
 
 
 def _robust_centre(x: Tensor) -> Tensor | None:
