@@ -166,7 +166,7 @@ def _gram_to_distances(gram: Tensor) -> tuple[NDArray[np.floating], NDArray[np.f
     g = gram.cpu().numpy()
     sq = g.diagonal().copy()
     with np.errstate(over="ignore", invalid="ignore"):
-        dist = sq[:, None] + sq[None, :] - 2.0 * g
+        dist = np.add.outer(sq, sq) - 2.0 * g
     np.maximum(dist, 0.0, out=dist)
     np.fill_diagonal(dist, 0.0)
     return dist, sq
@@ -182,8 +182,8 @@ def _distances_around(
     the Gram matrix: its ``sq`` is not finite."""
     if x.dtype != torch.float64:
         dist, sq = _gram_to_distances(_gram(x, centre, rows, torch.float32) if gram is None else gram)
-        big = ~(sq < _F32_MODERATE)
-        if not big.any() or not bool(finite_rows(x.index_select(0, _rows_of(x, rows, big))).any()):
+        moderate = sq < _F32_MODERATE
+        if moderate.all() or not bool(finite_rows(x.index_select(0, _rows_of(x, rows, ~moderate))).any()):
             return dist.astype(np.float64), sq.astype(np.float64), torch.float32  # nothing overflowed
         gram = None
     dist, sq = _gram_to_distances(_gram(x, centre, rows, torch.float64) if gram is None else gram)
