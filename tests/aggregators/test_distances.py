@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from robustfl.aggregators import NNM, Krum, MultiKrum
 from robustfl.aggregators import _distances as dist_mod
 from robustfl.aggregators._distances import nearest_mask_np, pairwise_sq_distances, sq_distance_matrix
-from robustfl.aggregators.krum import krum_scores_np, lowest_scores_np
+from robustfl.aggregators.krum import krum_scores_np, lowest_scores_np, weighted_row_sum
 
 STRIP = dist_mod._STRIP_MIN
 
@@ -153,3 +153,18 @@ def test_rules_select_what_float64_distances_select(n: int, scale: str) -> None:
     mixed = torch.from_numpy(mask).float().div_(n - f) @ x32
     assert torch.allclose(NNM(f)(x32), mixed, rtol=1e-6, atol=1e-6 * float(x32.abs().max()))
     assert torch.allclose(MultiKrum(f)(x32), x32[torch.from_numpy(chosen)].mean(0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [16, 1024])
+def test_multikrum_mean_of_weights_is_as_accurate_as_torch_mean(n: int) -> None:
+    # rows near 1e3: one float32 matrix-vector product over 1024 rows is ~6e-3 off (sequential
+    # accumulation); blocks of 32 rows keep it near torch.mean's (float32 spacing at 1e3: 6e-5)
+    x = rows(n, 200, 9, "weights")
+    f = (n - 1) // 4
+    got = MultiKrum(f)(x)
+    _, chosen = torch.topk(-torch.from_numpy(krum_scores_np(sq_distance_matrix(x)[0], n - f - 1)), n - f)
+    exact = x.double()[chosen].mean(0)
+    assert float((got.double() - exact).abs().max()) <= 1.5e-3
+    w = np.zeros(n, dtype=np.float32)
+    w[3] = 1.0
+    assert torch.equal(weighted_row_sum(x, w), x[3])  # one weight of 1: that row, bit for bit
