@@ -168,3 +168,13 @@ def test_multikrum_mean_of_weights_is_as_accurate_as_torch_mean(n: int) -> None:
     w = np.zeros(n, dtype=np.float32)
     w[3] = 1.0
     assert torch.equal(weighted_row_sum(x, w), x[3])  # one weight of 1: that row, bit for bit
+
+
+@pytest.mark.parametrize("d", [5461, 5462])  # 12 chosen rows: just below and above 2^16 elements
+@pytest.mark.parametrize("scale", ["gradients", "weights"])
+def test_multikrum_mean_on_both_sides_of_the_copy_threshold(d: int, scale: str) -> None:
+    x = rows(16, d, 13, scale)
+    chosen = lowest_scores_np(krum_scores_np(sq_distance_matrix(x)[0], 11), 12)
+    exact = x.double()[torch.from_numpy(chosen)].mean(0)
+    err = (MultiKrum(4)(x).double() - exact).abs().max()
+    assert float(err) <= 16 * 6e-8 * float(x.abs().max())

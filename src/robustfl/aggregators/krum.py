@@ -63,6 +63,10 @@ def lowest_scores(scores: Tensor, m: int) -> Tensor:
 # Rows per matrix-vector product in ``weighted_row_sum``.
 _SUM_BLOCK = 32
 
+# Multi-Krum averages the chosen rows with ``weighted_row_sum`` from this many chosen elements on;
+# below, copying them out and taking ``mean`` costs fewer torch calls.
+_COPY_NUMEL = 1 << 16
+
 
 def weighted_row_sum(x: Tensor, w: NDArray[np.floating]) -> Tensor:
     """``sum_i w_i x_i`` (``w`` in ``x``'s dtype, zero weights skipped) as one matrix-vector product per
@@ -112,8 +116,9 @@ class MultiKrum(OneThreadWhenSmall):
 
     ``m`` defaults to ``n - f`` (ByzFL, and seed 004 §8's setting); scores and ``neighbours`` as in
     ``Krum``; ties go to the lowest index. Non-finite rows score +inf, so with at most ``f`` of them
-    and ``m <= n - f`` they are never averaged. When every row is finite the mean is ``x^T w`` with
-    ``w_i = 1/m`` on the chosen rows (``weighted_row_sum``), which copies no rows.
+    and ``m <= n - f`` they are never averaged. When every row is finite and the chosen rows hold at
+    least 2^16 elements, the mean is ``x^T w`` with ``w_i = 1/m`` on the chosen rows
+    (``weighted_row_sum``), which copies no rows.
     """
 
     breakdown = "n > 2f (neighbours='paper': n > 2f + 2)"
@@ -134,7 +139,7 @@ class MultiKrum(OneThreadWhenSmall):
         m = n - self.f if self.m is None else self.m
         dist, usable = sq_distance_matrix(x)
         chosen = lowest_scores_np(krum_scores_np(dist, neighbour_count(n, self.f, self.neighbours)), m)
-        if usable.all():  # every entry finite: sum_i w_i x_i reads x once and copies no rows
+        if m * x.shape[1] >= _COPY_NUMEL and usable.all():  # all finite: sum_i w_i x_i copies no rows
             w: NDArray[np.floating] = np.zeros(
                 n, dtype=np.float64 if x.dtype == torch.float64 else np.float32
             )
