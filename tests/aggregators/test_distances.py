@@ -76,7 +76,7 @@ def test_within_tolerance_of_float64_around_the_strip_threshold(
 @pytest.mark.parametrize("block", [10**9, 7 * 40, 40])  # one block; 7 columns a block; one column
 def test_column_blocks_and_strips_agree(scale: str, block: int) -> None:
     x = rows(40, 60, 3, scale)
-    with patched(_BLOCK_NUMEL=block, _STRIP_MIN=8, _STRIP_ROWS=8):  # five strips of 8 rows
+    with patched(_HEAD_NUMEL=block, _BLOCK_NUMEL=block, _STRIP_MIN=8, _STRIP_ROWS=8):  # 5 strips of 8 rows
         strips, _ = sq_distance_matrix(x)
     single, _ = sq_distance_matrix(x)
     assert np.array_equal(strips, strips.T)  # the upper triangle mirrored
@@ -96,7 +96,8 @@ def test_shared_part_outside_the_first_block_is_still_exact() -> None:
     # cancels there, and the recomputation around a row restores the distances
     x = rows(12, 300, 5, "weights")
     x[:, :100] = rows(12, 100, 6, "gradients") * 1e-3
-    with patched(_BLOCK_NUMEL=12 * 100):
+    with patched(_HEAD_NUMEL=12 * 100, _BLOCK_NUMEL=12 * 100):  # the decision sees the first 100 columns
+        assert not dist_mod._shared_part_is_large(x[:, :100] @ x[:, :100].T)
         assert max_rel_error(x) <= 1e-3
 
 

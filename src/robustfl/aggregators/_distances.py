@@ -46,6 +46,11 @@ _CENTRE_GAIN = 0.5
 _BLOCK_NUMEL = 1 << 20
 _VIEW_BLOCKS = 4
 
+# Whether to centre is decided from the uncentred Gram matrix of the first columns, about this many
+# elements (1 MiB of float32): enough columns to tell, and little work thrown away when the rows turn
+# out to need centring (for the rest it is the first block of their Gram matrix).
+_HEAD_NUMEL = 1 << 18
+
 # From this many rows on, only the upper block triangle of the symmetric Gram matrix is multiplied,
 # in row strips of ``max(_STRIP_ROWS, m // 8)`` rows (56% of the multiply-adds at n = 1024);
 # below it one product is faster than several smaller ones.
@@ -232,13 +237,13 @@ def sq_distance_matrix(x: Tensor) -> tuple[NDArray[np.float64], NDArray[np.bool_
     """``pairwise_sq_distances_and_usable`` as NumPy arrays on the host (the form the selection
     stages of Krum and NNM work on).
 
-    The uncentred Gram matrix of the first column block decides whether to centre
+    The uncentred Gram matrix of the first columns decides whether to centre
     (``_shared_part_is_large``); for gradients it is kept and completed, so the common case costs one
     ``n x n x d`` product and no extra pass over ``x``."""
     x = x.detach()
     d = x.shape[1]
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    head_stop = min(d, _block_width(x.shape[0]))
+    head_stop = min(d, max(1, _HEAD_NUMEL // x.shape[0]))
     head = _gram(x, None, None, work, stop=head_stop)
     centre = _robust_centre(x) if _shared_part_is_large(head) else None
     if centre is not None:
