@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import nearest_mask, pairwise_sq_distances_and_usable
+from robustfl.aggregators._distances import nearest_mask_np, sq_distance_matrix
 from robustfl.aggregators._small import OneThreadWhenSmall
-from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, require_n
 
 
@@ -17,7 +17,7 @@ class NNM(OneThreadWhenSmall, PreAggregator):
     (Euclidean, ``x_i`` itself included). Output ``Tensor[n, d]``; ByzFL's definition and parameter name.
 
     The mixing is one ``[n, n] @ [n, d]`` product with a 0 / ``1/(n-f)`` matrix. Ties in distance go to
-    the lower row index (``nearest_mask``). Non-finite rows (NaN/Inf) are infinitely far from every row, so
+    the lower row index (``nearest_mask_np``). Non-finite rows (NaN/Inf) are infinitely far from every row, so
     with at most ``f`` of them no finite row's neighbourhood contains one; a non-finite row's own
     distances are undefined, and its output is the mean of the first ``n - f`` usable rows (a finite row
     whose distances overflow float64, e.g. 1e200, counts as non-finite).
@@ -34,10 +34,10 @@ class NNM(OneThreadWhenSmall, PreAggregator):
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         k = n - self.f
-        dist, ok = pairwise_sq_distances_and_usable(x)
-        if not bool(ok.all()):
-            dist[~ok] = torch.where(ok, 0.0, float("inf")).to(dist.dtype)
-            x = torch.where(ok.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        with single_thread(x.device):
-            mix = nearest_mask(dist, k).to(x.dtype).mul_(1.0 / k)
+        dist, ok = sq_distance_matrix(x)
+        if not ok.all():
+            dist[~ok] = np.where(ok, 0.0, np.inf)
+            keep = torch.from_numpy(ok).to(x.device).unsqueeze(1)
+            x = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        mix = torch.from_numpy(nearest_mask_np(dist, k)).to(device=x.device, dtype=x.dtype).mul_(1.0 / k)
         return mix @ x
