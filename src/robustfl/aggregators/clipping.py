@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,6 +51,23 @@ class Clipping(OneThreadWhenSmall, PreAggregator):
 DIRECT_NUMEL = 1 << 16
 """Centered clipping on inputs up to this many elements (256 KiB of float32, in cache) forms ``x - v``
 (``_direct``): fewer, cheaper torch calls where per-call costs dominate; larger inputs stream."""
+
+
+def clip_factors_(dist: np.ndarray, tau: float) -> bool:
+    """In place, ``dist_i <- min(1, (1 / dist_i) * tau)`` (the bits of torch's ``(tau / dist).clamp(max=1)``:
+    the same IEEE operations in the same dtype), or ``False`` with ``dist`` untouched when a norm is not
+    finite. NumPy on the ``[n]`` norms of a CPU tensor: each torch call on 16 numbers costs 1-3 us, a
+    NumPy call a fraction of that, and on the smallest inputs these calls are a fifth of the time."""
+    if not math.isfinite(dist.max()):  # max propagates NaN and Inf
+        return False
+    if tau > 0:
+        with np.errstate(divide="ignore"):  # a zero norm: 1 / 0 = inf, clamped to 1 below, as in torch
+            np.reciprocal(dist, out=dist)
+        dist *= dist.dtype.type(tau)
+        np.minimum(dist, dist.dtype.type(1.0), out=dist)
+    else:
+        dist.fill(0.0)
+    return True
 
 
 @AGGREGATORS.register("centered-clipping", "cc")
@@ -104,6 +123,8 @@ class CenteredClipping(OneThreadWhenSmall):
                 f"CenteredClipping: its centre has d={v.shape[0]} but the messages have d={d}; "
                 "pass m of length d, or call reset() before aggregating vectors of another size"
             )
+        if v.dtype == x.dtype and v.device == x.device:  # the usual case: skip ``to``'s dispatch
+            return v
         return v.to(device=x.device, dtype=x.dtype)
 
     def _aggregate(self, x: Tensor) -> Tensor:
@@ -111,19 +132,25 @@ class CenteredClipping(OneThreadWhenSmall):
         out = self._direct(x, v) if x.numel() <= DIRECT_NUMEL else None
         if out is None:
             out = self._streaming(x, v)
-        self._v = out.detach()
+        self._v = out.detach() if out.requires_grad else out  # detach costs a dispatch; skip when a no-op
         return out.clone()
 
     def _direct(self, x: Tensor, v: Tensor) -> Tensor | None:
         """Small inputs: the update as written, from the ``[n, d]`` differences ``u = x - v`` (in cache),
         about half the torch calls of ``_streaming``; ``None`` when a difference has no finite norm."""
         n = x.shape[0]
+        tiny = x.is_cpu and not (x.requires_grad or v.requires_grad)
         for _ in range(self.L):
             u = x - v
             dist = torch.linalg.vector_norm(u, dim=1)
-            if not bool(torch.isfinite(dist).all()):
+            if tiny:
+                if not clip_factors_(dist.numpy(), self.tau):
+                    return None
+                s = dist
+            elif not math.isfinite(dist.detach().max()):
                 return None
-            s = (self.tau / dist).clamp_(max=1.0) if self.tau > 0 else torch.zeros_like(dist)
+            else:
+                s = (self.tau / dist).clamp(max=1.0) if self.tau > 0 else torch.zeros_like(dist)
             v = torch.addmv(v, u.T, s, alpha=1.0 / n)
         return v
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -25,6 +28,18 @@ def distances_to_row(x: Tensor, ref: Tensor) -> Tensor:
     for a in range(0, d, width):
         acc += torch.linalg.vector_norm(x[:, a : a + width] - ref[a : a + width], dim=1).square()
     return acc.sqrt_()
+
+
+def nearest_weights(dist: np.ndarray, k: int) -> Tensor | None:
+    """Weights ``[n]``: ``1 / k`` on the ``k`` smallest distances (ties to the lower index), 0 elsewhere;
+    ``None`` when a distance is not finite (the caller's general path handles NaN rows and a bad
+    reference row). NumPy on the ``[n]`` distances: the torch calls it replaces (sort, zeros, an
+    indexed write, finiteness checks) cost 2-8 us each, most of the time at ``n = 16, d = 10^3``."""
+    if not math.isfinite(dist.max()):  # max propagates NaN and Inf
+        return None
+    weights = np.zeros(dist.shape[0], dtype=dist.dtype)
+    weights[np.argsort(dist, kind="stable")[:k]] = 1.0 / k
+    return torch.from_numpy(weights)
 
 
 @AGGREGATORS.register("monna")
@@ -52,10 +67,16 @@ class MoNNA(OneThreadWhenSmall):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         n = x.shape[0]
-        ref = x[self.idx]
+        data = x.detach() if x.requires_grad else x  # distances only select rows
+        ref = data[self.idx]
+        dist = distances_to_row(data, ref)
+        if x.is_cpu:
+            weights = nearest_weights(dist.numpy(), n - self.f)
+            if weights is not None:
+                return weights @ x
         if not bool(torch.isfinite(ref).all()):
-            ref = torch.sort(x, dim=0).values[(n - 1) // 2]
-        dist = distances_to_row(x, ref)
+            ref = torch.sort(data, dim=0).values[(n - 1) // 2]
+            dist = distances_to_row(data, ref)
         finite = bool(torch.isfinite(dist).all())
         with single_thread(x.device):
             dist = torch.nan_to_num(dist, nan=float("inf"))
