@@ -53,21 +53,30 @@ DIRECT_NUMEL = 1 << 16
 (``_direct``): fewer, cheaper torch calls where per-call costs dominate; larger inputs stream."""
 
 
+def tau_in(tau: float, dtype: torch.dtype) -> float:
+    """``tau`` capped at ``dtype``'s largest finite value (a larger radius clips nothing either)."""
+    return tau if tau < 3.0e38 else min(tau, torch.finfo(dtype).max)
+
+
 def clip_factors_(dist: np.ndarray, tau: float) -> bool:
-    """In place, ``dist_i <- min(1, (1 / dist_i) * tau)`` (the bits of torch's ``(tau / dist).clamp(max=1)``:
-    the same IEEE operations in the same dtype), or ``False`` with ``dist`` untouched when a norm is not
-    finite. NumPy on the ``[n]`` norms of a CPU tensor: each torch call on 16 numbers costs 1-3 us, a
-    NumPy call a fraction of that, and on the smallest inputs these calls are a fifth of the time."""
+    """In place, ``dist_i <- tau / max(dist_i, tau) = min(1, tau / dist_i)``, or ``False`` with ``dist``
+    untouched when a norm is not finite; the bits of ``clip_factors`` (both round once, in the same
+    dtype). NumPy on the ``[n]`` norms of a CPU tensor: a torch call on 16 numbers costs 1-3 us, a
+    NumPy call a fraction of that, and on the smallest inputs such calls are a fifth of the time."""
     if not math.isfinite(dist.max()):  # max propagates NaN and Inf
         return False
     if tau > 0:
-        with np.errstate(divide="ignore"):  # a zero norm: 1 / 0 = inf, clamped to 1 below, as in torch
-            np.reciprocal(dist, out=dist)
-        dist *= dist.dtype.type(tau)
-        np.minimum(dist, dist.dtype.type(1.0), out=dist)
+        np.divide(tau, np.maximum(dist, tau, out=dist), out=dist)
     else:
         dist.fill(0.0)
     return True
+
+
+def clip_factors(dist: Tensor, tau: float) -> Tensor:
+    """``min(1, tau / dist_i)`` computed as ``tau / max(dist_i, tau)``: one rounding, exactly 1 for
+    ``dist_i <= tau``, no division by zero; ``0`` everywhere for ``tau = 0``. Out of place (autograd).
+    ``tau`` must be representable in ``dist.dtype`` (``tau_in``)."""
+    return torch.div(tau, dist.clamp(min=tau)) if tau > 0 else torch.zeros_like(dist)
 
 
 @AGGREGATORS.register("centered-clipping", "cc")
@@ -114,6 +123,9 @@ class CenteredClipping(OneThreadWhenSmall):
         return self._v if self._v is not None else self.m
 
     def _start(self, x: Tensor) -> Tensor:
+        v = self._v
+        if v is not None and v.is_cpu and x.is_cpu and v.dtype == x.dtype and v.shape[0] == x.shape[1]:
+            return v  # the usual case, checked with the fewest calls (tiny inputs take ~20 us in all)
         d = x.shape[1]
         v = self.center
         if v is None:
@@ -123,8 +135,6 @@ class CenteredClipping(OneThreadWhenSmall):
                 f"CenteredClipping: its centre has d={v.shape[0]} but the messages have d={d}; "
                 "pass m of length d, or call reset() before aggregating vectors of another size"
             )
-        if v.dtype == x.dtype and v.device == x.device:  # the usual case: skip ``to``'s dispatch
-            return v
         return v.to(device=x.device, dtype=x.dtype)
 
     def _aggregate(self, x: Tensor) -> Tensor:
@@ -132,32 +142,33 @@ class CenteredClipping(OneThreadWhenSmall):
         out = self._direct(x, v) if x.numel() <= DIRECT_NUMEL else None
         if out is None:
             out = self._streaming(x, v)
-        self._v = out.detach() if out.requires_grad else out  # detach costs a dispatch; skip when a no-op
+        self._v = out.detach() if out.requires_grad else out  # detach costs a call; skip it when a no-op
         return out.clone()
 
     def _direct(self, x: Tensor, v: Tensor) -> Tensor | None:
         """Small inputs: the update as written, from the ``[n, d]`` differences ``u = x - v`` (in cache),
-        about half the torch calls of ``_streaming``; ``None`` when a difference has no finite norm."""
-        n = x.shape[0]
+        about half the torch calls of ``_streaming``; ``None`` when a difference has no finite norm.
+        Without autograd on CPU the ``[n]`` stage runs in NumPy (``clip_factors_``)."""
+        n, tau = x.shape[0], tau_in(self.tau, x.dtype)
         tiny = x.is_cpu and not (x.requires_grad or v.requires_grad)
         for _ in range(self.L):
             u = x - v
             dist = torch.linalg.vector_norm(u, dim=1)
             if tiny:
-                if not clip_factors_(dist.numpy(), self.tau):
+                if not clip_factors_(dist.numpy(), tau):
                     return None
                 s = dist
             elif not math.isfinite(dist.detach().max()):
                 return None
             else:
-                s = (self.tau / dist).clamp(max=1.0) if self.tau > 0 else torch.zeros_like(dist)
+                s = clip_factors(dist, tau)
             v = torch.addmv(v, u.T, s, alpha=1.0 / n)
         return v
 
     def _streaming(self, x: Tensor, v: Tensor) -> Tensor:
         """Any input: distances from one matrix-vector product per step and no ``[n, d]`` temporary;
         rows without a finite norm contribute nothing (still counted in ``n``)."""
-        n = x.shape[0]
+        n, tau = x.shape[0], tau_in(self.tau, x.dtype)
         from_zero = self.center is None
         norms = torch.linalg.vector_norm(x, dim=1)
         sq = norms.square()
@@ -167,7 +178,7 @@ class CenteredClipping(OneThreadWhenSmall):
         for step in range(self.L):
             dist = norms if step == 0 and from_zero else distances_to_point(x, sq, v)
             # s_i = min(1, tau / ||x_i - v||); v + (1/n) sum_i s_i (x_i - v) as one fused addmv
-            s = (self.tau / dist).clamp_(max=1.0) if self.tau > 0 else torch.zeros_like(dist)
+            s = clip_factors(dist, tau)
             if s.requires_grad:  # the same update with beta as a tensor, so autograd sees it
                 v = torch.addmv(v * (1.0 - s.sum() / n), x.T, s, alpha=1.0 / n)
             else:
