@@ -106,7 +106,9 @@ def weiszfeld_with_weights(
 _DIRECT_DTYPES = (torch.float32, torch.float64)
 
 
-def _weiszfeld_direct(x: Tensor, nu: float, T: int, tol: float | None, init: Init) -> tuple[Tensor, Tensor] | None:
+def _weiszfeld_direct(
+    x: Tensor, nu: float, T: int, tol: float | None, init: Init
+) -> tuple[Tensor, Tensor] | None:
     """``weiszfeld_with_weights`` for small, finite inputs with fewer, cheaper calls, or ``None`` (the
     caller then takes the general path) when a row is not finite or far enough out that its squared
     distance to the centre could overflow (the general path drops such rows).
