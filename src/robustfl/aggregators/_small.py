@@ -12,6 +12,11 @@ from robustfl.aggregators.base import Aggregator
 
 SMALL_NUMEL = 1 << 21
 
+SERIAL_NUMEL = 1 << 14
+"""``serial_below`` for rules whose small path is elementwise ops, row norms, NumPy on ``[n]`` vectors
+and matrix-vector products: at most ``SERIAL_ROWS`` rows and fewer elements than this run on one
+thread whatever the thread setting (``robustfl.aggregators.base.SERIAL_ROWS``)."""
+
 
 class OneThreadWhenSmall(Aggregator):
     """Mixin: ``__call__`` runs on one intra-op thread when ``x`` has fewer than ``SMALL_NUMEL`` elements.

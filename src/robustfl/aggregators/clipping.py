@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import distances_to_point
-from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators._small import SERIAL_NUMEL, OneThreadWhenSmall
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, PreAggregator, check_int, check_positive
 
 
@@ -94,6 +95,7 @@ class CenteredClipping(OneThreadWhenSmall):
     """
 
     breakdown = "fewer than n/2 Byzantine rows (with tau of the order of honest spread)"
+    serial_below = SERIAL_NUMEL  # its small path: elementwise ops, row norms, NumPy and one mv per step
 
     def __init__(self, m: Tensor | None = None, L: int = 1, tau: float = 100.0) -> None:
         if m is not None and not (
@@ -139,9 +141,10 @@ class CenteredClipping(OneThreadWhenSmall):
 
     def _aggregate(self, x: Tensor) -> Tensor:
         v = self._start(x)
-        out = self._direct(x, v) if x.numel() <= DIRECT_NUMEL else None
+        out = self._direct(x, v) if x.numel() <= DIRECT_NUMEL else self._streaming(x, v)
         if out is None:
-            out = self._streaming(x, v)
+            with single_thread(x.device):  # a small input that ``serial_below`` may have left on all threads
+                out = self._streaming(x, v)
         self._v = out.detach() if out.requires_grad else out  # detach costs a call; skip it when a no-op
         return out.clone()
 

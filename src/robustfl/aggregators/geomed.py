@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import centre_row, distances_to_point, row_sq_norms
-from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators._small import SERIAL_NUMEL, OneThreadWhenSmall
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, check_int, check_positive
 from robustfl.aggregators.coordinatewise import coordinate_median
 
@@ -65,6 +66,13 @@ def weiszfeld_with_weights(
         direct = _weiszfeld_direct(x, nu, T, tol, init)
         if direct is not None:
             return direct
+        with single_thread(x.device):  # a small input that ``serial_below`` may have left on all threads
+            return _weiszfeld_general(x, nu, T, tol, init)
+    return _weiszfeld_general(x, nu, T, tol, init)
+
+
+def _weiszfeld_general(x: Tensor, nu: float, T: int, tol: float | None, init: Init) -> tuple[Tensor, Tensor]:
+    """``weiszfeld_with_weights`` on any input: distances from one matrix-vector product per step."""
     if init == "median":
         centre = coordinate_median(x)
         if not bool(torch.isfinite(centre).all()):  # a coordinate with more than half its values NaN/Inf
@@ -181,6 +189,7 @@ class GeometricMedian(OneThreadWhenSmall):
     """
 
     breakdown = "fewer than n/2 Byzantine rows (breakdown 1/2)"
+    serial_below = SERIAL_NUMEL  # its small path: elementwise ops, row norms, NumPy and one mv per step
 
     def __init__(
         self, nu: float = 1e-6, T: int = 100, tol: float | None = 1e-6, init: Init = "median"

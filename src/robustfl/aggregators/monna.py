@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators._small import SERIAL_NUMEL, OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
 
@@ -55,6 +55,7 @@ class MoNNA(OneThreadWhenSmall):
     """
 
     breakdown = "needs n > 2f and an honest reference row idx"
+    serial_below = SERIAL_NUMEL  # its small path: elementwise ops, row norms, NumPy and one mv per step
 
     def __init__(self, f: int = 0, idx: int = 0) -> None:
         self.f = check_int("f", f)
