@@ -83,11 +83,16 @@ class Aggregator(Configurable, ABC):
         # reads: on the smallest inputs a whole aggregation takes ~20 us, and with cold caches every
         # extra Python frame or binding call on this path costs a measurable fraction of it.
         shape = x.shape if isinstance(x, Tensor) else None
-        if shape is None or len(shape) != 2 or not (shape[0] and shape[1]) or not x.dtype.is_floating_point:
+        if (
+            shape is None
+            or len(shape) != 2
+            or not (shape[0] and shape[1])
+            or not (dtype := x.dtype).is_floating_point
+        ):
             check_messages(x)  # raises the error that names the problem
         n, d = shape
         self.check_n(n)
-        half = x.dtype in HALF
+        half = dtype in HALF
         numel = n * d
         if (
             numel < self.one_thread_below

@@ -156,7 +156,7 @@ class CenteredClipping(OneThreadWhenSmall):
             and v.shape[0] == d
             and not (x.requires_grad or v.requires_grad)
         ):
-            out = self._tiny_step(x, v)
+            out = self._tiny_step(x, v, n)
             if out is not None:
                 self._v = out
                 return out.clone()
@@ -168,14 +168,14 @@ class CenteredClipping(OneThreadWhenSmall):
         self._v = out.detach() if out.requires_grad else out  # detach costs a call; skip it when a no-op
         return out.clone()
 
-    def _tiny_step(self, x: Tensor, v: Tensor) -> Tensor | None:
+    def _tiny_step(self, x: Tensor, v: Tensor, n: int) -> Tensor | None:
         """``_direct`` for one step from a CPU centre of the right dtype and size, without autograd:
         the same calls, none of the checks (the caller made them). ``None`` as ``_direct``."""
         u = x - v
         dist = torch.linalg.vector_norm(u, dim=1)
         if not clip_factors_(dist.numpy(), self.tau if self.tau < 3.0e38 else tau_in(self.tau, x.dtype)):
             return None
-        return torch.addmv(v, u.T, dist, alpha=1.0 / x.shape[0])
+        return torch.addmv(v, u.T, dist, alpha=1.0 / n)
 
     def _direct(self, x: Tensor, v: Tensor) -> Tensor | None:
         """Small inputs: the update as written, from the ``[n, d]`` differences ``u = x - v`` (in cache),
