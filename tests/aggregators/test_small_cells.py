@@ -140,6 +140,18 @@ def test_numpy_clip_factors_are_the_torch_ones_bit_for_bit(
         assert bool((expected[torch.from_numpy(dist) <= t] == 1).all())
 
 
+@pytest.mark.parametrize("tau", [0.7, 0.3, 1.0, 3.4e38])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_clip_factors_at_the_radius(tau: float, dtype: type[np.floating]) -> None:
+    r = dtype(tau)  # the radius as the dtype holds it (0.7 rounds down in float32, 0.3 up)
+    near = [np.nextafter(r, dtype(0)), r, np.nextafter(r, dtype(np.inf))]
+    for values in (near[:2], near, [dtype(0.0), r]):  # all inside (the shortcut), one outside, a zero
+        dist = np.array(values, dtype=dtype)
+        expected = clip_factors(torch.from_numpy(dist.copy()), tau)
+        assert clip_factors_(dist, tau)
+        assert torch.equal(torch.from_numpy(dist), expected)
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_numpy_clip_factors_refuse_non_finite_norms(bad: float) -> None:
     dist = np.array([1.0, bad, 2.0], dtype=np.float32)

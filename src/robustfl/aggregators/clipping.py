@@ -69,12 +69,15 @@ def clip_factors_(dist: np.ndarray, tau: float) -> bool:
     untouched when a norm is not finite; the bits of ``clip_factors`` (both round once, in the same
     dtype). NumPy on the ``[n]`` norms of a CPU tensor: a torch call on 16 numbers costs 1-3 us, a
     NumPy call a fraction of that, and on the smallest inputs such calls are a fifth of the time."""
-    if not math.isfinite(dist.max()):  # max propagates NaN and Inf
+    top = dist.max()  # propagates NaN and Inf
+    if not math.isfinite(top):
         return False
-    if tau > 0:
-        np.divide(tau, np.maximum(dist, tau, out=dist), out=dist)
-    else:
+    if tau <= 0:
         dist.fill(0.0)
+    elif top <= dist.dtype.type(tau):  # no row is clipped: every factor is tau / tau = 1
+        dist.fill(1.0)
+    else:
+        np.divide(tau, np.maximum(dist, tau, out=dist), out=dist)
     return True
 
 
