@@ -49,10 +49,10 @@ class Clipping(OneThreadWhenSmall, PreAggregator):
         return out
 
 
-TINY_NUMEL = 1 << 14
+TINY_NUMEL = 1 << 16
 """Up to this many elements a one-step call from a centre already on the CPU in ``x``'s dtype takes
-``_tiny_step``: on such inputs (``n = 16, d = 10^3``) the whole call takes ~20 us and each check or
-Python frame saved on the way is a measurable part of it."""
+``_tiny_step``: ``_direct``'s calls without its checks. On such inputs (``n = 16, d = 10^3``) the whole
+call takes 20-40 us and each check or Python frame saved on the way is a measurable part of it."""
 
 DIRECT_NUMEL = 1 << 16
 """Centered clipping on inputs up to this many elements (256 KiB of float32, in cache) forms ``x - v``
