@@ -9,21 +9,32 @@ stages before and after keep all threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 import torch
 
 
-@contextmanager
-def single_thread(device: torch.device) -> Iterator[None]:
-    """Within the block, CPU ops use one intra-op thread (CUDA work is unaffected)."""
-    before = torch.get_num_threads()
-    if device.type != "cpu" or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+class single_thread:  # named like a function: ``with single_thread(x.device):``
+    """Within the block, CPU ops use one intra-op thread (CUDA work is unaffected).
+
+    A class rather than a ``@contextmanager`` generator: entering and leaving costs about a quarter as
+    much (0.4 us against 1.6 us), which counts on inputs whose whole aggregation takes 20 us.
+    """
+
+    __slots__ = ("_before", "_cpu")
+
+    def __init__(self, device: torch.device) -> None:
+        self._cpu = device.type == "cpu"
+        self._before = 1
+
+    def __enter__(self) -> None:
+        if self._cpu:
+            self._before = torch.get_num_threads()
+            if self._before != 1:
+                torch.set_num_threads(1)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._before != 1:
+            torch.set_num_threads(self._before)

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from robustfl.aggregators._distances import centre_row, distances_to_point, row_sq_norms
-from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators._small import SERIAL_NUMEL, OneThreadWhenSmall
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, check_int, check_positive
 from robustfl.aggregators.coordinatewise import coordinate_median
 
 Init = Literal["median", "zero"]
 INITS: tuple[Init, ...] = ("median", "zero")
+
+
+DIRECT_NUMEL = 1 << 16
+"""Inputs up to this many elements (256 KiB of float32, in cache) take ``_weiszfeld_direct``: distances
+from the row differences ``y_i - u``, the ``[n]`` stage in NumPy. On such inputs each torch call
+(3-10 us) costs more than the arithmetic; larger inputs keep one matrix-vector product per step."""
 
 
 def check_init(init: object) -> Init:
@@ -50,8 +59,20 @@ def weiszfeld_with_weights(
     ``centre_row(x)``) and returns ``c + u``. Translation changes nothing in exact arithmetic, but rows
     that share a large common part (model weights ``W + e_i``) would otherwise have their distances,
     and the iterate itself, computed at the scale of ``|W|`` instead of ``|e_i|``. Distances to the
-    iterate come from ``distances_to_point`` (one matrix-vector product per step).
+    iterate come from ``distances_to_point`` (one matrix-vector product per step); on small inputs
+    (``DIRECT_NUMEL``) from the differences ``y_i - u`` themselves (``_weiszfeld_direct``).
     """
+    if x.numel() <= DIRECT_NUMEL and x.is_cpu and x.dtype in _DIRECT_DTYPES and not x.requires_grad:
+        direct = _weiszfeld_direct(x, nu, T, tol, init)
+        if direct is not None:
+            return direct
+        with single_thread(x.device):  # a small input that ``serial_below`` may have left on all threads
+            return _weiszfeld_general(x, nu, T, tol, init)
+    return _weiszfeld_general(x, nu, T, tol, init)
+
+
+def _weiszfeld_general(x: Tensor, nu: float, T: int, tol: float | None, init: Init) -> tuple[Tensor, Tensor]:
+    """``weiszfeld_with_weights`` on any input: distances from one matrix-vector product per step."""
     if init == "median":
         centre = coordinate_median(x)
         if not bool(torch.isfinite(centre).all()):  # a coordinate with more than half its values NaN/Inf
@@ -90,6 +111,59 @@ def weiszfeld_with_weights(
     return z, full
 
 
+_DIRECT_DTYPES = (torch.float32, torch.float64)
+
+
+def _weiszfeld_direct(
+    x: Tensor, nu: float, T: int, tol: float | None, init: Init
+) -> tuple[Tensor, Tensor] | None:
+    """``weiszfeld_with_weights`` for small, finite inputs with fewer, cheaper calls, or ``None`` (the
+    caller then takes the general path) when a row is not finite or far enough out that its squared
+    distance to the centre could overflow (the general path drops such rows).
+
+    The same centring (``y = x - c``, iterate ``u``, result ``c + u``) and steps; the distances are
+    ``||y_i - u||`` from the differences (exact, where the general path uses ``|y_i|^2 - 2 <y_i, u> +
+    |u|^2``, so results agree to rounding), the first step's from norms already at hand, and the
+    ``[n]`` weights, spread and centre choice are computed by NumPy."""
+    n = x.shape[0]
+    limit = math.sqrt(torch.finfo(x.dtype).max) / 2  # ||y_i|| <= 2 max_j ||x_j|| keeps |y_i|^2 finite
+    u: Tensor | None
+    if init == "median":
+        centre = coordinate_median(x)
+        y = x - centre
+        dist = torch.linalg.vector_norm(y, dim=1)  # ||y_i - u|| for u = 0
+        u = None
+        limit *= 2
+    else:
+        dist = torch.linalg.vector_norm(x, dim=1)  # ||y_i - u|| for u = -c: the rows' own norms
+        norms = dist.numpy()
+        if not norms.max() < limit:  # also false for NaN
+            return None
+        centre = x[int(np.argsort(norms, kind="stable")[(n - 1) // 2])]  # = x[centre_row(x)]
+        y = x - centre
+        u = -centre
+    w = dist
+    for step in range(T):
+        if step > 0:
+            dist = torch.linalg.vector_norm(y if u is None else y - u, dim=1)
+        a = dist.numpy()
+        if not a.max() < limit:  # a non-finite row: left to the general path
+            return None
+        weights = np.maximum(a, a.dtype.type(nu))
+        np.reciprocal(weights, out=weights)
+        weights /= weights.sum()
+        w = torch.from_numpy(weights)
+        u_next = torch.mv(y.T, w)
+        converged = False
+        if tol is not None:
+            moved = u_next if u is None else u_next - u
+            converged = float(torch.linalg.vector_norm(moved)) <= tol * float(a.mean())
+        u = u_next
+        if converged:
+            break
+    return None if u is None else (centre + u, w)  # u is None only for T = 0
+
+
 @AGGREGATORS.register("geometric-median", "geomed", "gm", "rfa")
 class GeometricMedian(OneThreadWhenSmall):
     """Geometric median ``argmin_z sum_i ||z - x_i||_2`` (seed 000 "GM"; seed 004 ch. 8 "RFA").
@@ -115,6 +189,7 @@ class GeometricMedian(OneThreadWhenSmall):
     """
 
     breakdown = "fewer than n/2 Byzantine rows (breakdown 1/2)"
+    serial_below = SERIAL_NUMEL  # its small path: elementwise ops, row norms, NumPy and one mv per step
 
     def __init__(
         self, nu: float = 1e-6, T: int = 100, tol: float | None = 1e-6, init: Init = "median"
