@@ -112,7 +112,7 @@ class Settings:
     threads: int = 2
     min_time: float = 0.5
     min_repeats: int = 3
-    max_repeats: int = 30
+    max_repeats: int = 2000
     single_shot: float = 5.0
     clock: str = "wall"
     """``"wall"`` (``time.perf_counter``) or ``"cpu"`` (``time.process_time``: CPU seconds of every
