@@ -119,6 +119,7 @@ def test_annotate_and_report_mark_a_cliff_and_its_place() -> None:
     assert any("Median" in line and "n=129" in line and "from n=128" in line for line in lines)
     table = markdown(report)
     assert "**CLIFF x3.0**" in table and "| MDA |" in table and "refused" in table
+    assert not any(c.memory_bound for c in cells)
     assert memory_points(cells) == [
         ("Krum", "n", 256, 10_000),
         ("Median", "d", 64, 10_000),
@@ -157,3 +158,21 @@ def test_measure_skips_by_size_by_refusal_and_by_time_cap(monkeypatch: pytest.Mo
     assert status[("Average", "n", 64, 1000)][0] == "ok"
     annotate(cells, 2.0)
     assert krum8.cliff  # the over-cap call still counts as a measurement
+
+
+def test_a_cliff_the_one_pass_floor_shares_is_told_apart() -> None:
+    """Per element, Average and the floor x.sum(0) both get 4x dearer from d = 10^5 to 10^6 (the
+    input left the cache); Median gets 9x dearer: beyond the floor's 4x by more than the factor."""
+    pts = [(64, 10**5), (64, 10**6)]
+    floor = [64e-5 * 0.1, 64e-4 * 0.4]
+    cells = _series("Average", "d", pts, [64e-5 * 0.1, 64e-4 * 0.4])
+    cells += _series("Median", "d", pts, [64e-5, 64e-4 * 9])
+    for c in cells:
+        c.floor_seconds = floor[pts.index((c.n, c.d))]
+    annotate(cells, factor=2.0)
+    average, median = cells[1], cells[3]
+    assert average.cliff and average.memory_bound and average.floor_rise == pytest.approx(4.0)
+    assert median.cliff and not median.memory_bound
+    report = Report({}, {"factor": 2.0, "n_fixed": 64, "d_fixed": 10_000}, [], {}, cells)
+    text = "\n".join(summary(report))
+    assert text.index("Median") < text.index("floor x.sum(0) shares") < text.index("Average")

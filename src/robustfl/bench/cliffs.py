@@ -148,6 +148,13 @@ class Cell:
     rise: float | None = None
     """``normalised`` here over the previous measured point's on the same line."""
     cliff: bool = False
+    floor_seconds: float | None = None
+    """``x.sum(0)`` on the same input (one read of it: the memory-bandwidth floor)."""
+    floor_rise: float | None = None
+    """The floor's cost per element here over the previous measured point's: above 1 where the
+    input has left a cache level, which every rule pays."""
+    memory_bound: bool = False
+    """A cliff that the floor shares: ``rise / max(floor_rise, 1)`` is within ``factor``."""
     note: str = ""
 
 
@@ -273,10 +280,20 @@ def annotate(cells: list[Cell], factor: float) -> dict[str, dict[str, Any]]:
             for c in series:
                 measured = c.status in ("ok", "over-time-cap") and c.seconds is not None
                 c.normalised = normalised(c.seconds, c.n, c.d, e) if measured and c.seconds else None
+            previous: Cell | None = None
             for c, (rise, cliff) in zip(
                 series, find_cliffs([c.normalised for c in series], factor), strict=True
             ):
                 c.rise, c.cliff = rise, cliff
+                if c.normalised is None:
+                    continue
+                if previous is not None and c.floor_seconds and previous.floor_seconds:
+                    c.floor_rise = (c.floor_seconds / (c.n * c.d)) / (
+                        previous.floor_seconds / (previous.n * previous.d)
+                    )
+                if cliff and rise is not None and c.floor_rise is not None:
+                    c.memory_bound = rise / max(c.floor_rise, 1.0) <= factor
+                previous = c
     return exponents
 
 
@@ -328,8 +345,10 @@ def measure(
                     )
                 continue
             x = torch.randn(n, d, generator=make_generator(0, "bench-cliffs", n, d))
+            ((floor, _),) = timed([lambda t: t.sum(0)], x, timing)
             for cls in classes:
                 cell = _measure_cell(cls, x, line, settings, timing, last, capped)
+                cell.floor_seconds = floor
                 cells.append(cell)
                 shown = f"{cell.seconds * 1e3:>10.3f}  {cell.ns_per_element:>9.3f}" if cell.seconds else ""
                 echo(f"{line:<5}{cell.rule:<24}{n:>6}{d:>10}  {shown or cell.status + ': ' + cell.note[:60]}")
@@ -531,20 +550,25 @@ def run(settings: Settings, only: list[str] | None = None, echo: Callable[[str],
 def _describe(c: Cell, cells: Sequence[Cell]) -> str:
     before = [p for p in cells if p.rule == c.rule and p.line == c.line and p.normalised is not None]
     before = [p for p in before if (p.n, p.d) < (c.n, c.d)]
-    prev = before[-1] if before else None
+    prev = max(before, key=lambda p: (p.n, p.d)) if before else None
     where = f"n={c.n}" if c.line == "n" else f"d={c.d:,}"
     came = f" from {'n=' + str(prev.n) if c.line == 'n' else 'd=' + format(prev.d, ',')}" if prev else ""
     fixed = f"d={c.d:,}" if c.line == "n" else f"n={c.n}"
-    return (
-        f"{c.rule}: normalised cost x{c.rise:.2f} at {where}{came} ({fixed}; {c.ns_per_element:.3g} ns/elem)"
-    )
+    floor = "" if c.floor_rise is None else f", floor x{c.floor_rise:.2f}"
+    return f"{c.rule}: normalised cost x{c.rise:.2f} at {where}{came} ({fixed}; {c.ns_per_element:.3g} ns/elem{floor})"
 
 
 def summary(report: Report) -> list[str]:
     """The cliffs and the memory flags, one line each."""
     out = [f"cliffs (normalised cost rising more than {report.settings['factor']}x between neighbours):"]
     cliffs = report.cliffs()
-    out += [f"  {_describe(c, report.cells)}" for c in cliffs] or ["  none"]
+    out += [f"  {_describe(c, report.cells)}" for c in cliffs if not c.memory_bound] or ["  none"]
+    shared = [c for c in cliffs if c.memory_bound]
+    if shared:
+        out.append(
+            "cliffs the one-pass floor x.sum(0) shares (the input left a cache level; within the factor of it):"
+        )
+        out += [f"  {_describe(c, report.cells)}" for c in shared]
     flagged = [m for m in report.memory if m.flagged]
     if report.memory:
         out.append(f"memory (more than {MAX_EXTRA_COPIES:g} extra copies of the input in one call):")
@@ -580,7 +604,13 @@ def markdown(report: Report) -> str:
                 elif c.ns_per_element is None:
                     texts.append(c.status)
                 else:
-                    mark = f" **CLIFF x{c.rise:.1f}**" if c.cliff and c.rise else ""
+                    mark = ""
+                    if c.cliff and c.rise:
+                        mark = (
+                            f" cliff x{c.rise:.1f} (floor too)"
+                            if c.memory_bound
+                            else f" **CLIFF x{c.rise:.1f}**"
+                        )
                     cap = " (1 call, over cap)" if c.status == "over-time-cap" else ""
                     texts.append(f"{c.ns_per_element:.3g}{cap}{mark}")
             e = report.exponents[rule]
