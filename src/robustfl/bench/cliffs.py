@@ -351,7 +351,8 @@ def measure(
                 cell.floor_seconds = floor
                 cells.append(cell)
                 shown = f"{cell.seconds * 1e3:>10.3f}  {cell.ns_per_element:>9.3f}" if cell.seconds else ""
-                echo(f"{line:<5}{cell.rule:<24}{n:>6}{d:>10}  {shown or cell.status + ': ' + cell.note[:60]}")
+                why = cell.note if cell.note.startswith(cell.status) else f"{cell.status}: {cell.note}"
+                echo(f"{line:<5}{cell.rule:<24}{n:>6}{d:>10}  {shown or why[:80]}")
             del x
     return cells
 
