@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-time", type=float, help="CPU seconds per cell (default 0.3)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default 1)")
     p.add_argument("--factor", type=float, help="cliff threshold on the normalised cost (default 2)")
+    p.add_argument("--no-confirm", action="store_true", help="report cliffs without measuring them again")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     p.add_argument("--json", type=Path, help="write the full report here")
     p.add_argument("--markdown", type=Path, help="write the tables and the cliff list here")
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         s.max_numel = int(args.max_numel)
     if args.no_straddle:
         s.straddle = False
+    if args.no_confirm:
+        s.confirm = False
     if args.no_memory:
         s.memory = False
     try:

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from robustfl.aggregators import MDA, Average, Krum
+from robustfl.aggregators import MDA, Average, Krum, Median
 from robustfl.bench import cliffs
 from robustfl.bench.aggregators import rule_classes
 from robustfl.bench.cliffs import (
@@ -25,6 +25,7 @@ from robustfl.bench.cliffs import (
     predicted_seconds,
     straddling,
     summary,
+    suspects,
 )
 
 
@@ -176,3 +177,38 @@ def test_a_cliff_the_one_pass_floor_shares_is_told_apart() -> None:
     report = Report({}, {"factor": 2.0, "n_fixed": 64, "d_fixed": 10_000}, [], {}, cells)
     text = "\n".join(summary(report))
     assert text.index("Median") < text.index("floor x.sum(0) shares") < text.index("Average")
+
+
+def test_confirm_removes_a_noisy_cliff_and_keeps_a_real_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake clock: Average costs 1 ns per element, but its first measurement at n = 32 was slowed 3x
+    by noise; Median really gets 3x dearer per element from n = 32 on. Measuring the suspects again
+    keeps each cell's minimum: Average's cliff goes, Median's stays."""
+    calls: dict[tuple[str, int], int] = {}
+
+    def fake_timed(fns: list[object], x: torch.Tensor, settings: object) -> list[tuple[float, float]]:
+        name = type(fns[0]).__name__
+        key = (name, x.shape[0])
+        calls[key] = calls.get(key, 0) + 1
+        per_element = 1e-9
+        if name == "Average" and x.shape[0] == 32 and calls[key] == 1:
+            per_element *= 3
+        if name == "Median" and x.shape[0] >= 32:
+            per_element *= 3
+        t = x.numel() * per_element
+        return [(t, t)]
+
+    monkeypatch.setattr(cliffs, "timed", fake_timed)
+    monkeypatch.setattr(cliffs, "rule_classes", lambda: [Average, Median])
+    settings = Settings(n_fixed=4, ds=(100,), d_fixed=100, ns=(8, 16, 32, 64), straddle=False)
+    cells = cliffs.measure(settings, echo=lambda _: None)
+    annotate(cells, 2.0)
+    assert {(c.rule, c.n) for c in cells if c.cliff} == {("Average", 32), ("Median", 32)}
+    assert {(c.rule, c.n) for c in suspects(cells)} == {
+        ("Average", 16),
+        ("Average", 32),
+        ("Median", 16),
+        ("Median", 32),
+    }
+    cliffs.confirm(cells, settings, echo=lambda _: None)
+    assert {(c.rule, c.n) for c in cells if c.cliff} == {("Median", 32)}
+    assert all(c.remeasured >= 1 for c in cells if c.n in (16, 32) and c.line == "n")
