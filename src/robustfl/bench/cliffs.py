@@ -90,6 +90,10 @@ behaviour only at ``n`` beyond 1,024, so they add no points. A constant that is 
 MAX_EXTRA_COPIES = 2.0
 """Peak extra memory of one call, in copies of the input, above which the memory check flags a rule."""
 
+NEAR_MISS = 1.5
+MAX_NEAR_MISSES = 10
+"""The summary also lists the largest rises between ``NEAR_MISS`` and the cliff factor."""
+
 DECADES_D = (1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000, 10_000_000)
 LINE_N = (16, 32, 64, 100, 127, 128, 129, 200, 256, 384, 512, 768, 1024)
 
@@ -629,6 +633,14 @@ def summary(report: Report) -> list[str]:
             "cliffs the one-pass floor x.sum(0) shares (the input left a cache level; within the factor of it):"
         )
         out += [f"  {_describe(c, report.cells)}" for c in shared]
+    factor = report.settings["factor"]
+    near = [c for c in report.cells if c.rise is not None and NEAR_MISS <= c.rise <= factor]
+    if near:
+        out.append(
+            f"largest rises from {NEAR_MISS}x up to the factor (not cliffs; at most {MAX_NEAR_MISSES}):"
+        )
+        near.sort(key=lambda c: -(c.rise or 0.0))
+        out += [f"  {_describe(c, report.cells)}" for c in near[:MAX_NEAR_MISSES]]
     flagged = [m for m in report.memory if m.flagged]
     if report.memory:
         out.append(f"memory (more than {MAX_EXTRA_COPIES:g} extra copies of the input in one call):")
