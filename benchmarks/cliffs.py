@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from robustfl.bench.cliffs import Settings, markdown, run
+from robustfl.bench.cliffs import Report, Settings, load, markdown, run, summary
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -45,10 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--factor", type=float, help="cliff threshold on the normalised cost (default 2)")
     p.add_argument("--no-confirm", action="store_true", help="report cliffs without measuring them again")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument(
+        "--render",
+        type=Path,
+        help="measure nothing: re-annotate this JSON report (with --factor) and write it out",
+    )
     p.add_argument("--json", type=Path, help="write the full report here")
     p.add_argument("--markdown", type=Path, help="write the tables and the cliff list here")
     args = p.parse_args(argv)
 
+    if args.render:
+        report = load(json.loads(args.render.read_text()), args.factor)
+        print("\n".join(summary(report)))
+        _write(report, args.json, args.markdown)
+        return 0
     s = Settings.quick() if args.quick else Settings()
     for name, attr in (
         ("n_fixed", "n_fixed"),
@@ -75,13 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         report = run(s, only=args.rule)
     except ValueError as err:
         p.error(str(err))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(markdown(report))
+    _write(report, args.json, args.markdown)
     return 0
+
+
+def _write(report: Report, json_path: Path | None, markdown_path: Path | None) -> None:
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    if markdown_path:
+        markdown_path.parent.mkdir(parents=True, exist_ok=True)
+        markdown_path.write_text(markdown(report))
 
 
 if __name__ == "__main__":

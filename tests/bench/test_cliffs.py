@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from hypothesis import given
@@ -177,6 +179,11 @@ def test_a_cliff_the_one_pass_floor_shares_is_told_apart() -> None:
     report = Report({}, {"factor": 2.0, "n_fixed": 64, "d_fixed": 10_000}, [], {}, cells)
     text = "\n".join(summary(report))
     assert text.index("Median") < text.index("floor x.sum(0) shares") < text.index("Average")
+    # the JSON round trip re-annotates: a stricter factor leaves only Median's cliff
+    data = json.loads(json.dumps(report.to_json()))
+    again = cliffs.load(data, factor=5.0)
+    assert [(c.rule, c.n, c.d) for c in again.cliffs()] == [("Median", 64, 10**6)]
+    assert [(c.rule, c.d) for c in cliffs.load(data).cliffs()] == [("Average", 10**6), ("Median", 10**6)]
 
 
 def test_confirm_removes_a_noisy_cliff_and_keeps_a_real_one(monkeypatch: pytest.MonkeyPatch) -> None:

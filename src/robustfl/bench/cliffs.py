@@ -572,6 +572,24 @@ class Report:
         return out
 
 
+def load(data: dict[str, Any], factor: float | None = None) -> Report:
+    """A report from its JSON (``Report.to_json``), re-annotated with ``factor`` (default: its own),
+    so that a finished scan can be rendered again or judged with another factor without measuring."""
+    settings = dict(data["settings"])
+    if factor is not None:
+        settings["factor"] = factor
+    cells = [Cell(**c) for c in data["cells"]]
+    exponents = annotate(cells, settings["factor"])
+    return Report(
+        machine=data["machine"],
+        settings=settings,
+        thresholds=[(k, v) for k, v in data["thresholds"]],
+        exponents=exponents,
+        cells=cells,
+        memory=[Memory(**m) for m in data["memory"]],
+    )
+
+
 def run(settings: Settings, only: list[str] | None = None, echo: Callable[[str], None] = print) -> Report:
     """Measure both lines, annotate cliffs, probe memory; echo a summary."""
     threads_before = torch.get_num_threads()
