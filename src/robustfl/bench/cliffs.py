@@ -295,6 +295,7 @@ def annotate(cells: list[Cell], factor: float) -> dict[str, dict[str, Any]]:
                 series, find_cliffs([c.normalised for c in series], factor), strict=True
             ):
                 c.rise, c.cliff = rise, cliff
+                c.floor_rise, c.memory_bound = None, False
                 if c.normalised is None:
                     continue
                 if previous is not None and c.floor_seconds and previous.floor_seconds:
