@@ -681,7 +681,8 @@ def markdown(report: Report) -> str:
         pts = sorted({(c.n, c.d) for c in mine})
         label = [f"d={p[1]:,}" if line == "d" else f"n={p[0]}" for p in pts]
         out += [
-            f"**{title}** (ns per input element; CLIFF: normalised cost up more than {report.settings['factor']}x)",
+            f"**{title}** (ns per input element; CLIFF: normalised cost up more than {report.settings['factor']}x"
+            " from the previous point; cliff (floor too): so was the one-pass floor x.sum(0))",
             "",
         ]
         out += ["| rule | e | " + " | ".join(label) + " |", "|---|---|" + "---|" * len(pts)]
