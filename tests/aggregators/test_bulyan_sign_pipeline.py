@@ -15,6 +15,7 @@ from robustfl.aggregators import (
 )
 from robustfl.aggregators._distances import pairwise_sq_distances
 from robustfl.aggregators.krum import krum_scores
+from robustfl.aggregators.sign import VOTE_BLOCK_NUMEL, votes
 
 
 def bulyan_by_hand(x: torch.Tensor, f: int, paper: bool) -> torch.Tensor:
@@ -132,3 +133,13 @@ def test_small_inputs_run_on_one_thread_and_restore_the_count() -> None:
         assert seen == [1, 2] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("d", [3, VOTE_BLOCK_NUMEL // 4 + 5], ids=["one-block", "blocked"])
+def test_sign_votes_count_signs_with_nan_voting_nothing(d: int) -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(7, d, generator=gen)
+    x[0, 0], x[1, 1], x[2, 2], x[3, 0] = float("nan"), float("inf"), -float("inf"), -0.0
+    expected = ((x > 0).sum(dim=0) - (x < 0).sum(dim=0)).to(x.dtype)
+    assert torch.equal(votes(x), expected)
+    assert torch.equal(SignMajority()(x), torch.sign(expected))
