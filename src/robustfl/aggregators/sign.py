@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from robustfl.aggregators._small import OneThreadWhenSmall
+from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS
 
 
@@ -43,6 +44,7 @@ def votes(x: Tensor) -> Tensor:
     if width >= d:
         return torch.sign(x).nan_to_num_(0.0).sum(0)
     out = torch.empty(d, dtype=x.dtype, device=x.device)
-    for c in range(0, d, width):
-        torch.sum(torch.sign(x[:, c : c + width]).nan_to_num_(0.0), 0, out=out[c : c + width])
+    with single_thread(x.device):  # in-cache blocks: a second thread only adds a barrier per op
+        for c in range(0, d, width):
+            torch.sum(torch.sign(x[:, c : c + width]).nan_to_num_(0.0), 0, out=out[c : c + width])
     return out
