@@ -140,7 +140,7 @@ def test_measure_skips_by_size_by_refusal_and_by_time_cap(monkeypatch: pytest.Mo
         return [(t, t)]
 
     monkeypatch.setattr(cliffs, "timed", fake_timed)
-    monkeypatch.setattr(cliffs, "rule_classes", lambda: [Average, Krum, MDA])
+    monkeypatch.setattr(cliffs, "rule_classes", lambda only=None: [Average, Krum, MDA])
     settings = Settings(
         n_fixed=4, ds=(100_000, 400_000, 450_000, 4_000_000), d_fixed=1000, ns=(4, 8, 16, 64), straddle=False
     )
@@ -205,7 +205,7 @@ def test_confirm_removes_a_noisy_cliff_and_keeps_a_real_one(monkeypatch: pytest.
         return [(t, t)]
 
     monkeypatch.setattr(cliffs, "timed", fake_timed)
-    monkeypatch.setattr(cliffs, "rule_classes", lambda: [Average, Median])
+    monkeypatch.setattr(cliffs, "rule_classes", lambda only=None: [Average, Median])
     settings = Settings(n_fixed=4, ds=(100,), d_fixed=100, ns=(8, 16, 32, 64), straddle=False)
     cells = cliffs.measure(settings, echo=lambda _: None)
     annotate(cells, 2.0)

@@ -171,14 +171,22 @@ class Row:
     note: str = ""
 
 
-def rule_classes() -> list[type[Aggregator]]:
-    """Every registered rule class once (aliases collapsed), sorted by class name."""
+def rule_classes(only: list[str] | None = None) -> list[type[Aggregator]]:
+    """Every registered rule class once (aliases collapsed), sorted by class name; with ``only``, the
+    ones those registry names denote (an unknown name raises the ``--rule`` error)."""
     seen: dict[str, type[Aggregator]] = {}
     for name in AGGREGATORS.names():
         factory = AGGREGATORS[name]
         if isinstance(factory, type) and issubclass(factory, Aggregator):
             seen.setdefault(factory.__name__, factory)
-    return [seen[k] for k in sorted(seen)]
+    classes = [seen[k] for k in sorted(seen)]
+    if not only:
+        return classes
+    try:
+        wanted = {AGGREGATORS[name] for name in only}
+    except ValueError as err:
+        raise ValueError(f"--rule: {err}") from None
+    return [c for c in classes if c in wanted]
 
 
 def build(
@@ -304,13 +312,7 @@ def row_labels(cls: type[Aggregator]) -> list[str]:
 def _measure_all(
     settings: Settings, peers: list[Peer], only: list[str] | None, echo: Callable[[str], None]
 ) -> tuple[list[Row], list[dict[str, Any]]]:
-    classes = rule_classes()
-    if only:
-        try:
-            wanted = {AGGREGATORS[name] for name in only}
-        except ValueError as err:
-            raise ValueError(f"--rule: {err}") from None
-        classes = [c for c in classes if c in wanted]
+    classes = rule_classes(only)
     rows: list[Row] = []
     block: list[dict[str, Any]] = []
     with_block = {"bgmd", "geometric-median"} <= set(AGGREGATORS.names()) and (

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from robustfl.aggregators import AGGREGATORS, Aggregator
+from robustfl.aggregators import Aggregator
 from robustfl.aggregators.fltrust import ReferenceRule
 from robustfl.bench.aggregators import Settings as TimingSettings
 from robustfl.bench.aggregators import build, rule_classes, timed
@@ -333,7 +333,7 @@ def measure(
     settings: Settings, only: list[str] | None = None, echo: Callable[[str], None] = print
 ) -> list[Cell]:
     """Time every rule (or those in ``only``) at every point of both lines."""
-    classes = _select(only)
+    classes = rule_classes(only)
     points = line_points(settings, code_thresholds())
     timing = _timing(settings)
     cells: list[Cell] = []
@@ -366,17 +366,6 @@ def measure(
                 echo(f"{line:<5}{cell.rule:<24}{n:>6}{d:>10}  {shown or why[:80]}")
             del x
     return cells
-
-
-def _select(only: list[str] | None) -> list[type[Aggregator]]:
-    classes = rule_classes()
-    if only:
-        try:
-            wanted = {AGGREGATORS[name] for name in only}
-        except ValueError as err:
-            raise ValueError(f"--rule: {err}") from None
-        classes = [c for c in classes if c in wanted]
-    return classes
 
 
 def suspects(cells: Sequence[Cell]) -> list[Cell]:
