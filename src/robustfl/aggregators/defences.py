@@ -29,10 +29,12 @@ def clip_rows(x: Tensor, threshold: float) -> Tensor:
     A row with a NaN or infinite entry has no defined norm; it is replaced by zeros (the update is
     dropped, the client's model counts as unchanged).
     """
-    ok = torch.isfinite(x).all(dim=1, keepdim=True)
-    x = torch.where(ok, x, torch.zeros((), dtype=x.dtype, device=x.device))
     norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    return x / torch.clamp(norms / threshold, min=1.0)
+    out = x / torch.clamp(norms / threshold, min=1.0)  # one [n, d] output, no other temporary
+    bad = ~torch.isfinite(norms).squeeze(1)  # NaN/Inf entries, or a norm that overflows: x / inf
+    if bool(bad.any()):
+        out[bad] = 0.0
+    return out
 
 
 @AGGREGATORS.register("ndc", "norm-difference-clipping")

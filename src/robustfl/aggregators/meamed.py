@@ -38,9 +38,13 @@ class Meamed(OneThreadWhenSmall):
             return x.mean(dim=0)
         s = order_statistics(x, 0, n)  # [n, d], each column sorted
         med = 0.5 * (s[(n - 1) // 2] + s[n // 2])
-        cost = torch.maximum(med - s[: f + 1], s[k - 1 :] - med)
-        cost = torch.nan_to_num(cost, nan=float("inf"), posinf=float("inf"))
-        start = cost.argmin(dim=0)
+        with torch.no_grad():  # the window is chosen, not differentiated
+            cost = torch.maximum(med - s[: f + 1], s[k - 1 :] - med)
+            cost = torch.nan_to_num_(cost, nan=float("inf"), posinf=float("inf"))
+            start = cost.argmin(dim=0)
+            del cost
         rows = torch.arange(n, device=x.device).unsqueeze(1)
-        window = (rows >= start) & (rows < start + k)
-        return torch.where(window, s, torch.zeros((), dtype=x.dtype, device=x.device)).sum(dim=0) / k
+        outside = (rows < start) | (rows >= start + k)
+        # zero the sorted copy outside the window in place (it is ours): no second [n, d] tensor
+        kept = torch.where(outside, 0.0, s) if s.requires_grad else s.masked_fill_(outside, 0.0)
+        return kept.sum(dim=0) / k
