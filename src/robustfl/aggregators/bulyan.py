@@ -136,9 +136,11 @@ def closest_to_median_mean(sorted_vals: Tensor, beta: int) -> Tensor:
     theta = sorted_vals.shape[0]
     med = mean_of_rows(sorted_vals[(theta - 1) // 2 : theta // 2 + 1])
     windows = theta - beta + 1
-    below = med - sorted_vals[:windows]
-    above = sorted_vals[beta - 1 :] - med
-    start = torch.maximum(below, above).argmin(dim=0, keepdim=True)
+    with torch.no_grad():  # the window is chosen, not differentiated
+        gap = med - sorted_vals[:windows]  # below the median; then the larger of it and the gap above
+        torch.maximum(gap, sorted_vals[beta - 1 :] - med, out=gap)
+        start = gap.argmin(dim=0, keepdim=True)
+        del gap
     idx = start + torch.arange(beta, device=sorted_vals.device).unsqueeze(1)
     return sorted_vals.gather(0, idx).mean(dim=0)
 
@@ -170,5 +172,6 @@ class Bulyan(OneThreadWhenSmall):
         n = x.shape[0]
         theta = n - 2 * self.f
         chosen = iterated_krum(pairwise_sq_distances(x), self.f, theta, self.neighbours)
-        selected = x.index_select(0, chosen.to(x.device))
-        return closest_to_median_mean(order_statistics(selected, 0, theta), theta - 2 * self.f)
+        # the selected rows are freed once sorted (no name holds them): one [theta, d] copy at a time
+        sorted_vals = order_statistics(x.index_select(0, chosen.to(x.device)), 0, theta)
+        return closest_to_median_mean(sorted_vals, theta - 2 * self.f)
