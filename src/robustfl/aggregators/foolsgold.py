@@ -120,7 +120,11 @@ class FoolsGold(Aggregator):
         ids = self._rows_of(x)
         assert self._history is not None
         self._history.index_add_(0, ids, clean.to(self._history))
-        alpha = torch.where(ok, foolsgold_weights(self._history[ids], self.kappa), 0.0)
+        every = ids.numel() == self._history.shape[0] and bool(
+            (ids == torch.arange(ids.numel(), device=ids.device)).all()
+        )
+        rows = self._history if every else self._history[ids]  # no [n, d] gather when all clients, in order
+        alpha = torch.where(ok, foolsgold_weights(rows, self.kappa), 0.0)
         total = float(alpha.sum())
         if total == 0:
             return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
