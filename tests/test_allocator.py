@@ -20,8 +20,9 @@ def test_the_opt_out_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_threshold_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="threshold"):
-        keep_large_blocks(0)
+    for bad in (0, 1 << 31):
+        with pytest.raises(ValueError, match="threshold"):
+            keep_large_blocks(bad)
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")

@@ -24,7 +24,8 @@ import os
 import platform
 
 THRESHOLD_BYTES = 1 << 30
-"""Blocks up to 1 GiB are served from the heap and reused; larger ones are still mapped per call."""
+"""Blocks up to 1 GiB are served from the heap and reused; larger ones are still mapped per call
+(``mallopt`` takes a C ``int``, so no bound can reach 2 GiB)."""
 
 ENV = "ROBUSTFL_MALLOC"
 M_TRIM_THRESHOLD = -1
@@ -37,8 +38,8 @@ def keep_large_blocks(threshold: int = THRESHOLD_BYTES) -> bool:
     Returns ``False`` (changing nothing) off glibc, when ``ROBUSTFL_MALLOC=system``, or when the C
     library refuses the value.
     """
-    if threshold < 1:
-        raise ValueError(f"threshold must be a positive number of bytes, got {threshold}")
+    if not 1 <= threshold < 1 << 31:
+        raise ValueError(f"threshold must be a number of bytes from 1 to 2^31 - 1 (a C int), got {threshold}")
     if os.environ.get(ENV, "").strip().lower() == "system" or platform.libc_ver()[0] != "glibc":
         return False
     try:
