@@ -72,7 +72,7 @@ def row_sq_norms(x: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x, dim=1).square()
 
 
-def _median_index(norms: NDArray[np.floating]) -> int:
+def median_index(norms: NDArray[np.floating]) -> int:
     """Index of the lower median of ``norms``, NaN counted as +inf, ties to the lower index."""
     key = np.where(np.isnan(norms), np.inf, norms)
     return int(np.argsort(key, kind="stable")[(norms.shape[0] - 1) // 2])
@@ -88,7 +88,7 @@ def centre_row(x: Tensor) -> int:
     nothing, model weights lose ``W`` entirely.
     """
     norms = torch.linalg.vector_norm(x.detach(), dim=1, dtype=torch.float32 if x.itemsize < 4 else None)
-    return _median_index(norms.cpu().numpy())
+    return median_index(norms.cpu().numpy())
 
 
 def _shared_part_is_large(head: Tensor) -> bool:

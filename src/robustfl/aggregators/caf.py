@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import centre_row, pairwise_sq_distances_and_usable
+from robustfl.aggregators._distances import centre_row, median_index, pairwise_sq_distances_and_usable
 from robustfl.aggregators._small import OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, check_int, require_n
@@ -299,7 +299,7 @@ def power_weights_on_rows(x: Tensor, stop: int, steps: int) -> np.ndarray | None
         xs = x.numpy()
         with np.errstate(over="ignore", invalid="ignore"):
             sq = np.einsum("ij,ij->i", xs, xs)  # NaN sorts last, as in centre_row
-            y = xs - xs[int(np.argsort(sq, kind="stable")[(n - 1) // 2])]
+            y = xs - xs[median_index(sq)]
             if not (np.einsum("ij,ij->i", y, y) < limit * limit).all():
                 return None
         times, times_v = _numpy_products(y)

@@ -186,7 +186,7 @@ class CenteredClipping(OneThreadWhenSmall):
         the same calls, none of the checks (the caller made them). ``None`` as ``_direct``."""
         u = x - v
         dist = torch.linalg.vector_norm(u, dim=1)
-        if not clip_factors_(dist.numpy(), self.tau if self.tau < 3.0e38 else tau_in(self.tau, x.dtype)):
+        if not clip_factors_(dist.numpy(), tau_in(self.tau, x.dtype)):
             return None
         return torch.addmv(v, u.T, dist, alpha=1.0 / n)
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustfl.aggregators._distances import centre_row, distances_to_point, row_sq_norms
+from robustfl.aggregators._distances import centre_row, distances_to_point, median_index, row_sq_norms
 from robustfl.aggregators._small import SERIAL_NUMEL, OneThreadWhenSmall
 from robustfl.aggregators._threads import single_thread
 from robustfl.aggregators.base import AGGREGATORS, check_int, check_positive
@@ -125,7 +125,6 @@ def _weiszfeld_direct(
     ``||y_i - u||`` from the differences (exact, where the general path uses ``|y_i|^2 - 2 <y_i, u> +
     |u|^2``, so results agree to rounding), the first step's from norms already at hand, and the
     ``[n]`` weights, spread and centre choice are computed by NumPy."""
-    n = x.shape[0]
     limit = math.sqrt(torch.finfo(x.dtype).max) / 2  # ||y_i|| <= 2 max_j ||x_j|| keeps |y_i|^2 finite
     u: Tensor | None
     if init == "median":
@@ -139,7 +138,7 @@ def _weiszfeld_direct(
         norms = dist.numpy()
         if not norms.max() < limit:  # also false for NaN
             return None
-        centre = x[int(np.argsort(norms, kind="stable")[(n - 1) // 2])]  # = x[centre_row(x)]
+        centre = x[median_index(norms)]  # = x[centre_row(x)]
         y = x - centre
         u = -centre
     w = dist
